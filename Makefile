@@ -1,0 +1,26 @@
+# The commands README shows. `make test` is what CI (.ci/run) runs.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PIP_FLAGS ?= -q --disable-pip-version-check
+
+.PHONY: install demo test clean-venv
+
+install: $(VENV)/.installed
+
+# Rebuilt when pyproject.toml changes; pyproject is the one list of dependencies.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
+	$(PY) -m pip install $(PIP_FLAGS) -e '.[tested-torch,dev]'
+	touch $@
+
+demo: install
+	$(BIN)/digitsearch tune --space cnn
+	$(BIN)/digitsearch best --retrain
+
+test: install
+	$(BIN)/pytest -q
+
+clean-venv:
+	rm -rf $(VENV)

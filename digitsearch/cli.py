@@ -1,0 +1,177 @@
+"""The `digitsearch` command: thin commands, each calls one library function and prints a summary.
+
+Bad input ends in one line on stderr and exit code 2 (UserError); nothing is overwritten.
+Heavy imports (Ray, torch) happen inside the commands that need them, so listing
+spaces or datasets is instant.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from digitsearch.errors import UserError
+from digitsearch.search import SearchRequest
+
+DEFAULT = SearchRequest()  # the one place tune's defaults are written
+
+app = typer.Typer(
+    help="Hyperparameter and architecture search for MNIST-like image classifiers (Ray Tune + Optuna + ASHA).",
+    add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+)
+
+Results = Annotated[Path, typer.Option(help="Folder holding the experiments.")]
+Name = Annotated[Optional[str], typer.Option(help="Experiment name (default: the latest in --results).")]
+
+
+def friendly(command):
+    """Turn a UserError into one line and exit code 2."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UserError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
+
+    return run
+
+
+@app.command()
+@friendly
+def tune(
+    space: Annotated[str, typer.Option(help="Built-in space name (see `digitsearch spaces`) or a YAML file.")] = DEFAULT.space,
+    dataset: Annotated[str, typer.Option(help="Registered name (see `digitsearch datasets`), a folder of IDX files, or a Kaggle train.csv.")] = DEFAULT.dataset,
+    test: Annotated[Optional[str], typer.Option(help="Kaggle test.csv (pixels only) whose predictions `best --retrain` exports.")] = DEFAULT.test,
+    data_dir: Annotated[Optional[str], typer.Option(help="Where to look for IDX files of registered datasets (also $DIGITSEARCH_DATA).")] = DEFAULT.data_dir,
+    val_fraction: Annotated[float, typer.Option(help="Stratified share of the training data held out for validation.")] = DEFAULT.val_fraction,
+    trials: Annotated[int, typer.Option(help="Number of configurations to try.")] = DEFAULT.trials,
+    max_epochs: Annotated[int, typer.Option(help="Epochs a trial may train at most.")] = DEFAULT.max_epochs,
+    grace_epochs: Annotated[int, typer.Option(help="ASHA: epochs every trial gets before it can be stopped.")] = DEFAULT.grace_epochs,
+    scheduler: Annotated[str, typer.Option(help="asha (early stopping) or fifo (every trial runs all epochs).")] = DEFAULT.scheduler,
+    search: Annotated[str, typer.Option(help="optuna (TPE) or random.")] = DEFAULT.search,
+    cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial (also its torch threads).")] = DEFAULT.cpus_per_trial,
+    gpus_per_trial: Annotated[float, typer.Option(help="GPUs per trial; fractions pack several trials on one GPU.")] = DEFAULT.gpus_per_trial,
+    max_concurrent: Annotated[Optional[int], typer.Option(help="Trials at once (default: as many as the CPUs/GPUs hold).")] = DEFAULT.max_concurrent,
+    max_params: Annotated[int, typer.Option(help="Configs with more trainable parameters are recorded as infeasible, not trained.")] = DEFAULT.max_params,
+    seed: Annotated[int, typer.Option(help="Seeds the data splits, the searcher and the models.")] = DEFAULT.seed,
+    name: Annotated[Optional[str], typer.Option(help="Experiment name (default: space-dataset-timestamp); an existing one is refused.")] = DEFAULT.name,
+    results: Results = Path("results"),
+    verbose: Annotated[bool, typer.Option(help="Show Ray's own logs and status tables.")] = False,
+):
+    """Search a space with Optuna (TPE) and ASHA; writes results/<name>/ with leaderboard.csv and best.json."""
+    from digitsearch.search import run_search
+
+    request = SearchRequest(
+        space=space, dataset=dataset, test=test, data_dir=data_dir, val_fraction=val_fraction, trials=trials,
+        max_epochs=max_epochs, grace_epochs=grace_epochs, scheduler=scheduler, search=search,
+        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
+        max_params=max_params, seed=seed, name=name, results=results, verbose=verbose,
+    )
+    run_search(request, echo=lambda line: typer.echo(line))
+
+
+@app.command()
+@friendly
+def best(
+    name: Name = None,
+    results: Results = Path("results"),
+    retrain: Annotated[bool, typer.Option(help="Retrain the best config on train+val, test it, export model and predictions.")] = False,
+    epochs: Annotated[Optional[int], typer.Option(help="Retrain epochs (default: the best trial's best epoch).")] = None,
+):
+    """Print the best config of an experiment; with --retrain, train it on all training data and export."""
+    from digitsearch import experiments
+
+    folder = experiments.resolve(results, name)
+    found = experiments.read_best(folder)
+    typer.echo(f"experiment {folder.name}: best trial {found['trial_id']}, val_acc {found['val_acc']:.4f} "
+               f"at epoch {found['best_epoch']} of {found['epochs']}, {found['n_params']:,} parameters")
+    for key, value in found["config"].items():
+        typer.echo(f"  {key} = {value}")
+    if retrain:
+        _retrain(folder, epochs)
+
+
+def _retrain(folder: Path, epochs: int | None) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from digitsearch import retrain
+
+    with Progress(TextColumn("retrain"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                  TimeRemainingColumn(), transient=False) as bar:
+        task = bar.add_task("retrain", total=None, info="loading data")
+
+        def on_epoch(epoch: int, metrics: dict) -> None:
+            bar.update(task, completed=epoch,
+                       info=f"loss {metrics['train_loss']:.4f} acc {metrics['train_acc']:.4f} {metrics['images_per_second']:.0f} img/s")
+
+        def start(total: int) -> None:
+            bar.update(task, total=total, info="training")
+
+        metrics = retrain.run(folder, epochs, progress=on_epoch, on_start=start)
+    out = folder / "final"
+    if "test_accuracy" in metrics:
+        typer.echo(f"test accuracy {metrics['test_accuracy']:.4f} on {metrics['test_images']} held-out images")
+    typer.echo(f"wrote {out}/: " + ", ".join(sorted(p.name for p in out.iterdir())))
+
+
+@app.command()
+@friendly
+def predict(
+    model: Annotated[Path, typer.Option(help="A model.pt written by `best --retrain`.")],
+    input: Annotated[str, typer.Option(help="A Kaggle-style CSV (label column optional) or a folder of IDX files.")],
+    output: Annotated[Path, typer.Option(help="Where to write ImageId,Label.")] = Path("submission.csv"),
+):
+    """Predict labels for a CSV or IDX folder with an exported model; writes Kaggle's ImageId,Label."""
+    from digitsearch import predicting
+
+    summary = predicting.run(model, input, output)
+    typer.echo(summary)
+
+
+@app.command()
+@friendly
+def spaces(show: Annotated[Optional[str], typer.Option(help="Print one space's parameters.")] = None):
+    """List the built-in search spaces (or show one)."""
+    from digitsearch import spaces as space_lib
+
+    if show:
+        loaded = space_lib.load(show)
+        typer.echo(f"{loaded.name} ({loaded.path}): family {loaded.family}; {loaded.description}")
+        for line in loaded.describe():
+            typer.echo(f"  {line}")
+        return
+    for space_name, description in space_lib.list_spaces().items():
+        typer.echo(f"{space_name:12s} {description}")
+
+
+@app.command()
+@friendly
+def datasets():
+    """List the registered datasets (a folder of IDX files or a Kaggle CSV also works)."""
+    from digitsearch import data
+
+    for dataset_name, description in data.list_datasets().items():
+        typer.echo(f"{dataset_name:14s} {description}")
+
+
+@app.command()
+@friendly
+def models():
+    """List the registered model families."""
+    from digitsearch import models as model_lib
+
+    for family in model_lib.list_models():
+        typer.echo(f"{family:10s} {model_lib.describe(family)}")
+
+
+def main() -> None:
+    app(prog_name="digitsearch")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

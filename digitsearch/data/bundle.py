@@ -1,0 +1,143 @@
+"""The containers every loader returns, and the seeded stratified splits between them.
+
+Images are always uint8 (N, H, W) with ink high (white digit on black, like MNIST), so
+models, augmentation and normalisation never need to know which loader produced them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import math
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from digitsearch.errors import UserError
+
+# Share of the labelled data held out as the test split when a source has no test set.
+TEST_FRACTION = 0.2
+
+
+@dataclass
+class Split:
+    images: np.ndarray  # uint8 (N, H, W), ink high
+    labels: np.ndarray | None  # int64 (N,), or None for an unlabelled set (Kaggle test.csv)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def subset(self, index: np.ndarray) -> "Split":
+        labels = None if self.labels is None else self.labels[index]
+        return Split(self.images[index], labels)
+
+
+@dataclass
+class Bundle:
+    name: str
+    train: Split
+    val: Split
+    test: Split | None
+    class_names: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train.images.shape[1])
+
+    def normalisation(self) -> tuple[float, float]:
+        """(mean, std) of the training pixels scaled to [0, 1].
+
+        Computed from a 256-bin histogram: exact, and it avoids a float copy of the
+        whole training set (60,000 x 784 floats would be ~380 MB as float64).
+        """
+        counts = np.bincount(self.train.images.ravel(), minlength=256).astype(np.float64)
+        values = np.arange(256, dtype=np.float64) / 255.0
+        total = counts.sum()
+        if total == 0:
+            return 0.0, 1.0
+        mean = float((counts * values).sum() / total)
+        var = float((counts * (values - mean) ** 2).sum() / total)
+        # A blank training set would give std 0 and a division by zero downstream.
+        return mean, math.sqrt(var) if var > 0 else 1.0
+
+    def train_and_val(self) -> Split:
+        """Training plus validation data, for the final retrain on everything labelled."""
+        images = np.concatenate([self.train.images, self.val.images])
+        labels = np.concatenate([self.train.labels, self.val.labels])
+        return Split(images, labels)
+
+
+def class_names_for(labels: list[np.ndarray | None], fashion: bool = False,
+                    kmnist: bool = False) -> list[str]:
+    """Names for classes 0..max label; known sets get their real names."""
+    if fashion:
+        return list(FASHION_CLASSES)
+    if kmnist:
+        return list(KMNIST_CLASSES)
+    top = max((int(y.max()) for y in labels if y is not None and len(y)), default=9)
+    return [str(i) for i in range(top + 1)]
+
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+KMNIST_CLASSES = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
+
+
+def check_fraction(val_fraction: float) -> float:
+    """val_fraction must leave something on both sides of the split."""
+    try:
+        value = float(val_fraction)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(val_fraction, bool) or not 0.0 < value < 1.0:
+        raise UserError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction!r}; "
+                        "use e.g. 0.1 to hold out 10% of the training data for validation")
+    return value
+
+
+def split_off(data: Split, fraction: float, seed: int, source: str,
+              what: str) -> tuple[Split, Split, bool]:
+    """Split `data` into (rest, carved) with `fraction` in carved, stratified when possible.
+
+    Returns a flag saying whether stratification held; it fails when a class has a
+    single image, and a plain seeded split is better than refusing the dataset.
+    """
+    index = np.arange(len(data))
+    try:
+        rest, carved = train_test_split(index, test_size=fraction, random_state=seed,
+                                        stratify=data.labels)
+        stratified = True
+    except ValueError:
+        try:
+            rest, carved = train_test_split(index, test_size=fraction, random_state=seed)
+        except ValueError:
+            raise UserError(f"{source}: only {len(data)} labelled images, too few to carve a "
+                            f"{what} split; provide more images") from None
+        stratified = False
+    # Sorted indices keep the original file order inside each split (easier to debug).
+    return data.subset(np.sort(rest)), data.subset(np.sort(carved)), stratified
+
+
+def carve_test(data: Split, seed: int, source: str, reason: str,
+               notes: list[str]) -> tuple[Split, Split]:
+    """Hold out TEST_FRACTION of `data` as a labelled test split and record why."""
+    rest, test, stratified = split_off(data, TEST_FRACTION, seed, source, "test")
+    kind = "stratified" if stratified else "random (a class is too rare to stratify)"
+    notes.append(f"{reason}: carved a {kind} {TEST_FRACTION * 100:g}% test split (seed {seed}), "
+                 f"{len(test)} of {len(data)} images")
+    return rest, test
+
+
+def make_bundle(name: str, train_all: Split, test: Split | None, class_names: list[str],
+                notes: list[str], val_fraction: float, seed: int) -> Bundle:
+    """Carve validation out of the training data and assemble the Bundle."""
+    train, val, stratified = split_off(train_all, val_fraction, seed, name, "validation")
+    kind = "stratified" if stratified else "random (a class is too rare to stratify)"
+    notes.append(f"validation: {kind} {val_fraction * 100:g}% of the training data (seed {seed}), "
+                 f"{len(train)} train / {len(val)} val")
+    return Bundle(name=name, train=train, val=val, test=test,
+                  class_names=class_names, notes=notes)

@@ -1,0 +1,155 @@
+"""Plain PyTorch training: tensors in memory, batches by index, no Ray anywhere.
+
+The Ray trainable and `best --retrain` both drive these functions, and tests run them
+directly. Data become float tensors once; an epoch slices a permutation; augmentation
+is one batched affine warp on the tensors' device; evaluation runs under
+inference_mode at a large batch; the host syncs once per epoch, not once per step.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from digitsearch.config import TrainSettings
+
+EVAL_BATCH = 1024
+# (max rotation in degrees, max relative scale change, max translation as a fraction of the image, max shear)
+AUGMENT_STRENGTH = {"light": (10.0, 0.10, 0.10, 0.0), "strong": (20.0, 0.20, 0.15, 0.20)}
+
+
+@dataclass
+class Tensors:
+    """One split as normalised float tensors (N, 1, H, W) and int64 labels."""
+
+    x: Tensor
+    y: Tensor | None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+def to_tensors(images: np.ndarray, labels, mean: float, std: float, device="cpu") -> Tensors:
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(device=device, dtype=torch.float32)
+    x = ((x / 255.0 - mean) / std).unsqueeze(1)
+    y = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device)
+    return Tensors(x, y)
+
+
+def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if s.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, nesterov=True)
+    if s.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=s.lr, weight_decay=s.weight_decay)
+    if s.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+    return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
+
+
+def make_scheduler(optimizer, s: TrainSettings):
+    """Per-epoch exponential decay: lr *= lr_decay every decay_every epochs."""
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=s.decay_every, gamma=s.lr_decay)
+
+
+def augment_batch(x: Tensor, strength: str, generator: torch.Generator) -> Tensor:
+    """A different random affine warp per image, all in one grid_sample call."""
+    rot, scale, shift, shear = AUGMENT_STRENGTH[strength]
+    n = x.shape[0]
+
+    def uniform(limit: float) -> Tensor:
+        return (torch.rand(n, generator=generator) * 2 - 1) * limit
+
+    angle = uniform(math.radians(rot))
+    zoom = 1 + uniform(scale)
+    sh = uniform(shear)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack(
+        [torch.stack([cos, -sin + sh, uniform(2 * shift)], 1), torch.stack([sin, cos, uniform(2 * shift)], 1)], 1
+    ).to(x.device, x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # border padding: edge pixels are background, whatever the normalisation made of 0
+    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+
+
+def train_epoch(model, optimizer, data: Tensors, s: TrainSettings, generator, class_weight=None) -> dict:
+    """One pass over `data`; returns train_loss, train_acc, epoch_seconds, images_per_second."""
+    start = time.perf_counter()
+    model.train()
+    loss_fn = nn.CrossEntropyLoss(weight=class_weight, label_smoothing=s.label_smoothing)
+    order = torch.randperm(len(data), generator=generator).to(data.x.device)
+    total_loss = torch.zeros((), device=data.x.device)
+    correct = torch.zeros((), device=data.x.device, dtype=torch.long)
+    seen = 0
+    for first in range(0, len(data), s.batch_size):
+        idx = order[first : first + s.batch_size]
+        if len(idx) < 2 and seen:  # a batch of one breaks batchnorm; drop it
+            break
+        xb, yb = data.x[idx], data.y[idx]
+        if s.augment != "none":
+            xb = augment_batch(xb, s.augment, generator)
+        logits = model(xb)
+        loss = loss_fn(logits, yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.detach() * len(idx)
+        correct += (logits.detach().argmax(1) == yb).sum()
+        seen += len(idx)
+    seconds = time.perf_counter() - start
+    return {
+        "train_loss": total_loss.item() / seen,  # the one host sync of the epoch
+        "train_acc": correct.item() / seen,
+        "epoch_seconds": seconds,
+        "images_per_second": seen / seconds,
+    }
+
+
+def predict_logits(model: nn.Module, x: Tensor, batch_size: int = EVAL_BATCH) -> Tensor:
+    model.eval()
+    with torch.inference_mode():
+        return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def predict(model: nn.Module, x: Tensor) -> np.ndarray:
+    """Predicted class per image: what exports and metrics are built on."""
+    return predict_logits(model, x).argmax(1).cpu().numpy()
+
+
+def evaluate(model: nn.Module, data: Tensors) -> dict:
+    logits = predict_logits(model, data.x)
+    loss = F.cross_entropy(logits, data.y).item()
+    acc = (logits.argmax(1) == data.y).float().mean().item()
+    return {"val_loss": loss, "val_acc": acc}
+
+
+def is_finite(metrics: dict) -> bool:
+    return all(math.isfinite(v) for v in metrics.values() if isinstance(v, float))
+
+
+def fit(
+    model: nn.Module,
+    train: Tensors,
+    s: TrainSettings,
+    epochs: int,
+    seed: int = 0,
+    on_epoch: Callable[[int, dict], None] | None = None,
+) -> list[dict]:
+    """Train for `epochs` epochs; `on_epoch(epoch, metrics)` after each (progress, logging)."""
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = make_optimizer(model, s)
+    scheduler = make_scheduler(optimizer, s)
+    history = []
+    for epoch in range(1, epochs + 1):
+        metrics = train_epoch(model, optimizer, train, s, generator)
+        scheduler.step()
+        history.append(metrics)
+        if on_epoch:
+            on_epoch(epoch, metrics)
+    return history

@@ -1,0 +1,95 @@
+"""Turn Ray Tune's results into the leaderboard (one row per trial) and best.json."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from digitsearch.config import gather_indexed
+
+SUMMARY_COLUMNS = ["trial_id", "status", "val_acc", "best_epoch", "epochs", "n_params", "seconds", "note", "checkpoint"]
+
+
+def _status(result, epochs: int, max_epochs: int, note: str) -> str:
+    if result.error is not None:
+        return "error"
+    if note:
+        return note.split(":")[0]  # infeasible / diverged
+    return "completed" if epochs >= max_epochs else "stopped early"
+
+
+def trial_row(result, max_epochs: int) -> dict:
+    """One trial's row: its config, best val_acc and the epoch it came at, how it ended."""
+    history = result.metrics_dataframe
+    last = result.metrics or {}
+    note = str(last.get("note") or "")
+    row = {"trial_id": trial_row_id(result), "val_acc": math.nan,
+           "best_epoch": 0, "epochs": 0, "n_params": last.get("params", 0), "seconds": last.get("time_total_s", 0.0)}
+    if history is not None and "val_acc" in history and len(history):
+        best = history["val_acc"].idxmax()
+        row.update(val_acc=float(history["val_acc"].max()), best_epoch=int(history.loc[best].get("epoch", 0)),
+                   epochs=int(history.get("epoch", pd.Series([0])).max()))
+    if result.error is not None:
+        note = str(result.error).strip().splitlines()[-1][:200]
+    row["status"] = _status(result, row["epochs"], max_epochs, last.get("note") or "")
+    row["note"] = note
+    row["checkpoint"] = result.checkpoint.path if result.checkpoint else ""
+    return {**row, **result.config}
+
+
+def build(result_grid, max_epochs: int) -> pd.DataFrame:
+    rows = [trial_row(result, max_epochs) for result in result_grid]
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    config_columns = [c for c in table.columns if c not in SUMMARY_COLUMNS]
+    table = table[SUMMARY_COLUMNS + config_columns]
+    return table.sort_values("val_acc", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def best_trial(table: pd.DataFrame, configs: dict[str, dict]) -> dict | None:
+    """The best usable trial (finished or stopped early, val_acc above zero), or None.
+
+    The config comes from Tune's own record (`configs` by trial id), not the table,
+    where a conditional parameter's ints turn into floats beside NaN.
+    """
+    usable = table[table["status"].isin(["completed", "stopped early"]) & (table["val_acc"] > 0)]
+    if usable.empty:
+        return None
+    row = usable.iloc[0]
+    summary = {c: _plain(row[c]) for c in SUMMARY_COLUMNS}
+    return {**summary, "config": configs[row["trial_id"]]}
+
+
+def configs_by_trial(result_grid) -> dict[str, dict]:
+    return {trial_row_id(r): dict(r.config) for r in result_grid}
+
+
+def trial_row_id(result) -> str:
+    return (result.metrics or {}).get("trial_id") or result.path.rstrip("/").split("/")[-1]
+
+
+def _plain(value):
+    """numpy scalars -> Python, so best.json round-trips exactly."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def top_table(table: pd.DataFrame, configs: dict[str, dict], n: int = 5) -> str:
+    """Top n rows: the summary columns and each trial's config in one short column."""
+    shown = table.head(n)[["trial_id", "status", "val_acc", "best_epoch", "epochs", "n_params", "seconds"]].copy()
+    shown["config"] = [short_config(configs.get(t, {})) for t in shown["trial_id"]]
+    return shown.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=90)
+
+
+def short_config(config: dict, width: int = 90) -> str:
+    """{"cnn.filters_1": 32, "cnn.filters_2": 64, "lr": 0.00123} -> "filters=32/64 lr=0.00123"."""
+    flat = {key.split(".", 1)[-1]: value for key, value in config.items()}
+    parts = []
+    for key, value in gather_indexed(flat).items():
+        if isinstance(value, list):
+            value = "/".join(str(v) for v in value)
+        elif isinstance(value, float):
+            value = f"{value:.3g}"
+        parts.append(f"{key}={value}")
+    text = " ".join(parts)
+    return text if len(text) <= width else text[: width - 1] + "…"

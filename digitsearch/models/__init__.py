@@ -1,0 +1,13 @@
+"""Model families. Importing this package registers every family (one module each)."""
+from digitsearch.models._registry import (
+    InvalidArchitecture,
+    count_params,
+    create,
+    describe,
+    list_models,
+    register,
+)
+
+from digitsearch.models import cnn  # noqa: F401  (registers "cnn")
+
+__all__ = ["InvalidArchitecture", "count_params", "create", "describe", "list_models", "register"]

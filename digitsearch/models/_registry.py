@@ -1,0 +1,71 @@
+"""A registry of model families, after timm's: a family is a function of typed keyword
+arguments, registered by name on import, and `create(name, **kwargs)` is the one way in.
+
+Registration happens when `digitsearch.models` is imported, never inside the CLI process
+only, so Ray workers (which import the package afresh) see every family.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Callable
+
+from torch import nn
+
+from digitsearch.errors import UserError
+
+_FAMILIES: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str):
+    """Decorator: register `fn(**kwargs) -> nn.Module` as the family `name`."""
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _FAMILIES:
+            raise ValueError(f"model family {name!r} is registered twice")
+        _FAMILIES[name] = fn
+        return fn
+
+    return wrap
+
+
+def list_models() -> list[str]:
+    return sorted(_FAMILIES)
+
+
+def describe(name: str) -> str:
+    """First line of the family's docstring, for `digitsearch models`."""
+    doc = inspect.getdoc(family(name)) or ""
+    return doc.splitlines()[0] if doc else ""
+
+
+def family(name: str) -> Callable[..., nn.Module]:
+    if name not in _FAMILIES:
+        known = ", ".join(list_models())
+        raise UserError(f"unknown model family {name!r}; known families: {known}")
+    return _FAMILIES[name]
+
+
+def create(name: str, **kwargs) -> nn.Module:
+    """Build family `name`; an unknown keyword is a UserError, not a silent default."""
+    fn = family(name)
+    accepted = inspect.signature(fn).parameters
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise UserError(
+            f"model family {name!r} does not take {', '.join(unknown)}; "
+            f"it takes: {', '.join(accepted)}"
+        )
+    return fn(**kwargs)
+
+
+def count_params(model: nn.Module) -> int:
+    """Trainable parameters, the figure Keras' summary() prints."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class InvalidArchitecture(ValueError):
+    """Kwargs that describe no working net (e.g. pooling a 1-pixel map).
+
+    A search can propose such configs; the trainable reports them as infeasible
+    instead of crashing the trial.
+    """

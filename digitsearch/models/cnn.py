@@ -1,0 +1,97 @@
+"""The plain CNN family: the nets the users' reports built by hand in Keras.
+
+Conv blocks (conv -> [batchnorm] -> relu -> [pool] -> [dropout]) then a head
+(flatten or global average pool) with dense layers. With the right kwargs it is
+exactly the Keras "simple MNIST convnet" (34,826 parameters) and the reports'
+3-conv/dense-64 net (256,837 with 5 classes); tests pin both counts.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from torch import nn
+
+from digitsearch.models._registry import InvalidArchitecture, register
+
+POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+
+
+def _per_block(value, depth: int, what: str) -> list:
+    """Accept one value for every block or a list with one per block."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * depth
+    if len(values) != depth:
+        raise InvalidArchitecture(f"{what} has {len(values)} entries for {depth} conv blocks")
+    return values
+
+
+def _conv_block(ch_in, ch_out, kernel, same, batchnorm, pool, conv_dropout) -> list[nn.Module]:
+    layers: list[nn.Module] = [
+        nn.Conv2d(ch_in, ch_out, kernel, padding=kernel // 2 if same else 0, bias=not batchnorm)
+    ]
+    if batchnorm:
+        layers.append(nn.BatchNorm2d(ch_out))
+    layers.append(nn.ReLU(inplace=True))
+    if pool != "none":
+        layers.append(POOLS[pool](2))
+    if conv_dropout > 0:
+        layers.append(nn.Dropout(conv_dropout))
+    return layers
+
+
+def _next_size(size: int, kernel: int, same: bool, pool: str, block: int) -> int:
+    size = size if same else size - kernel + 1
+    if size < 1 or (pool != "none" and size < 2):
+        raise InvalidArchitecture(f"block {block}: the feature map shrinks to nothing")
+    return size // 2 if pool != "none" else size
+
+
+def _head(features: int, dense: Sequence[int], dropout: float, num_classes: int) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for width in [*dense, num_classes]:
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(features, width))
+        features = width
+        layers.append(nn.ReLU(inplace=True))
+    layers.pop()  # no activation after the output layer: the loss takes logits
+    return layers
+
+
+@register("cnn")
+def cnn(
+    depth: int,
+    filters: Sequence[int],
+    pool: str | Sequence[str] = "max",
+    kernel: int = 3,
+    padding: str = "same",
+    batchnorm: bool = False,
+    conv_dropout: float = 0.0,
+    head: str = "flatten",
+    dense_layers: int = 0,
+    dense: Sequence[int] = (),
+    dropout: float = 0.0,
+    in_channels: int = 1,
+    num_classes: int = 10,
+    image_size: int = 28,
+) -> nn.Sequential:
+    """Plain CNN: 1-5 conv blocks (filters, kernel, padding, batchnorm, pooling, dropout), flatten/GAP head, dense layers."""
+    filters = _per_block(filters, depth, "filters")
+    pools = _per_block(pool, depth, "pool")
+    if len(dense) != dense_layers:
+        raise InvalidArchitecture(f"dense has {len(dense)} widths for {dense_layers} dense layers")
+    if padding not in ("same", "valid") or head not in ("flatten", "gap"):
+        raise InvalidArchitecture(f"padding must be same|valid and head flatten|gap")
+    same = padding == "same"
+    layers: list[nn.Module] = []
+    size, ch = image_size, in_channels
+    for block, (width, pool_kind) in enumerate(zip(filters, pools), start=1):
+        layers += _conv_block(ch, width, kernel, same, batchnorm, pool_kind, conv_dropout)
+        size, ch = _next_size(size, kernel, same, pool_kind, block), width
+    if head == "gap":
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        features = ch
+    else:
+        layers.append(nn.Flatten())
+        features = ch * size * size
+    layers += _head(features, dense, dropout, num_classes)
+    return nn.Sequential(*layers)

@@ -1,0 +1,210 @@
+"""run_search(): Ray Tune's Tuner + Optuna's define-by-run search + ASHA, over one space.
+
+The dataset is loaded once here on the driver and put in the object store once
+(tune.with_parameters); trials fill every CPU slot (max_concurrent_trials, which in
+Ray 2.60 also lifts OptunaSearch's one-pending-trial limit, Ray issue 46965).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from digitsearch import data, experiments, leaderboard, spaces
+from digitsearch.errors import UserError
+
+SCHEDULERS = ("asha", "fifo")
+SEARCHERS = ("optuna", "random")
+
+
+@dataclass
+class SearchRequest:
+    space: str = "cnn"
+    dataset: str = "digits"
+    test: str | None = None
+    data_dir: str | None = None
+    val_fraction: float = 0.1
+    trials: int = 12
+    max_epochs: int = 8
+    grace_epochs: int = 2
+    scheduler: str = "asha"
+    search: str = "optuna"
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None
+    max_params: int = 3_000_000
+    seed: int = 0
+    name: str | None = None
+    results: Path = field(default_factory=lambda: Path("results"))
+    verbose: bool = False
+
+    def check(self) -> None:
+        """Refuse a bad request before anything is loaded or written."""
+        if self.trials < 1:
+            raise UserError(f"--trials must be at least 1 (got {self.trials})")
+        if self.max_epochs < 1:
+            raise UserError(f"--max-epochs must be at least 1 (got {self.max_epochs})")
+        if not 1 <= self.grace_epochs <= self.max_epochs:
+            raise UserError(f"--grace-epochs must be between 1 and --max-epochs ({self.max_epochs}), got {self.grace_epochs}")
+        if self.scheduler not in SCHEDULERS:
+            raise UserError(f"--scheduler must be one of {', '.join(SCHEDULERS)} (got {self.scheduler!r})")
+        if self.search not in SEARCHERS:
+            raise UserError(f"--search must be one of {', '.join(SEARCHERS)} (got {self.search!r})")
+        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
+            raise UserError("--cpus-per-trial must be above 0 and --gpus-per-trial at least 0")
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise UserError(f"--max-concurrent must be at least 1 (got {self.max_concurrent})")
+
+
+def concurrency(req: SearchRequest, cpus: float, gpus: float) -> int:
+    """As many trials at once as the resources hold, unless the user asked for fewer."""
+    slots = int(cpus // req.cpus_per_trial)
+    if req.gpus_per_trial > 0:
+        slots = min(slots, int(gpus // req.gpus_per_trial))
+    if slots < 1:
+        raise UserError(
+            f"one trial needs {req.cpus_per_trial} CPUs and {req.gpus_per_trial} GPUs "
+            f"but this machine has {cpus:g} CPUs and {gpus:g} GPUs; lower --cpus-per-trial/--gpus-per-trial"
+        )
+    return max(1, min(req.max_concurrent or slots, slots, req.trials))
+
+
+def _sampler(req: SearchRequest):
+    import optuna
+
+    if req.search == "random":
+        return optuna.samplers.RandomSampler(seed=req.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # group=True models each conditional branch on its own; constant_liar keeps
+        # parallel trials from proposing the same point while others are still running
+        return optuna.samplers.TPESampler(
+            seed=req.seed, multivariate=True, group=True, constant_liar=True,
+            n_startup_trials=max(4, min(10, req.trials // 3)),
+        )
+
+
+def _searcher(req: SearchRequest, space: spaces.SearchSpace, folder: Path, slots: int):
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'optuna.db'}")
+    return OptunaSearch(
+        space=space.define_by_run, metric="val_acc", mode="max",
+        sampler=_sampler(req), storage=storage, study_name=folder.name,
+    )
+
+
+def _scheduler(req: SearchRequest):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if req.scheduler == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr="training_iteration", metric="val_acc", mode="max", max_t=req.max_epochs,
+                         grace_period=req.grace_epochs, reduction_factor=3)
+
+
+def _start_ray(verbose: bool):
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=verbose,
+                 logging_level=logging.INFO if verbose else logging.ERROR,
+                 configure_logging=True)
+    return ray
+
+
+def _describe_run(req, space, bundle, folder) -> dict:
+    def absolute(path):
+        return str(Path(path).resolve()) if path and Path(path).exists() else path
+
+    return {
+        **asdict(req), "results": str(req.results), "name": folder.name, "created": time.time(),
+        "family": space.family, "space_path": str(space.path),
+        "dataset": absolute(req.dataset), "test": absolute(req.test), "data_dir": absolute(req.data_dir),
+        "dataset_name": bundle.name, "dataset_notes": bundle.notes, "class_names": bundle.class_names,
+        "sizes": {"train": len(bundle.train), "val": len(bundle.val), "test": len(bundle.test) if bundle.test else 0},
+        "status": "running",
+    }
+
+
+def run_search(req: SearchRequest, echo: Callable[[str], None] = print) -> Path:
+    """Search, then write leaderboard.csv and best.json; returns the experiment folder."""
+    req.check()
+    space = spaces.load(req.space)
+    bundle = data.load(req.dataset, test=req.test, data_dir=req.data_dir, val_fraction=req.val_fraction, seed=req.seed)
+    folder = experiments.create(req.results, req.name or experiments.default_name(space.name, req.dataset))
+    folder = folder.resolve()
+    meta = _describe_run(req, space, bundle, folder)
+    experiments.write_json(folder / experiments.EXPERIMENT_FILE, meta)
+    for note in bundle.notes:
+        echo(f"data: {note}")
+    echo(f"data: {len(bundle.train)} train / {len(bundle.val)} val / {meta['sizes']['test']} test images, "
+         f"{bundle.num_classes} classes")
+
+    results = _tune(req, space, bundle, folder, echo)
+    meta["status"] = "finished" if len(results) >= req.trials else "interrupted"
+    experiments.write_json(folder / experiments.EXPERIMENT_FILE, meta)
+    return _write_results(req, results, folder, echo)
+
+
+def _trial_name(trial) -> str:
+    # short folder names; the config is in each trial's params.json and the leaderboard
+    return f"trial_{trial.trial_id}"
+
+
+def _tune(req, space, bundle, folder, echo):
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our SearchProgress replaces Tune's tables
+    ray = _start_ray(req.verbose)
+    from ray import tune
+
+    from digitsearch.progress import SearchProgress
+    from digitsearch.trainable import TrialRuntime, train_trial
+
+    resources = ray.cluster_resources()
+    slots = concurrency(req, resources.get("CPU", 1), resources.get("GPU", 0))
+    runtime = TrialRuntime(family=space.family, max_epochs=req.max_epochs,
+                           threads=max(1, int(req.cpus_per_trial)), seed=req.seed, max_params=req.max_params)
+    trainable = tune.with_resources(
+        tune.with_parameters(train_trial, bundle=bundle, runtime=runtime),
+        {"cpu": req.cpus_per_trial, "gpu": req.gpus_per_trial},
+    )
+    echo(f"search: {req.trials} trials of space {space.name!r} ({req.search} + {req.scheduler}), "
+         f"up to {req.max_epochs} epochs each, {slots} at a time -> {folder}")
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=_searcher(req, space, folder, slots), scheduler=_scheduler(req),
+            num_samples=req.trials, max_concurrent_trials=slots, reuse_actors=True,
+            trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name="tune", storage_path=str(folder), verbose=2 if req.verbose else 0,
+            callbacks=[SearchProgress(req.trials, req.max_epochs, echo)],
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=1, checkpoint_score_attribute="val_acc", checkpoint_score_order="max"),
+            failure_config=tune.FailureConfig(max_failures=1),
+        ),
+    )
+    return tuner.fit()
+
+
+def _write_results(req, results, folder: Path, echo) -> Path:
+    table = leaderboard.build(results, req.max_epochs)
+    table.to_csv(folder / experiments.LEADERBOARD_FILE, index=False)
+    configs = leaderboard.configs_by_trial(results)
+    best = leaderboard.best_trial(table, configs)
+    echo(f"\ntop {min(5, len(table))} of {len(table)} trials (all in {folder / experiments.LEADERBOARD_FILE}):")
+    echo(leaderboard.top_table(table, configs))
+    if best is None:
+        echo("no trial completed: nothing to retrain; see the leaderboard's status and note columns")
+        return folder
+    experiments.write_json(folder / experiments.BEST_FILE, {**best, "experiment": folder.name})
+    echo(f"\nbest: {best['trial_id']} val_acc {best['val_acc']:.4f} at epoch {best['best_epoch']}; "
+         f"next: digitsearch best --name {folder.name} --retrain")
+    return folder

@@ -1,0 +1,90 @@
+"""The Ray Tune adapter: build the model, loop epochs, report. Nothing else.
+
+All training is engine.py's plain PyTorch. The dataset arrives through
+`tune.with_parameters` (in the object store once, not shipped with every trial) and
+becomes tensors once per trial. Only an epoch that beats the trial's best so far is
+checkpointed, so a long search keeps one checkpoint per trial.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+
+import torch
+from ray import tune
+
+from digitsearch import engine, models
+from digitsearch.config import TrialConfig
+from digitsearch.data import Bundle
+
+CHECKPOINT_FILE = "model.pt"
+
+
+@dataclass(frozen=True)
+class TrialRuntime:
+    """What every trial of one search shares, apart from the data."""
+
+    family: str
+    max_epochs: int
+    threads: int
+    seed: int
+    max_params: int
+
+
+def build_model(cfg: TrialConfig, bundle: Bundle) -> torch.nn.Module:
+    return models.create(
+        cfg.family, **cfg.model_args, num_classes=bundle.num_classes, image_size=bundle.image_size
+    )
+
+
+def _report_infeasible(reason: str) -> None:
+    # val_acc 0 tells the searcher this region is bad; `note` puts the reason in the leaderboard
+    tune.report({"val_acc": 0.0, "epoch": 0, "params": 0, "note": f"infeasible: {reason}"})
+
+
+def _report_with_checkpoint(model, metrics: dict) -> None:
+    # Ray copies the folder into the experiment's storage during report(); ours is temporary
+    with tempfile.TemporaryDirectory(prefix="digitsearch-ckpt-") as folder:
+        torch.save({"state_dict": model.state_dict(), "metrics": metrics}, os.path.join(folder, CHECKPOINT_FILE))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
+    torch.set_num_threads(runtime.threads)
+    torch.manual_seed(runtime.seed)
+    cfg = TrialConfig.from_flat(config, runtime.family)
+    try:
+        model = build_model(cfg, bundle)
+    except models.InvalidArchitecture as err:
+        return _report_infeasible(str(err))
+    params = models.count_params(model)
+    if params > runtime.max_params:
+        return _report_infeasible(f"{params:,} parameters > --max-params {runtime.max_params:,}")
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    mean, std = bundle.normalisation()
+    train = engine.to_tensors(bundle.train.images, bundle.train.labels, mean, std, device)
+    val = engine.to_tensors(bundle.val.images, bundle.val.labels, mean, std, device)
+    optimizer = engine.make_optimizer(model, cfg.train)
+    scheduler = engine.make_scheduler(optimizer, cfg.train)
+    generator = torch.Generator().manual_seed(runtime.seed)
+    best_acc, best_epoch = -1.0, 0
+    for epoch in range(1, runtime.max_epochs + 1):
+        lr = optimizer.param_groups[0]["lr"]
+        metrics = engine.train_epoch(model, optimizer, train, cfg.train, generator)
+        metrics.update(engine.evaluate(model, val))
+        scheduler.step()
+        if not engine.is_finite(metrics):
+            # a diverged trial is recorded, not retried: the config, not the machine, is at fault
+            tune.report({**metrics, "val_acc": 0.0, "epoch": epoch, "params": params, "note": "diverged: non-finite loss"})
+            return
+        improved = metrics["val_acc"] > best_acc
+        if improved:
+            best_acc, best_epoch = metrics["val_acc"], epoch
+        metrics.update(epoch=epoch, lr=lr, params=params, best_val_acc=best_acc, best_epoch=best_epoch, note="")
+        if improved:
+            _report_with_checkpoint(model, metrics)
+        else:
+            tune.report(metrics)

@@ -1,0 +1,556 @@
+"""Tests for digitsearch.spaces: the YAML format, validation and the Optuna glue."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+import warnings
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import FixedTrial
+
+from digitsearch import spaces
+from digitsearch.errors import UserError
+from digitsearch.spaces import Condition, Param, SearchSpace
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+# A full set of values for a depth-2 CNN trial using sgd (so momentum is active).
+DEPTH2 = {
+    "cnn.depth": 2,
+    "cnn.filters_1": 32,
+    "cnn.filters_2": 64,
+    "cnn.pool_1": "max",
+    "cnn.pool_2": "avg",
+    "cnn.kernel": 3,
+    "cnn.padding": "same",
+    "cnn.batchnorm": True,
+    "cnn.conv_dropout": 0.1,
+    "cnn.head": "gap",
+    "cnn.dense_layers": 1,
+    "cnn.dense_1": 128,
+    "cnn.dropout": 0.25,
+    "optimizer": "sgd",
+    "lr": 1e-3,
+    "momentum": 0.9,
+    "weight_decay": 1e-5,
+    "batch_size": 64,
+    "lr_decay": 0.94,
+    "decay_every": 2,
+    "label_smoothing": 0.05,
+    "augment": "light",
+}
+
+CNN_NAMES = {
+    "cnn.depth", "cnn.kernel", "cnn.padding", "cnn.batchnorm", "cnn.conv_dropout", "cnn.head",
+    "cnn.dense_layers", "cnn.dropout", "optimizer", "lr", "momentum", "weight_decay", "batch_size",
+    "lr_decay", "decay_every", "label_smoothing", "augment",
+    *(f"cnn.filters_{k}" for k in range(1, 6)),
+    *(f"cnn.pool_{k}" for k in range(1, 6)),
+    "cnn.dense_1", "cnn.dense_2",
+}
+
+
+def write(tmp_path: Path, text: str, name: str = "space.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def load_error(tmp_path: Path, text: str, name: str = "space.yaml") -> str:
+    path = write(tmp_path, text, name)
+    with pytest.raises(UserError) as info:
+        spaces.load(str(path))
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert str(path) in message, message
+    return message
+
+
+def params_yaml(body: str, family: str = "cnn") -> str:
+    body = textwrap.indent(textwrap.dedent(body).strip("\n"), "  ")
+    return f"family: {family}\ndescription: test space\nparams:\n{body}\n"
+
+
+@pytest.fixture(scope="module")
+def cnn() -> SearchSpace:
+    return spaces.load("cnn")
+
+
+# ------------------------------------------------------------------------ the built-in CNN space
+
+
+def test_cnn_space_has_exactly_the_agreed_names(cnn):
+    assert cnn.name == "cnn" and cnn.family == "cnn"
+    assert cnn.description and "\n" not in cnn.description
+    assert {p.name for p in cnn.params} == CNN_NAMES
+    assert cnn.constants == {}
+    assert cnn.path == spaces.BUILTIN_DIR / "cnn.yaml"
+    assert cnn.path.is_file()
+    by_name = {p.name: p for p in cnn.params}
+    assert (by_name["cnn.depth"].kind, by_name["cnn.depth"].low, by_name["cnn.depth"].high) == ("int", 1, 5)
+    assert by_name["cnn.filters_1"].when is None
+    assert by_name["cnn.filters_1"].values == (16, 32, 48, 64, 96, 128)
+    for k in range(2, 6):
+        for stem in ("filters", "pool"):
+            when = by_name[f"cnn.{stem}_{k}"].when
+            assert (when.name, when.op, when.value) == ("cnn.depth", ">=", k)
+    assert by_name["cnn.pool_3"].values == ("max", "avg", "none")
+    assert by_name["cnn.batchnorm"].values == (True, False)
+    assert by_name["lr"].kind == "loguniform" and (by_name["lr"].low, by_name["lr"].high) == (3e-4, 1e-2)
+    assert by_name["weight_decay"].kind == "loguniform"
+    assert (by_name["momentum"].low, by_name["momentum"].high) == (0.8, 0.99)
+    assert str(by_name["momentum"].when) == "optimizer == sgd"
+    assert by_name["lr_decay"].kind == "uniform" and (by_name["lr_decay"].low, by_name["lr_decay"].high) == (0.85, 1.0)
+    assert by_name["decay_every"].values == (1, 2)
+    assert by_name["augment"].values == ("none", "light", "strong")
+    assert by_name["optimizer"].values == ("adam", "adamw", "rmsprop", "sgd")
+    # the model gathers filters_1.. in order: they must appear in file order
+    order = [p.name for p in cnn.params]
+    assert order.index("cnn.depth") < order.index("cnn.filters_1") < order.index("cnn.filters_5")
+
+
+def test_fixed_trial_round_trip_depth_2_sgd(cnn):
+    values = dict(DEPTH2, **{"cnn.filters_3": 128, "cnn.dense_2": 512})  # extra, inactive values
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an out-of-range value would warn
+        trial = FixedTrial(values)
+        constants = cnn.define_by_run(trial)
+    assert constants == {}
+    assert set(trial.params) == set(DEPTH2)  # only active parameters were suggested
+    config = cnn.config_from_params(trial.params)
+    assert config == DEPTH2
+    assert {"cnn.filters_1", "cnn.filters_2", "cnn.pool_1", "cnn.pool_2", "momentum"} <= set(config)
+    assert not {"cnn.filters_3", "cnn.pool_3", "cnn.dense_2"} & set(config)
+    # ignoring the inactive extras
+    assert cnn.config_from_params(values) == DEPTH2
+
+
+def test_momentum_only_with_sgd(cnn):
+    values = {k: v for k, v in DEPTH2.items() if k != "momentum"}
+    values["optimizer"] = "adamw"
+    trial = FixedTrial(values)
+    cnn.define_by_run(trial)
+    assert "momentum" not in trial.params
+    config = cnn.config_from_params(values)
+    assert "momentum" not in config and config["optimizer"] == "adamw"
+
+
+def test_config_from_params_names_missing_active_param(cnn):
+    values = {k: v for k, v in DEPTH2.items() if k != "cnn.filters_2"}
+    with pytest.raises(UserError) as info:
+        cnn.config_from_params(values)
+    msg = str(info.value)
+    assert "cnn.filters_2" in msg and "\n" not in msg and str(cnn.path) in msg
+
+
+def _check_value(p: Param, v: object) -> None:
+    if p.kind == "choice":
+        assert any(v == c and type(v) is type(c) for c in p.values), (p.name, v)
+    elif p.kind == "int":
+        assert isinstance(v, int) and p.low <= v <= p.high, (p.name, v)
+    else:
+        assert isinstance(v, float) and p.low <= v <= p.high, (p.name, v)
+        if p.step is not None:
+            k = (v - p.low) / p.step
+            assert math.isclose(k, round(k), abs_tol=1e-6), (p.name, v)
+
+
+def _check_distribution(p: Param, d: optuna.distributions.BaseDistribution) -> None:
+    """The Optuna distribution recorded for a suggestion matches the spec (log scale included)."""
+    if p.kind == "choice":
+        assert isinstance(d, optuna.distributions.CategoricalDistribution) and tuple(d.choices) == p.values
+    elif p.kind == "int":
+        assert isinstance(d, optuna.distributions.IntDistribution)
+        assert (d.low, d.high, d.log, d.step) == (p.low, p.high, p.log, p.step or 1)
+    else:
+        assert isinstance(d, optuna.distributions.FloatDistribution)
+        assert (d.low, d.high, d.log, d.step) == (p.low, p.high, p.kind == "loguniform", p.step)
+
+
+def test_tpe_study_respects_ranges_and_conditions(cnn):
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=5))
+    depths, optimizers = set(), set()
+
+    def objective(trial):
+        cnn.define_by_run(trial)
+        return float(trial.params["cnn.depth"]) + trial.params["lr"]
+
+    study.optimize(objective, n_trials=20)
+    by_name = {p.name: p for p in cnn.params}
+    for t in study.trials:
+        params = t.params
+        assert all("/" not in name for name in params)
+        for name, v in params.items():
+            _check_value(by_name[name], v)
+            _check_distribution(by_name[name], t.distributions[name])
+        depth = params["cnn.depth"]
+        depths.add(depth)
+        optimizers.add(params["optimizer"])
+        for k in range(1, 6):
+            assert (f"cnn.filters_{k}" in params) == (depth >= k)
+            assert (f"cnn.pool_{k}" in params) == (depth >= k)
+        for k in (1, 2):
+            assert (f"cnn.dense_{k}" in params) == (params["cnn.dense_layers"] >= k)
+        assert ("momentum" in params) == (params["optimizer"] == "sgd")
+        # every parameter whose condition holds was suggested, and nothing else
+        assert set(cnn.config_from_params(params)) == set(params)
+    assert len(depths) > 1 and len(optimizers) > 1  # the conditions were actually exercised
+
+
+def test_random_config_deterministic_per_seed(cnn):
+    a, b, c = cnn.random_config(7), cnn.random_config(7), cnn.random_config(8)
+    assert a == b
+    assert a != c
+    assert list(a) == list(b)
+    by_name = {p.name: p for p in cnn.params}
+    for name, v in a.items():
+        _check_value(by_name[name], v)
+    assert cnn.config_from_params(a) == a
+
+
+def test_list_spaces_and_load_builtin(cnn):
+    listed = spaces.list_spaces()
+    assert "cnn" in listed and listed["cnn"] == cnn.description
+    assert (spaces.BUILTIN_DIR / "cnn.yaml").is_file()
+    lines = cnn.describe()
+    assert lines[0].split() == ["cnn.depth", "int", "1..5"]
+    assert any(line.split()[:1] == ["cnn.filters_3"] and line.endswith("when cnn.depth >= 3") for line in lines)
+    assert any(line.startswith("momentum") and line.endswith("when optimizer == sgd") for line in lines)
+    assert len(lines) == len(cnn.entries)
+
+
+def test_unknown_builtin_name_lists_spaces():
+    with pytest.raises(UserError) as info:
+        spaces.load("nosuchspace")
+    msg = str(info.value)
+    assert "nosuchspace" in msg and "cnn" in msg and "path" in msg and "\n" not in msg
+
+
+def test_missing_file():
+    with pytest.raises(UserError) as info:
+        spaces.load("/nonexistent/dir/space.yaml")
+    msg = str(info.value)
+    assert "/nonexistent/dir/space.yaml" in msg and "not found" in msg and "\n" not in msg
+
+
+# ------------------------------------------------------------------------ a custom file
+
+
+CUSTOM = """
+family: mlp
+description: A custom space.
+params:
+  mlp.depth:      {type: int, low: 1, high: 3}
+  mlp.width_1:    {type: int, low: 16, high: 128, log: true}
+  mlp.width_3:    {type: int, low: 16, high: 128, log: true, when: "mlp.depth >= 3"}
+  mlp.pool:       {type: choice, values: [max, avg, none]}
+  pooled_only:    {type: uniform, low: 0.0, high: 1.0, when: "mlp.pool in [max, avg]"}
+  lr:             {type: loguniform, low: 1e-4, high: 1e-2}
+  step_thing:     {type: uniform, low: 0.0, high: 1.0, step: 0.1}
+  int_step:       {type: int, low: 0, high: 10, step: 2}
+  image_channels: 1
+  sizes:          [28, 28]
+  big_only:       {value: 42, when: "mlp.depth == 3"}
+  gray:           {type: choice, values: [true, false], when: "image_channels == 1"}
+"""
+
+
+def test_load_custom_file_with_constants_and_conditions(tmp_path):
+    path = write(tmp_path, CUSTOM, "my_space.yaml")
+    space = spaces.load(str(path))
+    assert space.name == "my_space" and space.family == "mlp" and space.description == "A custom space."
+    assert space.path == path.resolve()
+    assert space.constants == {"image_channels": 1, "sizes": [28, 28], "big_only": 42}
+    assert [p.name for p in space.params] == [
+        "mlp.depth", "mlp.width_1", "mlp.width_3", "mlp.pool", "pooled_only", "lr", "step_thing", "int_step", "gray",
+    ]
+    lr = next(p for p in space.params if p.name == "lr")
+    assert (lr.low, lr.high) == (1e-4, 1e-2)  # "1e-4" strings accepted
+    assert spaces.load(path).name == "my_space"  # a Path works too
+
+    values = {"mlp.depth": 1, "mlp.width_1": 32, "mlp.pool": "none", "lr": 1e-3, "step_thing": 0.3,
+              "int_step": 4, "gray": True}
+    trial = FixedTrial(values)
+    constants = space.define_by_run(trial)
+    assert constants == {"image_channels": 1, "sizes": [28, 28]}
+    assert set(trial.params) == set(values)
+    assert space.config_from_params(values) == {**values, "image_channels": 1, "sizes": [28, 28]}
+
+    values3 = dict(values, **{"mlp.depth": 3, "mlp.width_3": 64, "mlp.pool": "avg", "pooled_only": 0.5})
+    assert space.define_by_run(FixedTrial(values3)) == {"image_channels": 1, "sizes": [28, 28], "big_only": 42}
+    config = space.config_from_params(values3)
+    assert config["big_only"] == 42 and config["pooled_only"] == 0.5 and config["mlp.width_3"] == 64
+
+    # constants returned are copies: mutating one config does not leak into the next
+    space.random_config(0)["sizes"].append(1)
+    assert space.random_config(0)["sizes"] == [28, 28]
+    for seed in range(15):
+        cfg = space.random_config(seed)
+        assert round(cfg["step_thing"] * 10, 6) == round(cfg["step_thing"] * 10)
+        assert cfg["int_step"] % 2 == 0
+        assert ("pooled_only" in cfg) == (cfg["mlp.pool"] in ("max", "avg"))
+        assert 1e-4 <= cfg["lr"] <= 1e-2
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    study.optimize(lambda t: (space.define_by_run(t), 0.0)[1], n_trials=5)
+    by_name = {p.name: p for p in space.params}
+    for t in study.trials:
+        for name, d in t.distributions.items():
+            _check_distribution(by_name[name], d)
+
+    lines = space.describe()
+    assert any(line.split() == ["mlp.width_3", "int", "16..128", "(log)", "when", "mlp.depth", ">=", "3"] for line in lines)
+    assert any(line.split() == ["image_channels", "=", "1"] for line in lines)
+    assert any(line.split()[:5] == ["step_thing", "uniform", "0.0..1.0", "step", "0.1"] for line in lines)
+
+
+def test_numeric_strings_accepted(tmp_path):
+    path = write(tmp_path, params_yaml("""
+        lr:  {type: loguniform, low: 1e-4, high: "1e-2"}
+        wd:  {type: uniform, low: 0, high: 1e-3, step: 1e-4}
+        n:   {type: int, low: "2", high: 1e2}
+    """))
+    space = spaces.load(str(path))
+    lr, wd, n = space.params
+    assert (lr.low, lr.high) == (1e-4, 1e-2) and isinstance(lr.low, float)
+    assert (wd.low, wd.high, wd.step) == (0.0, 1e-3, 1e-4)
+    assert (n.low, n.high) == (2, 100) and isinstance(n.high, int)
+
+
+def test_condition_semantics():
+    c = Condition("x", ">=", 3)
+    assert c.holds({"x": 3}) and not c.holds({"x": 2}) and not c.holds({})
+    assert not Condition("x", "!=", "a").holds({})  # absent name: false, even for !=
+    assert Condition("x", "!=", "a").holds({"x": "b"})
+    assert Condition("x", "in", ("a", "b")).holds({"x": "b"})
+    assert not Condition("x", "==", 1).holds({"x": True})  # booleans are not numbers here
+    assert not Condition("x", "<", 3).holds({"x": "a"})
+
+
+# ------------------------------------------------------------------------ validation errors
+
+
+def test_error_yaml_syntax_reports_line(tmp_path):
+    msg = load_error(tmp_path, "family: cnn\nparams:\n  a: {type: int, low: 1, high: 2\n  b: 3\n")
+    assert "not valid YAML" in msg and "line " in msg
+
+
+def test_error_top_level_not_mapping(tmp_path):
+    msg = load_error(tmp_path, "- family\n- params\n")
+    assert "mapping" in msg
+
+
+def test_error_empty_file(tmp_path):
+    assert "empty" in load_error(tmp_path, "")
+
+
+def test_error_missing_family(tmp_path):
+    assert "family" in load_error(tmp_path, "params:\n  a: {type: int, low: 1, high: 2}\n")
+
+
+def test_error_missing_params(tmp_path):
+    assert "params" in load_error(tmp_path, "family: cnn\n")
+
+
+def test_error_empty_params(tmp_path):
+    assert "params" in load_error(tmp_path, "family: cnn\nparams: {}\n")
+
+
+def test_error_unknown_top_level_key(tmp_path):
+    msg = load_error(tmp_path, "family: cnn\nparms: {}\nparams:\n  a: 1\n")
+    assert "parms" in msg
+
+
+def test_error_unknown_type_lists_known(tmp_path):
+    msg = load_error(tmp_path, params_yaml("a: {type: normal, low: 0, high: 1}"))
+    assert "'a'" in msg and "normal" in msg
+    for kind in ("uniform", "loguniform", "int", "choice"):
+        assert kind in msg
+
+
+def test_error_missing_type(tmp_path):
+    assert "type" in load_error(tmp_path, params_yaml("a: {low: 0, high: 1}"))
+
+
+@pytest.mark.parametrize("spec,missing", [
+    ("{type: uniform, high: 1.0}", "low"),
+    ("{type: loguniform, low: 0.1}", "high"),
+    ("{type: int, low: 1}", "high"),
+])
+def test_error_missing_low_high(tmp_path, spec, missing):
+    msg = load_error(tmp_path, params_yaml(f"a: {spec}"))
+    assert "'a'" in msg and missing in msg
+
+
+@pytest.mark.parametrize("spec", [
+    "{type: uniform, low: 1.0, high: 0.5}",
+    "{type: loguniform, low: 0.1, high: 0.01}",
+    "{type: int, low: 5, high: 1}",
+])
+def test_error_low_greater_than_high(tmp_path, spec):
+    msg = load_error(tmp_path, params_yaml(f"a: {spec}"))
+    assert "'a'" in msg and "greater than" in msg
+
+
+@pytest.mark.parametrize("kind", ["uniform", "loguniform"])
+def test_error_float_low_equals_high_suggests_constant(tmp_path, kind):
+    msg = load_error(tmp_path, params_yaml(f"a: {{type: {kind}, low: 0.5, high: 0.5}}"))
+    assert "'a'" in msg and "constant" in msg
+
+
+def test_int_low_equals_high_is_allowed(tmp_path):
+    space = spaces.load(str(write(tmp_path, params_yaml("a: {type: int, low: 3, high: 3}"))))
+    assert space.random_config(0) == {"a": 3}
+
+
+@pytest.mark.parametrize("low", ["0.0", "-1.0"])
+def test_error_loguniform_low_not_positive(tmp_path, low):
+    msg = load_error(tmp_path, params_yaml(f"a: {{type: loguniform, low: {low}, high: 1.0}}"))
+    assert "'a'" in msg and "low > 0" in msg
+
+
+def test_error_non_numeric_bound(tmp_path):
+    msg = load_error(tmp_path, params_yaml("a: {type: uniform, low: small, high: 1.0}"))
+    assert "'a'" in msg and "number" in msg and "small" in msg
+
+
+def test_error_int_with_fractional_bound(tmp_path):
+    assert "whole number" in load_error(tmp_path, params_yaml("a: {type: int, low: 1.5, high: 4}"))
+
+
+@pytest.mark.parametrize("body", [
+    "a: {type: int, low: 0, high: 9, step: 2}",
+    "a: {type: uniform, low: 0.0, high: 1.0, step: 0.3}",
+    "a: {type: uniform, low: 0.0, high: 1.0, step: -0.1}",
+    "a: {type: int, low: 1, high: 64, log: true, step: 2}",
+    "a: {type: int, low: 0, high: 64, log: true}",
+    "a: {type: int, low: 1, high: 64, log: maybe}",
+])
+def test_error_bad_step_or_log(tmp_path, body):
+    assert "'a'" in load_error(tmp_path, params_yaml(body))
+
+
+def test_error_empty_values(tmp_path):
+    msg = load_error(tmp_path, params_yaml("a: {type: choice, values: []}"))
+    assert "'a'" in msg and "empty" in msg
+
+
+@pytest.mark.parametrize("body", [
+    "a: {type: choice}",
+    "a: {type: choice, values: 3}",
+    "a: {type: choice, values: [[1, 2], 3]}",
+    "a: {type: choice, values: [1, 1]}",
+])
+def test_error_bad_values(tmp_path, body):
+    assert "'a'" in load_error(tmp_path, params_yaml(body))
+
+
+def test_error_unknown_key(tmp_path):
+    msg = load_error(tmp_path, params_yaml("a: {type: uniform, low: 0.0, high: 1.0, lg: true}"))
+    assert "'a'" in msg and "lg" in msg and "allowed" in msg
+
+
+def test_error_log_key_on_uniform_is_unknown(tmp_path):
+    assert "log" in load_error(tmp_path, params_yaml("a: {type: uniform, low: 0.1, high: 1.0, log: true}"))
+
+
+def test_error_when_does_not_parse(tmp_path):
+    msg = load_error(tmp_path, params_yaml("""
+        a: {type: int, low: 1, high: 3}
+        b: {type: int, low: 1, high: 3, when: "a is big"}
+    """))
+    assert "'b'" in msg and "a is big" in msg
+
+
+def test_error_when_unknown_parameter(tmp_path):
+    msg = load_error(tmp_path, params_yaml("""
+        a: {type: int, low: 1, high: 3}
+        b: {type: int, low: 1, high: 3, when: "zz >= 2"}
+    """))
+    assert "'b'" in msg and "zz" in msg and "unknown" in msg
+
+
+def test_error_when_declared_later(tmp_path):
+    msg = load_error(tmp_path, params_yaml("""
+        b: {type: int, low: 1, high: 3, when: "a >= 2"}
+        a: {type: int, low: 1, high: 3}
+    """))
+    assert "'b'" in msg and "later" in msg
+
+
+@pytest.mark.parametrize("cond", [
+    "opt == sgdd",          # not one of the choices
+    "opt >= 2",             # ordering on a non-numeric choice
+    "opt in sgd",           # 'in' needs a list
+    "opt == [sgd, adam]",   # '==' needs one value
+    "opt in [sgd, adam",    # value does not parse
+    "b > 1",                # refers to itself
+])
+def test_error_bad_condition_values(tmp_path, cond):
+    msg = load_error(tmp_path, params_yaml(f"""
+        opt: {{type: choice, values: [sgd, adam]}}
+        b: {{type: int, low: 1, high: 3, when: "{cond}"}}
+    """))
+    assert "'b'" in msg
+
+
+@pytest.mark.parametrize("name", ["model/depth", "bad name", "a-b"])
+def test_error_bad_parameter_name(tmp_path, name):
+    msg = load_error(tmp_path, params_yaml(f'"{name}": {{type: int, low: 1, high: 3}}'))
+    assert name in msg
+
+
+def test_error_slash_name_suggests_dot(tmp_path):
+    assert "model.depth" in load_error(tmp_path, params_yaml("model/depth: {type: int, low: 1, high: 3}"))
+
+
+def test_error_duplicate_parameter(tmp_path):
+    msg = load_error(tmp_path, params_yaml("""
+        a: {type: int, low: 1, high: 3}
+        a: {type: int, low: 1, high: 5}
+    """))
+    assert "duplicate" in msg and "line 5" in msg
+
+
+def test_error_messages_carry_line_numbers(tmp_path):
+    msg = load_error(tmp_path, params_yaml("""
+        a: {type: int, low: 1, high: 3}
+        b: {type: int, low: 4, high: 3}
+    """))
+    path = tmp_path / "space.yaml"
+    assert msg.startswith(f"{path}:5: parameter 'b'")
+
+
+def test_error_constant_mapping_without_value(tmp_path):
+    msg = load_error(tmp_path, params_yaml("a: {type: constant}"))
+    assert "'a'" in msg and "value" in msg
+
+
+def test_readme_examples_load(tmp_path):
+    """The YAML examples in search_spaces/README.md are valid (docs cannot drift from the loader)."""
+    readme = (Path(__file__).resolve().parent.parent / "search_spaces" / "README.md").read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in readme.split("```yaml\n")[1:]]
+    assert len(blocks) == 4
+    space = spaces.load(str(write(tmp_path, blocks[0], "format.yaml")))
+    assert space.constants == {"image_channels": 1} and len(space.params) == 9
+
+    # the other blocks are fragments of a params: mapping; declare optimizer first where they use it
+    configs = []
+    for k, block in enumerate(blocks[1:]):
+        body = textwrap.dedent(block).strip("\n")
+        if "optimizer:" not in body:
+            body = "optimizer: {type: choice, values: [adam, sgd]}\n" + body
+        text = "family: x\nparams:\n" + textwrap.indent(body, "  ") + "\n"
+        space = spaces.load(str(write(tmp_path, text, f"fragment{k}.yaml")))
+        configs += [space.random_config(seed) for seed in range(12)]
+    assert any(c.get("input_size") == [28, 28] for c in configs)
+    assert any(c.get("extra") == {"a": 1, "b": 2} for c in configs)
+    for cfg in configs:
+        if "warmup_epochs" in cfg or "extra" in cfg:
+            assert ("warmup_epochs" in cfg) == (cfg["optimizer"] == "sgd")
+        if "cnn.pool_1" in cfg:
+            assert ("pool_size" in cfg) == (cfg["cnn.pool_1"] in ("max", "avg"))
+            assert ("nesterov" in cfg) == (cfg.get("momentum", 0) > 0.9)
