@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.exceptions import TyperException
 
 from digitsearch.errors import UserError
 from digitsearch.search import SearchRequest
@@ -51,13 +52,14 @@ def tune(
     val_fraction: Annotated[float, typer.Option(help="Stratified share of the training data held out for validation.")] = DEFAULT.val_fraction,
     trials: Annotated[int, typer.Option(help="Number of configurations to try.")] = DEFAULT.trials,
     max_epochs: Annotated[int, typer.Option(help="Epochs a trial may train at most.")] = DEFAULT.max_epochs,
-    grace_epochs: Annotated[int, typer.Option(help="ASHA: epochs every trial gets before it can be stopped.")] = DEFAULT.grace_epochs,
+    grace_epochs: Annotated[Optional[int], typer.Option(help="ASHA: epochs every trial gets before it can be stopped [default: 2, or --max-epochs if fewer].")] = DEFAULT.grace_epochs,
     scheduler: Annotated[str, typer.Option(help="asha (early stopping) or fifo (every trial runs all epochs).")] = DEFAULT.scheduler,
     search: Annotated[str, typer.Option(help="optuna (TPE) or random.")] = DEFAULT.search,
     cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial (also its torch threads).")] = DEFAULT.cpus_per_trial,
     gpus_per_trial: Annotated[float, typer.Option(help="GPUs per trial; fractions pack several trials on one GPU.")] = DEFAULT.gpus_per_trial,
     max_concurrent: Annotated[Optional[int], typer.Option(help="Trials at once (default: as many as the CPUs/GPUs hold).")] = DEFAULT.max_concurrent,
     max_params: Annotated[int, typer.Option(help="Configs with more trainable parameters are recorded as infeasible, not trained.")] = DEFAULT.max_params,
+    max_mflops: Annotated[float, typer.Option(help="Configs costing more MFLOPs per image (forward) are recorded as over budget, not trained.")] = DEFAULT.max_mflops,
     seed: Annotated[int, typer.Option(help="Seeds the data splits, the searcher and the models.")] = DEFAULT.seed,
     name: Annotated[Optional[str], typer.Option(help="Experiment name (default: space-dataset-timestamp); an existing one is refused.")] = DEFAULT.name,
     results: Results = Path("results"),
@@ -70,7 +72,7 @@ def tune(
         space=space, dataset=dataset, test=test, data_dir=data_dir, val_fraction=val_fraction, trials=trials,
         max_epochs=max_epochs, grace_epochs=grace_epochs, scheduler=scheduler, search=search,
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
-        max_params=max_params, seed=seed, name=name, results=results, verbose=verbose,
+        max_params=max_params, max_mflops=max_mflops, seed=seed, name=name, results=results, verbose=verbose,
     )
     run_search(request, echo=lambda line: typer.echo(line))
 
@@ -170,8 +172,16 @@ def models():
 
 
 def main() -> None:
-    app(prog_name="digitsearch")
+    """Entry point: also Typer's own usage errors (a bad option, a non-number) become one line."""
+    try:
+        code = app(prog_name="digitsearch", standalone_mode=False)
+    except TyperException as err:  # Typer's usage errors; exit code 2 like ours
+        message = err.format_message() if hasattr(err, "format_message") else str(err)
+        if message:  # empty after `digitsearch` alone, which has just printed the help
+            typer.echo(f"error: {message} (see `digitsearch --help`)", err=True)
+        sys.exit(getattr(err, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

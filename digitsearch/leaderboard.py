@@ -7,14 +7,15 @@ import pandas as pd
 
 from digitsearch.config import gather_indexed
 
-SUMMARY_COLUMNS = ["trial_id", "status", "val_acc", "best_epoch", "epochs", "n_params", "seconds", "note", "checkpoint"]
+SUMMARY_COLUMNS = ["trial_id", "status", "val_acc", "best_epoch", "epochs", "n_params", "mflops", "seconds", "note",
+                   "checkpoint"]
 
 
 def _status(result, epochs: int, max_epochs: int, note: str) -> str:
     if result.error is not None:
         return "error"
     if note:
-        return note.split(":")[0]  # infeasible / diverged
+        return note.split(":")[0]  # infeasible / over budget / diverged
     return "completed" if epochs >= max_epochs else "stopped early"
 
 
@@ -24,7 +25,7 @@ def trial_row(result, max_epochs: int) -> dict:
     last = result.metrics or {}
     note = str(last.get("note") or "")
     row = {"trial_id": trial_row_id(result), "val_acc": math.nan,
-           "best_epoch": 0, "epochs": 0, "n_params": last.get("params", 0), "seconds": last.get("time_total_s", 0.0)}
+           "best_epoch": 0, "epochs": 0, "n_params": last.get("params", 0), "mflops": last.get("mflops", 0.0), "seconds": last.get("time_total_s", 0.0)}
     if history is not None and "val_acc" in history and len(history):
         best = history["val_acc"].idxmax()
         row.update(val_acc=float(history["val_acc"].max()), best_epoch=int(history.loc[best].get("epoch", 0)),
@@ -76,7 +77,7 @@ def _plain(value):
 
 def top_table(table: pd.DataFrame, configs: dict[str, dict], n: int = 5) -> str:
     """Top n rows: the summary columns and each trial's config in one short column."""
-    shown = table.head(n)[["trial_id", "status", "val_acc", "best_epoch", "epochs", "n_params", "seconds"]].copy()
+    shown = table.head(n)[["trial_id", "status", "val_acc", "best_epoch", "epochs", "n_params", "mflops", "seconds"]].copy()
     shown["config"] = [short_config(configs.get(t, {})) for t in shown["trial_id"]]
     return shown.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=90)
 

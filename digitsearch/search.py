@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from digitsearch import data, experiments, leaderboard, spaces
+from digitsearch import data, experiments, leaderboard, models, spaces
 from digitsearch.errors import UserError
 
 SCHEDULERS = ("asha", "fifo")
@@ -30,13 +30,14 @@ class SearchRequest:
     val_fraction: float = 0.1
     trials: int = 12
     max_epochs: int = 8
-    grace_epochs: int = 2
+    grace_epochs: int | None = None  # None: 2, or max_epochs if that is fewer
     scheduler: str = "asha"
     search: str = "optuna"
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     max_concurrent: int | None = None
     max_params: int = 3_000_000
+    max_mflops: float = 40.0
     seed: int = 0
     name: str | None = None
     results: Path = field(default_factory=lambda: Path("results"))
@@ -44,6 +45,8 @@ class SearchRequest:
 
     def check(self) -> None:
         """Refuse a bad request before anything is loaded or written."""
+        if self.grace_epochs is None:
+            self.grace_epochs = min(2, max(self.max_epochs, 1))
         if self.trials < 1:
             raise UserError(f"--trials must be at least 1 (got {self.trials})")
         if self.max_epochs < 1:
@@ -56,6 +59,8 @@ class SearchRequest:
             raise UserError(f"--search must be one of {', '.join(SEARCHERS)} (got {self.search!r})")
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
             raise UserError("--cpus-per-trial must be above 0 and --gpus-per-trial at least 0")
+        if self.max_params < 1 or self.max_mflops <= 0:
+            raise UserError("--max-params and --max-mflops must be above 0")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise UserError(f"--max-concurrent must be at least 1 (got {self.max_concurrent})")
 
@@ -97,6 +102,7 @@ def _searcher(req: SearchRequest, space: spaces.SearchSpace, folder: Path, slots
     return OptunaSearch(
         space=space.define_by_run, metric="val_acc", mode="max",
         sampler=_sampler(req), storage=storage, study_name=folder.name,
+        points_to_evaluate=space.points_to_evaluate() or None,  # the space's hand-made nets go first
     )
 
 
@@ -137,6 +143,7 @@ def run_search(req: SearchRequest, echo: Callable[[str], None] = print) -> Path:
     """Search, then write leaderboard.csv and best.json; returns the experiment folder."""
     req.check()
     space = spaces.load(req.space)
+    models.family(space.family)  # an unknown family fails here, not in every trial
     bundle = data.load(req.dataset, test=req.test, data_dir=req.data_dir, val_fraction=req.val_fraction, seed=req.seed)
     folder = experiments.create(req.results, req.name or experiments.default_name(space.name, req.dataset))
     folder = folder.resolve()
@@ -169,7 +176,8 @@ def _tune(req, space, bundle, folder, echo):
     resources = ray.cluster_resources()
     slots = concurrency(req, resources.get("CPU", 1), resources.get("GPU", 0))
     runtime = TrialRuntime(family=space.family, max_epochs=req.max_epochs,
-                           threads=max(1, int(req.cpus_per_trial)), seed=req.seed, max_params=req.max_params)
+                           threads=max(1, int(req.cpus_per_trial)), seed=req.seed, max_params=req.max_params,
+                           max_mflops=req.max_mflops)
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, bundle=bundle, runtime=runtime),
         {"cpu": req.cpus_per_trial, "gpu": req.gpus_per_trial},

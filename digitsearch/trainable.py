@@ -30,6 +30,7 @@ class TrialRuntime:
     threads: int
     seed: int
     max_params: int
+    max_mflops: float
 
 
 def build_model(cfg: TrialConfig, bundle: Bundle) -> torch.nn.Module:
@@ -38,9 +39,9 @@ def build_model(cfg: TrialConfig, bundle: Bundle) -> torch.nn.Module:
     )
 
 
-def _report_infeasible(reason: str) -> None:
+def _report_unusable(why: str, reason: str, params: int = 0, mflops: float = 0.0) -> None:
     # val_acc 0 tells the searcher this region is bad; `note` puts the reason in the leaderboard
-    tune.report({"val_acc": 0.0, "epoch": 0, "params": 0, "note": f"infeasible: {reason}"})
+    tune.report({"val_acc": 0.0, "epoch": 0, "params": params, "mflops": mflops, "note": f"{why}: {reason}"})
 
 
 def _report_with_checkpoint(model, metrics: dict) -> None:
@@ -57,16 +58,18 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
     try:
         model = build_model(cfg, bundle)
     except models.InvalidArchitecture as err:
-        return _report_infeasible(str(err))
-    params = models.count_params(model)
-    if params > runtime.max_params:
-        return _report_infeasible(f"{params:,} parameters > --max-params {runtime.max_params:,}")
-
+        return _report_unusable("infeasible", str(err))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model.to(device)
     mean, std = bundle.normalisation()
     train = engine.to_tensors(bundle.train.images, bundle.train.labels, mean, std, device)
     val = engine.to_tensors(bundle.val.images, bundle.val.labels, mean, std, device)
+    model.to(device)
+    params, mflops = models.count_params(model), models.forward_mflops(model, train.x[:1])
+    if params > runtime.max_params or mflops > runtime.max_mflops:
+        # the budget guard: one such trial would cost as much as many ordinary ones
+        return _report_unusable("over budget", f"{params:,} parameters, {mflops:.0f} MFLOPs per image "
+                                f"(limits --max-params {runtime.max_params:,}, --max-mflops {runtime.max_mflops:g})",
+                                params, mflops)
     optimizer = engine.make_optimizer(model, cfg.train)
     scheduler = engine.make_scheduler(optimizer, cfg.train)
     generator = torch.Generator().manual_seed(runtime.seed)
@@ -78,12 +81,13 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
         scheduler.step()
         if not engine.is_finite(metrics):
             # a diverged trial is recorded, not retried: the config, not the machine, is at fault
-            tune.report({**metrics, "val_acc": 0.0, "epoch": epoch, "params": params, "note": "diverged: non-finite loss"})
+            tune.report({**metrics, "val_acc": 0.0, "epoch": epoch, "params": params, "mflops": mflops,
+                         "note": "diverged: non-finite loss"})
             return
         improved = metrics["val_acc"] > best_acc
         if improved:
             best_acc, best_epoch = metrics["val_acc"], epoch
-        metrics.update(epoch=epoch, lr=lr, params=params, best_val_acc=best_acc, best_epoch=best_epoch, note="")
+        metrics.update(epoch=epoch, lr=lr, params=params, mflops=mflops, best_val_acc=best_acc, best_epoch=best_epoch, note="")
         if improved:
             _report_with_checkpoint(model, metrics)
         else:

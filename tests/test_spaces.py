@@ -533,13 +533,28 @@ def test_readme_examples_load(tmp_path):
     """The YAML examples in search_spaces/README.md are valid (docs cannot drift from the loader)."""
     readme = (Path(__file__).resolve().parent.parent / "search_spaces" / "README.md").read_text(encoding="utf-8")
     blocks = [b.split("```", 1)[0] for b in readme.split("```yaml\n")[1:]]
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     space = spaces.load(str(write(tmp_path, blocks[0], "format.yaml")))
     assert space.constants == {"image_channels": 1} and len(space.params) == 9
+    assert space.starting_points == ()
+
+    # the start: example is a whole file; the error the README shows is the one it gives
+    start_blocks = [b for b in blocks if "\nstart:\n" in b]
+    assert len(start_blocks) == 1
+    space = spaces.load(str(write(tmp_path, start_blocks[0], "start.yaml")))
+    assert space.starting_points == (
+        {"cnn.depth": 2, "cnn.filters_1": 32, "cnn.filters_2": 64, "optimizer": "adam", "lr": 1e-3},
+        {"cnn.depth": 1, "cnn.filters_1": 64, "momentum": 0.9},
+    )
+    shown = next(line for line in readme.splitlines() if line.startswith("my_space.yaml:") and "start point" in line)
+    path = write(tmp_path, start_blocks[0] + "  - {cnn.depth: 1, cnn.filters_2: 64}\n", "my_space.yaml")
+    with pytest.raises(UserError) as info:
+        spaces.load(str(path))
+    assert str(info.value) == shown.replace("my_space.yaml", str(path), 1)
 
     # the other blocks are fragments of a params: mapping; declare optimizer first where they use it
     configs = []
-    for k, block in enumerate(blocks[1:]):
+    for k, block in enumerate(b for b in blocks[1:] if b not in start_blocks):
         body = textwrap.dedent(block).strip("\n")
         if "optimizer:" not in body:
             body = "optimizer: {type: choice, values: [adam, sgd]}\n" + body
@@ -554,3 +569,206 @@ def test_readme_examples_load(tmp_path):
         if "cnn.pool_1" in cfg:
             assert ("pool_size" in cfg) == (cfg["cnn.pool_1"] in ("max", "avg"))
             assert ("nesterov" in cfg) == (cfg.get("momentum", 0) > 0.9)
+
+
+# ------------------------------------------------------------------------ starting points (start:)
+
+
+KERAS_SIMPLE_CONVNET = {
+    "cnn.depth": 2, "cnn.filters_1": 32, "cnn.filters_2": 64, "cnn.kernel": 3, "cnn.padding": "valid",
+    "cnn.pool_1": "max", "cnn.pool_2": "max", "cnn.batchnorm": False, "cnn.conv_dropout": 0.0,
+    "cnn.head": "flatten", "cnn.dense_layers": 0, "cnn.dropout": 0.5, "optimizer": "adam", "lr": 0.001,
+    "weight_decay": 1e-6, "batch_size": 128, "lr_decay": 1.0, "decay_every": 1, "label_smoothing": 0.0,
+    "augment": "none",
+}
+MODERN_BASELINE = {
+    "cnn.depth": 3, "cnn.filters_1": 32, "cnn.filters_2": 64, "cnn.filters_3": 128, "cnn.kernel": 3,
+    "cnn.padding": "same", "cnn.pool_1": "max", "cnn.pool_2": "max", "cnn.pool_3": "max", "cnn.batchnorm": True,
+    "cnn.conv_dropout": 0.1, "cnn.head": "flatten", "cnn.dense_layers": 1, "cnn.dense_1": 128, "cnn.dropout": 0.3,
+    "optimizer": "adamw", "lr": 0.002, "weight_decay": 1e-4, "batch_size": 128, "lr_decay": 0.9,
+    "decay_every": 1, "label_smoothing": 0.05, "augment": "light",
+}
+
+
+def _same_typed(a: dict, b: dict) -> bool:
+    """Equal dicts whose values also have the same types (True is not 1, 1.0 is not 1)."""
+    return a == b and list(a) == list(b) and all(type(a[k]) is type(b[k]) for k in a)
+
+
+def test_builtin_dir_is_the_checkout_folder():
+    assert spaces.BUILTIN_DIR == Path(__file__).resolve().parent.parent / "search_spaces"
+
+
+def test_cnn_starting_points(cnn):
+    assert len(cnn.starting_points) == 2
+    keras, modern = cnn.starting_points
+    assert _same_typed(keras, KERAS_SIMPLE_CONVNET)
+    assert _same_typed(modern, MODERN_BASELINE)
+    by_name = {p.name: p for p in cnn.params}
+    assert (by_name["cnn.conv_dropout"].low, by_name["cnn.conv_dropout"].high) == (0.0, 0.25)
+    assert (by_name["label_smoothing"].low, by_name["label_smoothing"].high) == (0.0, 0.1)
+    for point in cnn.starting_points:
+        for name, v in point.items():
+            _check_value(by_name[name], v)
+        # both are full configs: exactly the active parameters, nothing else
+        assert cnn.config_from_params(point) == point
+    assert cnn.points_to_evaluate() == list(cnn.starting_points)
+    cnn.points_to_evaluate()[0]["lr"] = 1.0  # copies: the space is not changed
+    assert cnn.starting_points[0]["lr"] == 0.001
+    hash(cnn)  # still hashable
+
+
+def _enqueued_trials(space: SearchSpace, points: list[dict], sampler) -> list[optuna.trial.FrozenTrial]:
+    """What Ray's OptunaSearch does with points_to_evaluate: enqueue, then ask + define_by_run."""
+    study = optuna.create_study(direction="maximize", sampler=sampler)  # in memory
+    for point in points:
+        study.enqueue_trial(point)
+    for n in range(len(points) + 3):  # the enqueued points, then a few sampled trials
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # Optuna warns (and goes on) when a fixed value is out of range
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            trial = study.ask()
+            space.define_by_run(trial)
+        study.tell(trial, float(n % 3))
+    return study.trials
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "tpe-multivariate-group"])
+def test_enqueued_starting_points_are_suggested_exactly(cnn, sampler):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if sampler == "tpe":
+            made = optuna.samplers.TPESampler(seed=0)
+        else:  # what digitsearch.search uses
+            made = optuna.samplers.TPESampler(seed=0, multivariate=True, group=True, constant_liar=True,
+                                              n_startup_trials=4)
+    partial = {"cnn.depth": 4, "cnn.filters_4": 96, "optimizer": "sgd", "momentum": 0.95, "lr": 0.005}
+    points = [*cnn.points_to_evaluate(), partial]
+    trials = _enqueued_trials(cnn, points, made)
+    by_name = {p.name: p for p in cnn.params}
+    for point, t in zip(points, trials):
+        assert {k: t.params[k] for k in point} == point
+        assert all(type(t.params[k]) is type(v) for k, v in point.items())
+        assert set(cnn.config_from_params(t.params)) == set(t.params)  # the sampler filled the rest
+        for name, v in t.params.items():
+            _check_value(by_name[name], v)
+    assert set(trials[0].params) == set(KERAS_SIMPLE_CONVNET)
+    assert set(trials[1].params) == set(MODERN_BASELINE)
+    assert {"cnn.filters_1", "cnn.filters_3", "cnn.pool_4", "weight_decay"} <= set(trials[2].params)
+
+
+START_SPACE = """
+family: mlp
+params:
+  depth:     {type: int, low: 1, high: 4}
+  width_3:   {type: choice, values: [32, 64], when: "depth >= 3"}
+  kernel:    {type: choice, values: [3, 5]}
+  bn:        {type: choice, values: [true, false]}
+  lr:        {type: loguniform, low: 1.0e-4, high: 1.0e-2}
+  drop:      {type: uniform, low: 0.0, high: 0.5, step: 0.1}
+  smooth:    {type: uniform, low: 0.0, high: 0.2}
+  width:     {type: int, low: 16, high: 64, step: 16}
+  units:     {type: int, low: 8, high: 512, log: true}
+  optimizer: {type: choice, values: [adam, sgd]}
+  momentum:  {type: uniform, low: 0.8, high: 0.99, when: "optimizer == sgd"}
+  nesterov:  {type: choice, values: [true, false], when: "momentum > 0.9"}
+  channels:  1
+  gray:      {type: choice, values: [true, false], when: "channels == 1"}
+"""
+
+
+def test_start_points_load_in_order_with_clean_values(tmp_path):
+    path = write(tmp_path, START_SPACE + textwrap.dedent("""
+        start:
+          - {depth: 3, width_3: 64, lr: 1e-3, drop: 0.3, smooth: 0, kernel: 5.0, units: 100, gray: true}
+          - {momentum: 0.95, nesterov: true}   # optimizer left to the sampler: momentum may apply
+          - optimizer: sgd
+            momentum: 0.9
+            width: 48
+    """))
+    space = spaces.load(str(path))
+    first, second, third = space.starting_points
+    # key order as written; numbers as Optuna samples them: floats for float params, the choice's own value
+    assert _same_typed(first, {"depth": 3, "width_3": 64, "lr": 0.001, "drop": 0.3, "smooth": 0.0, "kernel": 5,
+                               "units": 100, "gray": True})
+    assert _same_typed(second, {"momentum": 0.95, "nesterov": True})
+    assert _same_typed(third, {"optimizer": "sgd", "momentum": 0.9, "width": 48})
+    trials = _enqueued_trials(space, space.points_to_evaluate(), optuna.samplers.TPESampler(seed=1))
+    for point, t in zip(space.starting_points, trials):
+        active = {k: v for k, v in point.items() if k in t.params}
+        if point is not second:
+            assert active == point
+        assert all(t.params[k] == v and type(t.params[k]) is type(v) for k, v in active.items())
+    assert trials[1].params.get("momentum", 0.95) == 0.95  # used when the sampler picked sgd
+
+
+@pytest.mark.parametrize("start", [None, "[]", "null"])
+def test_no_start_means_no_points(tmp_path, start):
+    text = START_SPACE + (f"start: {start}\n" if start else "")
+    space = spaces.load(str(write(tmp_path, text)))
+    assert space.starting_points == () and space.points_to_evaluate() == []
+
+
+@pytest.mark.parametrize("point,needles", [
+    # unknown or constant names
+    ("{depht: 2}", ["'depht'", "unknown", "did you mean 'depth'"]),
+    ("{channels: 1}", ["'channels'", "constant"]),
+    # values outside the range, off the step grid, of the wrong type
+    ("{depth: 5}", ["'depth'", "outside", "1..4"]),
+    ("{depth: 2.0}", ["'depth'", "whole number", "write 2"]),
+    ("{depth: '2'}", ["'depth'", "whole number"]),
+    ("{depth: true}", ["'depth'", "whole number"]),
+    ("{width: 40}", ["'width'", "step grid", "32 or 48"]),
+    ("{units: 4}", ["'units'", "outside"]),
+    ("{drop: 0.25}", ["'drop'", "step grid", "0.2 or 0.3"]),
+    ("{drop: 0.6}", ["'drop'", "outside"]),
+    ("{lr: 1.0e-5}", ["'lr'", "outside"]),
+    ("{lr: 0.05}", ["'lr'", "outside"]),
+    ("{lr: small}", ["'lr'", "number", "small"]),
+    ("{lr: .inf}", ["'lr'", "finite"]),
+    ("{smooth: false}", ["'smooth'", "number"]),
+    ("{kernel: 4}", ["'kernel'", "not one of", "[3, 5]"]),
+    ("{bn: 1}", ["'bn'", "not one of"]),
+    ("{optimizer: Adam}", ["'optimizer'", "not one of"]),
+    ("{kernel: [3, 5]}", ["'kernel'", "single value"]),
+    # parameters their condition switches off, given the point's other values
+    ("{depth: 2, width_3: 32}", ["'width_3'", "inactive", "depth >= 3", "depth = 2"]),
+    ("{optimizer: adam, momentum: 0.9}", ["'momentum'", "inactive", "optimizer == sgd"]),
+    ("{optimizer: adam, nesterov: true}", ["'nesterov'", "inactive", "'momentum' is itself inactive"]),
+    ("{momentum: 0.85, nesterov: true}", ["'nesterov'", "inactive", "momentum = 0.85"]),
+    # points that are not non-empty mappings
+    ("3", ["mapping"]),
+    ("[depth, 2]", ["mapping"]),
+    ("{}", ["empty"]),
+])
+def test_error_bad_start_point(tmp_path, point, needles):
+    # the bad point comes second, after a good one: the message names point 2
+    msg = load_error(tmp_path, START_SPACE + f"start:\n  - {{depth: 1}}\n  - {point}\n")
+    assert "start point 2" in msg, msg
+    for needle in needles:
+        assert needle in msg, (needle, msg)
+
+
+@pytest.mark.parametrize("start", ["{depth: 2}", "depth", "3"])
+def test_error_start_not_a_list(tmp_path, start):
+    msg = load_error(tmp_path, START_SPACE + f"start: {start}\n")
+    assert "'start'" in msg and "list" in msg
+
+
+def test_start_error_names_file_line_point_and_parameter(tmp_path):
+    path = write(tmp_path, params_yaml("""
+        a: {type: int, low: 1, high: 3}
+        b: {type: int, low: 1, high: 3, when: "a >= 2"}
+    """) + "start:\n  - {a: 2, b: 3}\n  - a: 1\n    b: 2\n")
+    with pytest.raises(UserError) as info:
+        spaces.load(str(path))
+    assert str(info.value).startswith(f"{path}:9: start point 2: parameter 'b': inactive in this point")
+
+
+def test_hand_built_space_has_no_starting_points():
+    space = SearchSpace(name="x", family="cnn", description="", path=Path("x.yaml"),
+                        params=(Param(name="a", kind="int", low=1, high=3),))
+    assert space.starting_points == () and space.points_to_evaluate() == []
+    given = SearchSpace(name="x", family="cnn", description="", path=Path("x.yaml"),
+                        params=(Param(name="a", kind="int", low=1, high=3),), starting_points=[{"a": 2}])
+    assert given.starting_points == ({"a": 2},)

@@ -4,10 +4,12 @@ from digitsearch.models._registry import (
     count_params,
     create,
     describe,
+    family,
+    forward_mflops,
     list_models,
     register,
 )
 
 from digitsearch.models import cnn  # noqa: F401  (registers "cnn")
 
-__all__ = ["InvalidArchitecture", "count_params", "create", "describe", "list_models", "register"]
+__all__ = ["InvalidArchitecture", "family", "forward_mflops", "count_params", "create", "describe", "list_models", "register"]

@@ -69,3 +69,16 @@ class InvalidArchitecture(ValueError):
     A search can propose such configs; the trainable reports them as infeasible
     instead of crashing the trial.
     """
+
+
+def forward_mflops(model: nn.Module, example) -> float:
+    """Millions of floating-point operations for one forward pass of `example` (torch's own counter)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(example)
+    model.train(was_training)
+    return counter.get_total_flops() / 1e6

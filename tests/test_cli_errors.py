@@ -1,0 +1,162 @@
+"""Bad input: one line naming the problem and the fix, exit code 2, no traceback, nothing overwritten.
+
+These run in-process (Typer's CliRunner) and fail before Ray starts, so they are fast.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import assert_one_line_error, write_kaggle_csv
+from digitsearch.cli import app
+from digitsearch.data import idx
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def expect_error(*args: str, needles=()) -> str:
+    result = invoke(*args)
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    return assert_one_line_error(result.stderr, *needles)
+
+
+@pytest.fixture
+def results(tmp_path):
+    return tmp_path / "results"
+
+
+def tune(results, *args):
+    return ("tune", "--results", str(results), "--trials", "1", "--max-epochs", "2", *args)
+
+
+def test_unknown_space_lists_known(results):
+    expect_error(*tune(results, "--space", "nope"), needles=("nope", "cnn"))
+    assert not results.exists()
+
+
+def test_unknown_dataset_lists_known(results):
+    expect_error(*tune(results, "--dataset", "nope"), needles=("nope", "digits", "mnist"))
+
+
+def test_unknown_family(tmp_path, results):
+    space = tmp_path / "odd.yaml"
+    space.write_text("family: transformer\nparams:\n  lr: {type: loguniform, low: 1.0e-4, high: 1.0e-2}\n")
+    expect_error(*tune(results, "--space", str(space)), needles=("transformer", "cnn"))
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("family: cnn\nparams: [unclosed\n", "line"),
+    ("family: cnn\nparams:\n  lr: {type: gaussian, low: 0, high: 1}\n", "gaussian"),
+    ("family: cnn\nparams:\n  lr: {type: uniform, low: 2, high: 1}\n", "low"),
+    ("family: cnn\nparams:\n  opt: {type: choice, values: []}\n", "values"),
+])
+def test_bad_yaml(tmp_path, results, text, needle):
+    space = tmp_path / "bad.yaml"
+    space.write_text(text)
+    expect_error(*tune(results, "--space", str(space)), needles=("bad.yaml", needle))
+
+
+def _csv_cases(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    labels = np.arange(20) % 10
+    good = write_kaggle_csv(tmp_path / "good.csv", images, labels)
+    lines = good.read_text().splitlines()
+    cases = {
+        "empty": "",
+        "no_label": "\n".join(line.split(",", 1)[1] for line in lines),
+        "wrong_pixels": "\n".join(",".join(line.split(",")[:-1]) for line in lines),
+        "non_numeric": "\n".join([lines[0], lines[1].replace(",", ",x,", 1).replace(",x,", ",x", 1)] + lines[2:]),
+        "out_of_range": "\n".join([lines[0], lines[1].rsplit(",", 1)[0] + ",300"] + lines[2:]),
+        "bad_label": "\n".join([lines[0], "12" + lines[1][lines[1].index(","):]] + lines[2:]),
+    }
+    paths = {}
+    for case, text in cases.items():
+        paths[case] = tmp_path / f"{case}.csv"
+        paths[case].write_text(text + ("\n" if text else ""))
+    return good, paths
+
+
+@pytest.mark.parametrize("case", ["empty", "no_label", "wrong_pixels", "non_numeric", "out_of_range", "bad_label"])
+def test_bad_training_csv(tmp_path, results, case):
+    _, paths = _csv_cases(tmp_path)
+    expect_error(*tune(results, "--dataset", str(paths[case])), needles=(f"{case}.csv",))
+    assert not results.exists()
+
+
+def test_test_csv_width_differs(tmp_path, results):
+    good, _ = _csv_cases(tmp_path)
+    small = write_kaggle_csv(tmp_path / "test.csv", np.zeros((3, 8, 8), dtype=np.uint8), None)
+    expect_error(*tune(results, "--dataset", str(good), "--test", str(small)), needles=("test.csv",))
+
+
+@pytest.mark.parametrize("flag, value, needle", [
+    ("--trials", "0", "--trials"),
+    ("--max-epochs", "0", "--max-epochs"),
+    ("--grace-epochs", "5", "--grace-epochs"),
+    ("--scheduler", "hyperband", "--scheduler"),
+    ("--search", "grid", "--search"),
+    ("--val-fraction", "1.5", "val"),
+])
+def test_bad_tune_options(results, flag, value, needle):
+    expect_error(*tune(results, flag, value), needles=(needle,))
+    assert not results.exists()
+
+
+def test_dataset_offline_and_absent(tmp_path, results, monkeypatch):
+    monkeypatch.setenv("DIGITSEARCH_DATA", str(tmp_path / "nothing"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(idx, "SYSTEM_DIRS", {})
+
+    def offline(name, root):
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(idx, "download", offline)
+    expect_error(*tune(results, "--dataset", "fashion-mnist"),
+                 needles=("fashion-mnist", str(tmp_path / "nothing"), "--data-dir"))
+
+
+def test_existing_name_is_refused_and_untouched(results):
+    folder = results / "mine"
+    folder.mkdir(parents=True)
+    (folder / "experiment.json").write_text(json.dumps({"created": 1}))
+    expect_error(*tune(results, "--name", "mine"), needles=("mine", "already exists"))
+    assert sorted(p.name for p in folder.iterdir()) == ["experiment.json"]
+
+
+def test_best_without_any_experiment(results):
+    expect_error("best", "--results", str(results), needles=("no experiment", "digitsearch tune"))
+
+
+def test_best_unknown_name(results):
+    expect_error("best", "--results", str(results), "--name", "ghost", needles=("ghost",))
+
+
+def test_best_without_a_completed_trial(results):
+    folder = results / "failed"
+    folder.mkdir(parents=True)
+    (folder / "experiment.json").write_text(json.dumps({"created": 1}))
+    expect_error("best", "--results", str(results), needles=("no completed trial", "leaderboard.csv"))
+
+
+def test_predict_with_a_file_that_is_not_a_model(tmp_path):
+    fake = tmp_path / "model.pt"
+    fake.write_text("not a model")
+    expect_error("predict", "--model", str(fake), "--input", "x.csv", needles=("model.pt",))
+
+
+def test_listings():
+    for command, needle in (("spaces", "cnn"), ("datasets", "fashion-mnist"), ("models", "cnn")):
+        result = invoke(command)
+        assert result.exit_code == 0 and needle in result.stdout
+    shown = invoke("spaces", "--show", "cnn")
+    assert "cnn.filters_3" in shown.stdout and "when cnn.depth >= 3" in shown.stdout

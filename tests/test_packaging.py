@@ -1,0 +1,33 @@
+"""A non-editable install must carry the YAML spaces inside the wheel."""
+import subprocess
+import sys
+import zipfile
+
+from conftest import ROOT
+
+
+def test_wheel_ships_the_search_spaces(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("digitsearch-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "digitsearch/search_spaces/cnn.yaml" in names
+    assert "digitsearch/search_spaces/README.md" in names
+    assert "digitsearch/models/cnn.py" in names and "digitsearch/data/idx.py" in names
+    assert any(n.endswith("entry_points.txt") for n in names)
+
+
+def test_installed_wheel_finds_its_spaces_outside_the_checkout(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path / "wheel"), str(ROOT)], check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "wheel").glob("digitsearch-*.whl")
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    code = ("import digitsearch, digitsearch.spaces as s; "
+            "assert str(digitsearch.__file__).startswith(%r), digitsearch.__file__; "
+            "print(sorted(s.list_spaces()), s.load('cnn').family)" % str(target))
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target)},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "'cnn'" in out.stdout and out.stdout.strip().endswith("cnn")

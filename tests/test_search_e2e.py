@@ -1,0 +1,178 @@
+"""Real searches through the real command line: Ray Tune, Optuna, ASHA, retrain, predict.
+
+Each search is tiny (bundled digits or a small CSV, a few trials, 1-2 epochs) but runs
+every real component; together they take about two minutes on 2 cores.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+import torch
+
+from conftest import assert_one_line_error, run_cli, write_kaggle_csv
+from digitsearch import export
+from digitsearch.data import load
+
+REPORTED = {"val_acc", "val_loss", "train_loss", "train_acc", "epoch_seconds", "images_per_second", "params"}
+
+
+@pytest.fixture(scope="module")
+def digits_search(tmp_path_factory):
+    results = tmp_path_factory.mktemp("e2e") / "results"
+    run = run_cli("tune", "--space", "cnn", "--dataset", "digits", "--trials", "3", "--max-epochs", "2",
+                  "--grace-epochs", "1", "--name", "tiny", "--results", str(results), "--seed", "1")
+    assert run.returncode == 0, run.stdout + run.stderr
+    return results, results / "tiny", run
+
+
+@pytest.fixture(scope="module")
+def search_bundle():
+    """The data exactly as the search split them (same seed)."""
+    return load("digits", seed=1)
+
+
+@pytest.fixture(scope="module")
+def retrained(digits_search):
+    results, folder, _ = digits_search
+    run = run_cli("best", "--results", str(results), "--retrain", "--epochs", "2")
+    assert run.returncode == 0, run.stdout + run.stderr
+    return folder / "final", run
+
+
+def test_search_prints_progress_and_top_table(digits_search):
+    _, _, run = digits_search
+    assert "[3/3]" in run.stdout and "top 3 of 3 trials" in run.stdout and "best:" in run.stdout
+    assert "Traceback" not in run.stderr
+
+
+def test_leaderboard_has_one_row_per_trial(digits_search):
+    _, folder, _ = digits_search
+    table = pd.read_csv(folder / "leaderboard.csv")
+    assert len(table) == 3
+    assert {"trial_id", "status", "val_acc", "best_epoch", "epochs", "n_params", "seconds", "cnn.depth", "lr"} <= set(table.columns)
+    assert set(table["status"]) <= {"completed", "stopped early", "infeasible", "over budget", "diverged"}
+    assert table["val_acc"].is_monotonic_decreasing
+    best = json.loads((folder / "best.json").read_text())
+    assert best["val_acc"] == pytest.approx(table["val_acc"].max())
+    assert best["config"]["cnn.depth"] >= 1 and "lr" in best["config"]
+
+
+def test_starting_points_run_first(digits_search):
+    """The space's hand-made nets (the Keras simple convnet first) are evaluated before sampling."""
+    _, folder, _ = digits_search
+    first = json.loads(next((folder / "tune").glob("trial_*")).joinpath("params.json").read_text())
+    params = [json.loads(p.read_text()) for p in (folder / "tune").glob("trial_*/params.json")]
+    keras = [p for p in params if p.get("cnn.filters_1") == 32 and p.get("cnn.filters_2") == 64
+             and p.get("cnn.padding") == "valid" and p.get("cnn.dropout") == 0.5]
+    assert keras, params
+    assert first
+
+
+def test_every_epoch_reports_the_metrics(digits_search):
+    _, folder, _ = digits_search
+    for trial in (folder / "tune").glob("trial_*"):
+        rows = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+        trained = [r for r in rows if r.get("epoch", 0) > 0]
+        for row in trained:
+            assert REPORTED <= set(row), set(REPORTED) - set(row)
+        # only epochs that beat the trial's best are checkpointed, and only the best is kept
+        assert len(list(trial.glob("checkpoint_*"))) <= 1
+
+
+def test_optuna_study_has_every_trial(digits_search):
+    _, folder, _ = digits_search
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{folder / 'optuna.db'}")
+    assert len(study.trials) == 3
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) >= 1
+
+
+def test_best_prints_config(digits_search):
+    results, _, _ = digits_search
+    run = run_cli("best", "--results", str(results), "--name", "tiny")
+    assert run.returncode == 0 and "best trial" in run.stdout and "cnn.depth = " in run.stdout
+
+
+def test_retrain_writes_artifacts(retrained, search_bundle):
+    final, run = retrained
+    assert "test accuracy" in run.stdout
+    assert {"model.pt", "metrics.json", "predictions.csv", "confusion_matrix.csv"} <= {p.name for p in final.iterdir()}
+    metrics = json.loads((final / "metrics.json").read_text())
+    assert metrics["test_images"] == len(search_bundle.test) == 360
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and len(metrics["per_class"]) == 10
+    assert set(metrics["per_class"]["3"]) == {"precision", "recall", "f1", "support"}
+    predictions = pd.read_csv(final / "predictions.csv")
+    assert list(predictions.columns) == ["ImageId", "Label"]
+    assert predictions["ImageId"].tolist() == list(range(1, 361))
+    assert predictions["Label"].between(0, 9).all()
+    matrix = pd.read_csv(final / "confusion_matrix.csv", index_col=0)
+    assert matrix.shape == (10, 10) and matrix.to_numpy().sum() == 360
+    accuracy = np.trace(matrix.to_numpy()) / 360
+    assert accuracy == pytest.approx(metrics["test_accuracy"])
+
+
+def test_model_file_describes_itself(retrained, search_bundle):
+    final, _ = retrained
+    raw = torch.load(final / "model.pt", weights_only=True)
+    assert {"family", "model_args", "state_dict", "normalisation", "class_names"} <= set(raw)
+    assert raw["family"] == "cnn" and raw["class_names"] == [str(i) for i in range(10)]
+    model, meta = export.load_model(final / "model.pt")
+    from digitsearch import engine
+
+    x = engine.to_tensors(search_bundle.test.images, None, meta["normalisation"]["mean"], meta["normalisation"]["std"]).x
+    assert (engine.predict(model, x) == pd.read_csv(final / "predictions.csv")["Label"].to_numpy()).all()
+
+
+def test_predict_command_on_a_csv(retrained, search_bundle, tmp_path):
+    final, _ = retrained
+    source = write_kaggle_csv(tmp_path / "mine.csv", search_bundle.test.images, search_bundle.test.labels)
+    out = tmp_path / "submission.csv"
+    run = run_cli("predict", "--model", str(final / "model.pt"), "--input", str(source), "--output", str(out))
+    assert run.returncode == 0, run.stderr
+    assert "360 predictions" in run.stdout and "accuracy" in run.stdout
+    assert pd.read_csv(out).equals(pd.read_csv(final / "predictions.csv"))
+
+
+def test_kaggle_csv_search_exports_test_predictions(tmp_path):
+    """train.csv + unlabelled test.csv, as the Digit Recognizer competition gives them."""
+    digits = load("digits")
+    train = write_kaggle_csv(tmp_path / "train.csv", digits.train.images[:400], digits.train.labels[:400])
+    test = write_kaggle_csv(tmp_path / "test.csv", digits.test.images[:50], None)
+    results = tmp_path / "results"
+    run = run_cli("tune", "--dataset", str(train), "--test", str(test), "--trials", "2", "--max-epochs", "1",
+                  "--results", str(results))
+    assert run.returncode == 0, run.stdout + run.stderr
+    (folder,) = list(results.iterdir())
+    assert folder.name.startswith("cnn-train-")  # the default name: space-dataset-timestamp
+    run = run_cli("best", "--results", str(results), "--retrain")
+    assert run.returncode == 0, run.stdout + run.stderr
+    predictions = pd.read_csv(folder / "final" / "predictions.csv")
+    assert len(predictions) == 50 and predictions["ImageId"].iloc[0] == 1
+    assert "test_accuracy" not in json.loads((folder / "final" / "metrics.json").read_text())
+
+
+def test_search_with_no_usable_trial_then_best_refuses(tmp_path):
+    """Every config is infeasible: the search records why, and `best` says there is nothing to retrain."""
+    space = tmp_path / "collapse.yaml"
+    blocks = "".join(f"  cnn.filters_{k}: 8\n  cnn.pool_{k}: max\n" for k in range(1, 6))
+    space.write_text("family: cnn\nparams:\n  cnn.depth: {type: choice, values: [5]}\n"
+                     f"{blocks}  cnn.kernel: 5\n  cnn.padding: valid\n")
+    results = tmp_path / "results"
+    run = run_cli("tune", "--space", str(space), "--trials", "2", "--max-epochs", "1", "--results", str(results),
+                  "--name", "collapse")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "no trial completed" in run.stdout
+    table = pd.read_csv(results / "collapse" / "leaderboard.csv")
+    assert (table["status"] == "infeasible").all() and table["note"].str.contains("shrinks").all()
+    refused = run_cli("best", "--results", str(results), "--retrain")
+    assert refused.returncode == 2
+    assert_one_line_error(refused.stderr, "no completed trial")
+
+
+def test_usage_errors_are_one_line():
+    run = run_cli("tune", "--trials", "abc")
+    assert run.returncode == 2
+    assert_one_line_error(run.stderr, "--trials")
