@@ -66,6 +66,7 @@ def tune(
     verbose: Annotated[bool, typer.Option(help="Show Ray's own logs and status tables.")] = False,
 ):
     """Search a space with Optuna (TPE) and ASHA; writes results/<name>/ with leaderboard.csv and best.json."""
+    from digitsearch import experiments
     from digitsearch.search import run_search
 
     request = SearchRequest(
@@ -74,7 +75,9 @@ def tune(
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
         max_params=max_params, max_mflops=max_mflops, seed=seed, name=name, results=results, verbose=verbose,
     )
-    run_search(request, echo=lambda line: typer.echo(line))
+    folder = run_search(request, echo=lambda line: typer.echo(line))
+    if experiments.read_json(folder / experiments.EXPERIMENT_FILE)["status"] == "interrupted":
+        raise typer.Exit(130)  # what finished is written; the exit code still says it was cut short
 
 
 @app.command()

@@ -11,15 +11,17 @@ SUMMARY_COLUMNS = ["trial_id", "status", "val_acc", "best_epoch", "epochs", "n_p
                    "checkpoint"]
 
 
-def _status(result, epochs: int, max_epochs: int, note: str) -> str:
+def _status(result, epochs: int, max_epochs: int, note: str, finished: bool) -> str:
     if result.error is not None:
         return "error"
+    if not finished:
+        return "interrupted"
     if note:
         return note.split(":")[0]  # infeasible / over budget / diverged
     return "completed" if epochs >= max_epochs else "stopped early"
 
 
-def trial_row(result, max_epochs: int) -> dict:
+def trial_row(result, max_epochs: int, finished: bool = True) -> dict:
     """One trial's row: its config, best val_acc and the epoch it came at, how it ended."""
     history = result.metrics_dataframe
     last = result.metrics or {}
@@ -32,14 +34,15 @@ def trial_row(result, max_epochs: int) -> dict:
                    epochs=int(history.get("epoch", pd.Series([0])).max()))
     if result.error is not None:
         note = str(result.error).strip().splitlines()[-1][:200]
-    row["status"] = _status(result, row["epochs"], max_epochs, last.get("note") or "")
+    row["status"] = _status(result, row["epochs"], max_epochs, last.get("note") or "", finished)
     row["note"] = note
     row["checkpoint"] = result.checkpoint.path if result.checkpoint else ""
     return {**row, **result.config}
 
 
-def build(result_grid, max_epochs: int) -> pd.DataFrame:
-    rows = [trial_row(result, max_epochs) for result in result_grid]
+def build(result_grid, max_epochs: int, finished: set[str] | None = None) -> pd.DataFrame:
+    """`finished`: ids of trials that ended on their own; the others were cut off by an interrupt."""
+    rows = [trial_row(r, max_epochs, finished is None or trial_row_id(r) in finished) for r in result_grid]
     table = pd.DataFrame(rows)
     if table.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
@@ -54,7 +57,8 @@ def best_trial(table: pd.DataFrame, configs: dict[str, dict]) -> dict | None:
     The config comes from Tune's own record (`configs` by trial id), not the table,
     where a conditional parameter's ints turn into floats beside NaN.
     """
-    usable = table[table["status"].isin(["completed", "stopped early"]) & (table["val_acc"] > 0)]
+    # an interrupted trial's best epoch is real and checkpointed, so it may still be the best
+    usable = table[table["status"].isin(["completed", "stopped early", "interrupted"]) & (table["val_acc"] > 0)]
     if usable.empty:
         return None
     row = usable.iloc[0]

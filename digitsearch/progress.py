@@ -19,7 +19,7 @@ class SearchProgress(tune.Callback):
         self.total, self.max_epochs, self.echo = total, max_epochs, echo
         self.start = time.monotonic()
         self.best: tuple[float, str] = (-1.0, "")
-        self.done = 0
+        self.finished: set[str] = set()  # trials that ended on their own (done, stopped, errored)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         acc = result.get("val_acc")
@@ -41,8 +41,12 @@ class SearchProgress(tune.Callback):
         ending = "" if epochs >= self.max_epochs else ", stopped early"
         return f"val_acc {acc:.4f} after {epochs} epoch{'s' if epochs != 1 else ''}{ending}"
 
+    @property
+    def done(self) -> int:
+        return len(self.finished)
+
     def _finished(self, trials, trial, how: str) -> None:
-        self.done += 1
+        self.finished.add(trial.trial_id)
         running = sum(t.status == "RUNNING" for t in trials)
         elapsed = time.monotonic() - self.start
         left = elapsed / self.done * (self.total - self.done)

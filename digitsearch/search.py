@@ -154,10 +154,12 @@ def run_search(req: SearchRequest, echo: Callable[[str], None] = print) -> Path:
     echo(f"data: {len(bundle.train)} train / {len(bundle.val)} val / {meta['sizes']['test']} test images, "
          f"{bundle.num_classes} classes")
 
-    results = _tune(req, space, bundle, folder, echo)
-    meta["status"] = "finished" if len(results) >= req.trials else "interrupted"
+    results, progress = _tune(req, space, bundle, folder, echo)
+    meta["status"] = "finished" if progress.done >= req.trials else "interrupted"
     experiments.write_json(folder / experiments.EXPERIMENT_FILE, meta)
-    return _write_results(req, results, folder, echo)
+    if meta["status"] == "interrupted":
+        echo(f"interrupted after {progress.done} of {req.trials} trials; writing what finished")
+    return _write_results(req, results, progress.finished, folder, echo)
 
 
 def _trial_name(trial) -> str:
@@ -170,7 +172,7 @@ def _tune(req, space, bundle, folder, echo):
     ray = _start_ray(req.verbose)
     from ray import tune
 
-    from digitsearch.progress import SearchProgress
+    from digitsearch.progress import SearchProgress  # imports Ray: only when a search runs
     from digitsearch.trainable import TrialRuntime, train_trial
 
     resources = ray.cluster_resources()
@@ -182,6 +184,7 @@ def _tune(req, space, bundle, folder, echo):
         tune.with_parameters(train_trial, bundle=bundle, runtime=runtime),
         {"cpu": req.cpus_per_trial, "gpu": req.gpus_per_trial},
     )
+    progress = SearchProgress(req.trials, req.max_epochs, echo)
     echo(f"search: {req.trials} trials of space {space.name!r} ({req.search} + {req.scheduler}), "
          f"up to {req.max_epochs} epochs each, {slots} at a time -> {folder}")
     tuner = tune.Tuner(
@@ -193,17 +196,17 @@ def _tune(req, space, bundle, folder, echo):
         ),
         run_config=tune.RunConfig(
             name="tune", storage_path=str(folder), verbose=2 if req.verbose else 0,
-            callbacks=[SearchProgress(req.trials, req.max_epochs, echo)],
+            callbacks=[progress],
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute="val_acc", checkpoint_score_order="max"),
             failure_config=tune.FailureConfig(max_failures=1),
         ),
     )
-    return tuner.fit()
+    return tuner.fit(), progress
 
 
-def _write_results(req, results, folder: Path, echo) -> Path:
-    table = leaderboard.build(results, req.max_epochs)
+def _write_results(req, results, finished: set[str], folder: Path, echo) -> Path:
+    table = leaderboard.build(results, req.max_epochs, finished)
     table.to_csv(folder / experiments.LEADERBOARD_FILE, index=False)
     configs = leaderboard.configs_by_trial(results)
     best = leaderboard.best_trial(table, configs)

@@ -6,6 +6,10 @@ every real component; together they take about two minutes on 2 cores.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import optuna
@@ -13,7 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import assert_one_line_error, run_cli, write_kaggle_csv
+from conftest import ROOT, assert_one_line_error, run_cli, write_kaggle_csv
 from digitsearch import export
 from digitsearch.data import load
 
@@ -176,3 +180,27 @@ def test_usage_errors_are_one_line():
     run = run_cli("tune", "--trials", "abc")
     assert run.returncode == 2
     assert_one_line_error(run.stderr, "--trials")
+
+
+def test_ctrl_c_keeps_what_finished(tmp_path):
+    """SIGINT mid-search: Ray stops the trials, the leaderboard still gets every finished trial."""
+    results = tmp_path / "results"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "tune", "--trials", "8", "--max-epochs", "3",
+                             "--scheduler", "fifo", "--name", "cut", "--results", str(results)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in proc.stdout:
+            if line.startswith("[1/8]"):
+                proc.send_signal(signal.SIGINT)
+                break
+        out, err = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted after" in out
+    meta = json.loads((results / "cut" / "experiment.json").read_text())
+    assert meta["status"] == "interrupted"
+    table = pd.read_csv(results / "cut" / "leaderboard.csv")
+    assert (table["status"] == "completed").sum() >= 1
+    assert (results / "cut" / "best.json").is_file()
