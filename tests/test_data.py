@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from digitsearch.data import Bundle, Split, idx, list_datasets, load, read_images
+from conftest import shared_data
 from digitsearch.errors import UserError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = shared_data()
 
 
 # ---------------------------------------------------------------- helpers
