@@ -149,6 +149,8 @@ def spaces(show: Annotated[Optional[str], typer.Option(help="Print one space's p
         typer.echo(f"{loaded.name} ({loaded.path}): family {loaded.family}; {loaded.description}")
         for line in loaded.describe():
             typer.echo(f"  {line}")
+        for number, point in enumerate(loaded.starting_points, start=1):
+            typer.echo(f"  start {number}: " + ", ".join(f"{k}={v}" for k, v in point.items()))
         return
     for space_name, description in space_lib.list_spaces().items():
         typer.echo(f"{space_name:12s} {description}")

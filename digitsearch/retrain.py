@@ -46,10 +46,11 @@ def run(folder: Path, epochs: int | None = None, progress: Callable | None = Non
     bundle = load_bundle(meta)
     cfg = TrialConfig.from_flat(best["config"], meta["family"])
     torch.manual_seed(meta["seed"])
-    model = build_model(cfg, bundle)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = build_model(cfg, bundle).to(device)
     full = bundle.train_and_val()
     mean, std = float(full.images.mean() / 255), float(full.images.std() / 255)
-    train = engine.to_tensors(full.images, full.labels, mean, std)
+    train = engine.to_tensors(full.images, full.labels, mean, std, device)
     if on_start:
         on_start(epochs)
     history = engine.fit(model, train, cfg.train, epochs, seed=meta["seed"], on_epoch=progress)
@@ -63,7 +64,7 @@ def run(folder: Path, epochs: int | None = None, progress: Callable | None = Non
     metrics = {"experiment": folder.name, "trial_id": best["trial_id"], "epochs": epochs,
                "train_images": len(full), "val_acc_in_search": best["val_acc"], "history": history}
     if bundle.test is not None and len(bundle.test):
-        test = engine.to_tensors(bundle.test.images, None, mean, std)
+        test = engine.to_tensors(bundle.test.images, None, mean, std, device)
         predicted = engine.predict(model, test.x)
         export.write_predictions(out / "predictions.csv", predicted)
         if bundle.test.labels is not None:
