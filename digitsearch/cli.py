@@ -52,7 +52,7 @@ def tune(
     val_fraction: Annotated[float, typer.Option(help="Stratified share of the training data held out for validation.")] = DEFAULT.val_fraction,
     trials: Annotated[int, typer.Option(help="Number of configurations to try.")] = DEFAULT.trials,
     max_epochs: Annotated[int, typer.Option(help="Epochs a trial may train at most.")] = DEFAULT.max_epochs,
-    grace_epochs: Annotated[Optional[int], typer.Option(help="ASHA: epochs every trial gets before it can be stopped [default: 2, or --max-epochs if fewer].")] = DEFAULT.grace_epochs,
+    grace_epochs: Annotated[Optional[int], typer.Option(help="ASHA: epochs every trial gets before it can be stopped [default: 3, or --max-epochs if fewer].")] = DEFAULT.grace_epochs,
     scheduler: Annotated[str, typer.Option(help="asha (early stopping) or fifo (every trial runs all epochs).")] = DEFAULT.scheduler,
     search: Annotated[str, typer.Option(help="optuna (TPE) or random.")] = DEFAULT.search,
     cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial (also its torch threads).")] = DEFAULT.cpus_per_trial,

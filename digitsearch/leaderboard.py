@@ -22,20 +22,19 @@ def _status(result, epochs: int, max_epochs: int, note: str, finished: bool) -> 
 
 
 def trial_row(result, max_epochs: int, finished: bool = True) -> dict:
-    """One trial's row: its config, best val_acc and the epoch it came at, how it ended."""
-    history = result.metrics_dataframe
+    """One trial's row: how it ended, its best val_acc and the epoch it came at, its config."""
     last = result.metrics or {}
-    note = str(last.get("note") or "")
-    row = {"trial_id": trial_row_id(result), "val_acc": math.nan,
-           "best_epoch": 0, "epochs": 0, "n_params": last.get("params", 0), "mflops": last.get("mflops", 0.0), "seconds": last.get("time_total_s", 0.0)}
-    if history is not None and "val_acc" in history and len(history):
+    row = {"trial_id": trial_row_id(result), "val_acc": math.nan, "best_epoch": 0, "epochs": 0,
+           "n_params": last.get("params", 0), "mflops": last.get("mflops", 0.0),
+           "seconds": last.get("time_total_s", 0.0)}
+    history = result.metrics_dataframe
+    if history is not None and len(history) and "val_acc" in history:
         best = history["val_acc"].idxmax()
         row.update(val_acc=float(history["val_acc"].max()), best_epoch=int(history.loc[best].get("epoch", 0)),
-                   epochs=int(history.get("epoch", pd.Series([0])).max()))
-    if result.error is not None:
-        note = str(result.error).strip().splitlines()[-1][:200]
-    row["status"] = _status(result, row["epochs"], max_epochs, last.get("note") or "", finished)
-    row["note"] = note
+                   epochs=int(history["epoch"].max()) if "epoch" in history else 0)
+    note = str(last.get("note") or "")  # why the trainable stopped: infeasible, over budget, diverged
+    row["status"] = _status(result, row["epochs"], max_epochs, note, finished)
+    row["note"] = str(result.error).strip().splitlines()[-1][:200] if result.error is not None else note
     row["checkpoint"] = result.checkpoint.path if result.checkpoint else ""
     return {**row, **result.config}
 

@@ -29,8 +29,8 @@ class SearchRequest:
     data_dir: str | None = None
     val_fraction: float = 0.1
     trials: int = 12
-    max_epochs: int = 8
-    grace_epochs: int | None = None  # None: 2, or max_epochs if that is fewer
+    max_epochs: int = 15
+    grace_epochs: int | None = None  # None: 3, or max_epochs if that is fewer
     scheduler: str = "asha"
     search: str = "optuna"
     cpus_per_trial: float = 1.0
@@ -46,7 +46,7 @@ class SearchRequest:
     def check(self) -> None:
         """Refuse a bad request before anything is loaded or written."""
         if self.grace_epochs is None:
-            self.grace_epochs = min(2, max(self.max_epochs, 1))
+            self.grace_epochs = min(3, max(self.max_epochs, 1))
         if self.trials < 1:
             raise UserError(f"--trials must be at least 1 (got {self.trials})")
         if self.max_epochs < 1:

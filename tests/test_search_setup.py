@@ -33,10 +33,10 @@ def test_samplers_and_schedulers():
     assert type(_scheduler(SearchRequest(scheduler="fifo"))) is FIFOScheduler
 
 
-def test_grace_defaults_to_two_or_fewer():
+def test_grace_defaults_to_three_or_fewer():
     request = SearchRequest(max_epochs=1)
     request.check()
     assert request.grace_epochs == 1
     request = SearchRequest(max_epochs=12)
     request.check()
-    assert request.grace_epochs == 2
+    assert request.grace_epochs == 3
