@@ -36,7 +36,8 @@ class Tensors:
 
 
 def to_tensors(images: np.ndarray, labels, mean: float, std: float, device="cpu") -> Tensors:
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(device=device, dtype=torch.float32)
+    # torch.tensor copies: arrays from Ray's object store are read-only, and we need floats anyway
+    x = torch.tensor(images, dtype=torch.float32, device=device)
     x = ((x / 255.0 - mean) / std).unsqueeze(1)
     y = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device)
     return Tensors(x, y)
