@@ -6,7 +6,7 @@ import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from digitsearch.errors import UserError
 from digitsearch.spaces._util import is_number, same, show
@@ -142,13 +142,14 @@ class SearchSpace:
 
     # -- Optuna / Ray ----------------------------------------------------------------
 
-    def define_by_run(self, trial: Any) -> dict[str, object]:
-        """Suggest every active searched parameter on ``trial``; return the active constants.
+    def _walk(self, pick: Callable[["Param"], object]) -> tuple[dict[str, object], dict[str, object]]:
+        """Visit the entries in file order; `pick(param)` gives each active searched value.
 
-        Only ``trial.suggest_*`` calls happen here (Ray's ``OptunaSearch`` forbids other
-        work); the returned dict is what Ray merges into the trial's config.
+        Returns (active searched values, active constants). Order matters: a condition
+        sees only what was decided above it, exactly as define-by-run does.
         """
         seen: dict[str, object] = {}
+        searched: dict[str, object] = {}
         constants: dict[str, object] = {}
         for p in self.entries:
             if not p.active(seen):
@@ -156,8 +157,16 @@ class SearchSpace:
             if p.kind == CONSTANT:
                 seen[p.name] = constants[p.name] = copy.deepcopy(p.value)
             else:
-                seen[p.name] = p.suggest(trial)
-        return constants
+                seen[p.name] = searched[p.name] = pick(p)
+        return searched, constants
+
+    def define_by_run(self, trial: Any) -> dict[str, object]:
+        """Suggest every active searched parameter on ``trial``; return the active constants.
+
+        Only ``trial.suggest_*`` calls happen here (Ray's ``OptunaSearch`` forbids other
+        work); the returned dict is what Ray merges into the trial's config.
+        """
+        return self._walk(lambda p: p.suggest(trial))[1]
 
     def points_to_evaluate(self) -> list[dict[str, object]]:
         """Fresh copies of :attr:`starting_points` as a list: Ray ``OptunaSearch(points_to_evaluate=...)``."""
@@ -169,15 +178,8 @@ class SearchSpace:
         ``{**active searched params, **active constants}``; keys of ``params`` that are
         not active here are ignored.  A missing active parameter is a UserError.
         """
-        seen: dict[str, object] = {}
-        searched: dict[str, object] = {}
-        constants: dict[str, object] = {}
-        for p in self.entries:
-            if not p.active(seen):
-                continue
-            if p.kind == CONSTANT:
-                seen[p.name] = constants[p.name] = copy.deepcopy(p.value)
-                continue
+
+        def given(p: "Param") -> object:
             if p.name not in params:
                 why = f" (its condition '{p.when}' holds)" if p.when is not None else ""
                 raise UserError(
@@ -185,7 +187,9 @@ class SearchSpace:
                     f"params; rebuild the config from the search space the trial ran with "
                     f"(space '{self.name}'), or pass a value for '{p.name}'"
                 )
-            seen[p.name] = searched[p.name] = params[p.name]
+            return params[p.name]
+
+        searched, constants = self._walk(given)
         return {**searched, **constants}
 
     def random_config(self, seed: int) -> dict[str, object]:
