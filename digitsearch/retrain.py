@@ -40,9 +40,9 @@ def run(folder: Path, epochs: int | None = None, progress: Callable | None = Non
     """Retrain the best trial's config on all training data; returns metrics.json's content."""
     meta = experiments.read_json(folder / experiments.EXPERIMENT_FILE)
     best = experiments.read_best(folder)
-    epochs = epochs or int(best["best_epoch"]) or int(meta["max_epochs"])
-    if epochs < 1:
+    if epochs is not None and epochs < 1:
         raise UserError(f"--epochs must be at least 1 (got {epochs})")
+    epochs = epochs or int(best["best_epoch"]) or int(meta["max_epochs"])
     bundle = load_bundle(meta)
     cfg = TrialConfig.from_flat(best["config"], meta["family"])
     torch.manual_seed(meta["seed"])

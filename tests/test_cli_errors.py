@@ -148,6 +148,16 @@ def test_best_without_a_completed_trial(results):
     expect_error("best", "--results", str(results), needles=("no completed trial", "leaderboard.csv"))
 
 
+def test_retrain_with_zero_epochs(results):
+    folder = results / "done"
+    folder.mkdir(parents=True)
+    (folder / "experiment.json").write_text(json.dumps({"created": 1, "max_epochs": 3}))
+    (folder / "best.json").write_text(json.dumps({"trial_id": "t1", "val_acc": 0.9, "best_epoch": 2, "epochs": 3,
+                                                   "n_params": 10, "config": {}}))
+    expect_error("best", "--results", str(results), "--retrain", "--epochs", "0", needles=("--epochs",))
+    assert not (folder / "final").exists()
+
+
 def test_predict_with_a_file_that_is_not_a_model(tmp_path):
     fake = tmp_path / "model.pt"
     fake.write_text("not a model")

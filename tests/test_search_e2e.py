@@ -66,14 +66,15 @@ def test_leaderboard_has_one_row_per_trial(digits_search):
 
 
 def test_starting_points_run_first(digits_search):
-    """The space's hand-made nets (the Keras simple convnet first) are evaluated before sampling."""
+    """The space's hand-made nets (the Keras simple convnet first) are the study's first trials."""
+    from digitsearch import spaces
+
     _, folder, _ = digits_search
-    first = json.loads(next((folder / "tune").glob("trial_*")).joinpath("params.json").read_text())
-    params = [json.loads(p.read_text()) for p in (folder / "tune").glob("trial_*/params.json")]
-    keras = [p for p in params if p.get("cnn.filters_1") == 32 and p.get("cnn.filters_2") == 64
-             and p.get("cnn.padding") == "valid" and p.get("cnn.dropout") == 0.5]
-    assert keras, params
-    assert first
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{folder / 'optuna.db'}")
+    first_two = sorted(study.trials, key=lambda t: t.number)[:2]
+    for trial, point in zip(first_two, spaces.load("cnn").starting_points):
+        assert {k: trial.params[k] for k in point} == point
+    assert first_two[0].params["cnn.filters_1"] == 32 and first_two[0].params["cnn.dropout"] == 0.5
 
 
 def test_every_epoch_reports_the_metrics(digits_search):
