@@ -58,7 +58,7 @@ def tune(
     cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial (also its torch threads).")] = DEFAULT.cpus_per_trial,
     gpus_per_trial: Annotated[float, typer.Option(help="GPUs per trial; fractions pack several trials on one GPU.")] = DEFAULT.gpus_per_trial,
     max_concurrent: Annotated[Optional[int], typer.Option(help="Trials at once (default: as many as the CPUs/GPUs hold).")] = DEFAULT.max_concurrent,
-    max_params: Annotated[int, typer.Option(help="Configs with more trainable parameters are recorded as infeasible, not trained.")] = DEFAULT.max_params,
+    max_params: Annotated[int, typer.Option(help="Configs with more trainable parameters are recorded as over budget, not trained.")] = DEFAULT.max_params,
     max_mflops: Annotated[float, typer.Option(help="Configs costing more MFLOPs per image (forward) are recorded as over budget, not trained.")] = DEFAULT.max_mflops,
     seed: Annotated[int, typer.Option(help="Seeds the data splits, the searcher and the models.")] = DEFAULT.seed,
     name: Annotated[Optional[str], typer.Option(help="Experiment name (default: space-dataset-timestamp); an existing one is refused.")] = DEFAULT.name,
@@ -66,7 +66,6 @@ def tune(
     verbose: Annotated[bool, typer.Option(help="Show Ray's own logs and status tables.")] = False,
 ):
     """Search a space with Optuna (TPE) and ASHA; writes results/<name>/ with leaderboard.csv and best.json."""
-    from digitsearch import experiments
     from digitsearch.search import run_search
 
     request = SearchRequest(
@@ -75,8 +74,7 @@ def tune(
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
         max_params=max_params, max_mflops=max_mflops, seed=seed, name=name, results=results, verbose=verbose,
     )
-    folder = run_search(request, echo=lambda line: typer.echo(line))
-    if experiments.read_json(folder / experiments.EXPERIMENT_FILE)["status"] == "interrupted":
+    if run_search(request, echo=lambda line: typer.echo(line)).interrupted:
         raise typer.Exit(130)  # what finished is written; the exit code still says it was cut short
 
 

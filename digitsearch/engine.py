@@ -35,6 +35,11 @@ class Tensors:
         return len(self.x)
 
 
+def default_device() -> torch.device:
+    """The GPU when this process can see one (Ray hides GPUs a trial did not ask for)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def to_tensors(images: np.ndarray, labels, mean: float, std: float, device="cpu") -> Tensors:
     # torch.tensor copies: arrays from Ray's object store are read-only, and we need floats anyway
     x = torch.tensor(images, dtype=torch.float32, device=device)

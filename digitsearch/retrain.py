@@ -46,10 +46,10 @@ def run(folder: Path, epochs: int | None = None, progress: Callable | None = Non
     bundle = load_bundle(meta)
     cfg = TrialConfig.from_flat(best["config"], meta["family"])
     torch.manual_seed(meta["seed"])
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = engine.default_device()
     model = build_model(cfg, bundle).to(device)
     full = bundle.train_and_val()
-    mean, std = float(full.images.mean() / 255), float(full.images.std() / 255)
+    mean, std = full.pixel_stats()
     train = engine.to_tensors(full.images, full.labels, mean, std, device)
     if on_start:
         on_start(epochs)

@@ -12,7 +12,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from digitsearch import data, experiments, leaderboard, models, spaces
 from digitsearch.errors import UserError
@@ -93,7 +93,7 @@ def _sampler(req: SearchRequest):
         )
 
 
-def _searcher(req: SearchRequest, space: spaces.SearchSpace, folder: Path, slots: int):
+def _searcher(req: SearchRequest, space: spaces.SearchSpace, folder: Path):
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -139,8 +139,13 @@ def _describe_run(req, space, bundle, folder) -> dict:
     }
 
 
-def run_search(req: SearchRequest, echo: Callable[[str], None] = print) -> Path:
-    """Search, then write leaderboard.csv and best.json; returns the experiment folder."""
+class SearchOutcome(NamedTuple):
+    folder: Path
+    interrupted: bool  # stopped (Ctrl-C) before every trial finished; what finished is written
+
+
+def run_search(req: SearchRequest, echo: Callable[[str], None] = print) -> SearchOutcome:
+    """Search, then write leaderboard.csv and best.json."""
     req.check()
     space = spaces.load(req.space)
     models.family(space.family)  # an unknown family fails here, not in every trial
@@ -155,11 +160,13 @@ def run_search(req: SearchRequest, echo: Callable[[str], None] = print) -> Path:
          f"{bundle.num_classes} classes")
 
     results, progress = _tune(req, space, bundle, folder, echo)
-    meta["status"] = "finished" if progress.done >= req.trials else "interrupted"
+    interrupted = progress.done < req.trials
+    meta["status"] = "interrupted" if interrupted else "finished"
     experiments.write_json(folder / experiments.EXPERIMENT_FILE, meta)
-    if meta["status"] == "interrupted":
+    if interrupted:
         echo(f"interrupted after {progress.done} of {req.trials} trials; writing what finished")
-    return _write_results(req, results, progress.finished, folder, echo)
+    _write_results(req, results, progress.finished, folder, echo)
+    return SearchOutcome(folder, interrupted)
 
 
 def _trial_name(trial) -> str:
@@ -190,7 +197,7 @@ def _tune(req, space, bundle, folder, echo):
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=_searcher(req, space, folder, slots), scheduler=_scheduler(req),
+            search_alg=_searcher(req, space, folder), scheduler=_scheduler(req),
             num_samples=req.trials, max_concurrent_trials=slots, reuse_actors=True,
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
         ),
@@ -205,7 +212,7 @@ def _tune(req, space, bundle, folder, echo):
     return tuner.fit(), progress
 
 
-def _write_results(req, results, finished: set[str], folder: Path, echo) -> Path:
+def _write_results(req, results, finished: set[str], folder: Path, echo) -> None:
     table = leaderboard.build(results, req.max_epochs, finished)
     table.to_csv(folder / experiments.LEADERBOARD_FILE, index=False)
     configs = leaderboard.configs_by_trial(results)
@@ -214,8 +221,7 @@ def _write_results(req, results, finished: set[str], folder: Path, echo) -> Path
     echo(leaderboard.top_table(table, configs))
     if best is None:
         echo("no trial completed: nothing to retrain; see the leaderboard's status and note columns")
-        return folder
+        return
     experiments.write_json(folder / experiments.BEST_FILE, {**best, "experiment": folder.name})
     echo(f"\nbest: {best['trial_id']} val_acc {best['val_acc']:.4f} at epoch {best['best_epoch']}; "
          f"next: digitsearch best --name {folder.name} --retrain")
-    return folder

@@ -59,7 +59,7 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
         model = build_model(cfg, bundle)
     except models.InvalidArchitecture as err:
         return _report_unusable("infeasible", str(err))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = engine.default_device()
     mean, std = bundle.normalisation()
     train = engine.to_tensors(bundle.train.images, bundle.train.labels, mean, std, device)
     val = engine.to_tensors(bundle.val.images, bundle.val.labels, mean, std, device)

@@ -26,6 +26,22 @@ class Split:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
+    def pixel_stats(self) -> tuple[float, float]:
+        """(mean, std) of the pixels scaled to [0, 1], for input normalisation.
+
+        Computed from a 256-bin histogram: exact, and it avoids a float copy of the
+        whole set (60,000 x 784 floats would be ~380 MB as float64).
+        """
+        counts = np.bincount(self.images.ravel(), minlength=256).astype(np.float64)
+        values = np.arange(256, dtype=np.float64) / 255.0
+        total = counts.sum()
+        if total == 0:
+            return 0.0, 1.0
+        mean = float((counts * values).sum() / total)
+        var = float((counts * (values - mean) ** 2).sum() / total)
+        # A blank set would give std 0 and a division by zero downstream.
+        return mean, math.sqrt(var) if var > 0 else 1.0
+
     def subset(self, index: np.ndarray) -> "Split":
         labels = None if self.labels is None else self.labels[index]
         return Split(self.images[index], labels)
@@ -49,20 +65,8 @@ class Bundle:
         return int(self.train.images.shape[1])
 
     def normalisation(self) -> tuple[float, float]:
-        """(mean, std) of the training pixels scaled to [0, 1].
-
-        Computed from a 256-bin histogram: exact, and it avoids a float copy of the
-        whole training set (60,000 x 784 floats would be ~380 MB as float64).
-        """
-        counts = np.bincount(self.train.images.ravel(), minlength=256).astype(np.float64)
-        values = np.arange(256, dtype=np.float64) / 255.0
-        total = counts.sum()
-        if total == 0:
-            return 0.0, 1.0
-        mean = float((counts * values).sum() / total)
-        var = float((counts * (values - mean) ** 2).sum() / total)
-        # A blank training set would give std 0 and a division by zero downstream.
-        return mean, math.sqrt(var) if var > 0 else 1.0
+        """(mean, std) of the training pixels scaled to [0, 1]."""
+        return self.train.pixel_stats()
 
     def train_and_val(self) -> Split:
         """Training plus validation data, for the final retrain on everything labelled."""
