@@ -49,23 +49,44 @@ class Split:
 
 @dataclass
 class Bundle:
+    """A dataset ready to search on.
+
+    task "image": Split.images uint8 (N, H, W), labels int64 (N,), class_names per class.
+    task "sequence" (e.g. addition): Split.images holds uint8 symbol ids (N, in_length),
+    labels int64 symbol ids (N, out_length); `vocab` is the alphabet (symbol id -> character)
+    and class_names is list(vocab).
+    """
+
     name: str
     train: Split
     val: Split
     test: Split | None
     class_names: list[str]
     notes: list[str] = field(default_factory=list)
+    task: str = "image"
+    vocab: str | None = None
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     @property
-    def image_size(self) -> int:
-        return int(self.train.images.shape[1])
+    def image_size(self) -> int | list[int]:
+        """Side of square images, or [height, width] (multi-digit numbers are wider than tall)."""
+        height, width = (int(v) for v in self.train.images.shape[1:3])
+        return height if height == width else [height, width]
+
+    def model_args(self) -> dict:
+        """The shape kwargs a model of this bundle's task needs (see models.TASKS)."""
+        if self.task == "sequence":
+            return {"vocab_size": len(self.vocab), "in_length": int(self.train.images.shape[1]),
+                    "out_length": int(self.train.labels.shape[1])}
+        return {"num_classes": self.num_classes, "image_size": self.image_size}
 
     def normalisation(self) -> tuple[float, float]:
-        """(mean, std) of the training pixels scaled to [0, 1]."""
+        """(mean, std) of the training pixels scaled to [0, 1]; symbols are not normalised."""
+        if self.task == "sequence":
+            return 0.0, 1.0
         return self.train.pixel_stats()
 
     def train_and_val(self) -> Split:

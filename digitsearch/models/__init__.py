@@ -6,10 +6,13 @@ from digitsearch.models._registry import (
     describe,
     family,
     forward_mflops,
+    image_hw,
+    task_of,
+    TASKS,
     list_models,
     register,
 )
 
 from digitsearch.models import cnn  # noqa: F401  (registers "cnn")
 
-__all__ = ["InvalidArchitecture", "family", "forward_mflops", "count_params", "create", "describe", "list_models", "register"]
+__all__ = ["InvalidArchitecture", "TASKS", "image_hw", "task_of", "family", "forward_mflops", "count_params", "create", "describe", "list_models", "register"]

@@ -14,18 +14,44 @@ from torch import nn
 from digitsearch.errors import UserError
 
 _FAMILIES: dict[str, Callable[..., nn.Module]] = {}
+_TASKS: dict[str, str] = {}
+
+# What a family's model maps from and to, and the shape kwargs the caller adds from the data:
+#   image:    (N, C, H, W) float images -> (N, num_classes) logits;
+#             kwargs num_classes, image_size (int for square images or [height, width])
+#   sequence: (N, in_length, vocab_size) one-hot symbols -> (N, out_length, vocab_size) logits;
+#             kwargs vocab_size, in_length, out_length; forward(x, targets=None) may use the
+#             targets (N, out_length) for teacher forcing while training
+TASKS = ("image", "sequence")
 
 
-def register(name: str):
-    """Decorator: register `fn(**kwargs) -> nn.Module` as the family `name`."""
+def register(name: str, task: str = "image"):
+    """Decorator: register `fn(**kwargs) -> nn.Module` as the family `name`, serving `task`."""
+    if task not in TASKS:
+        raise ValueError(f"task {task!r} is not one of {TASKS}")
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _FAMILIES:
             raise ValueError(f"model family {name!r} is registered twice")
         _FAMILIES[name] = fn
+        _TASKS[name] = task
         return fn
 
     return wrap
+
+
+def task_of(name: str) -> str:
+    """The task family `name` serves ("image" or "sequence")."""
+    family(name)
+    return _TASKS[name]
+
+
+def image_hw(image_size) -> tuple[int, int]:
+    """28 -> (28, 28); [28, 84] -> (28, 84): image families accept either form."""
+    if isinstance(image_size, (list, tuple)):
+        height, width = (int(v) for v in image_size)
+        return height, width
+    return int(image_size), int(image_size)
 
 
 def list_models() -> list[str]:
