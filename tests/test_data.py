@@ -142,7 +142,7 @@ def test_normalisation_and_train_and_val(digits):
 
 def test_list_datasets():
     names = list_datasets()
-    assert set(names) == {"digits", "mnist", "fashion-mnist", "kmnist"}
+    assert set(names) == {"digits", "mnist", "fashion-mnist", "kmnist", "svhn", "numbers", "addition"}
     assert all(isinstance(v, str) and v and "\n" not in v for v in names.values())
 
 

@@ -1,15 +1,17 @@
-"""Datasets: one `load(spec)` for registered sets, IDX folders and Kaggle CSVs.
+"""Datasets: one `load(spec)` for registered sets, IDX folders, SVHN folders and Kaggle CSVs.
 
-Whatever the source, the result is a Bundle of uint8 (N, H, W) ink-high images with
-seeded, stratified train/validation (and, where the source has none, test) splits, plus
-human-readable notes on how it was assembled.
+Whatever the source, the result is a Bundle of uint8 (N, H, W) images (ink high for the
+MNIST family) with seeded, stratified train/validation (and, where the source has none,
+test) splits, plus human-readable notes on how it was assembled. `numbers` builds wider
+(28x84) images of the numbers 0..255 from a base digit set; `addition` is a sequence task
+(Bundle.task "sequence": symbol ids in, symbol ids out, see data.addition).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from digitsearch.data import digits, idx, kaggle_csv
+from digitsearch.data import addition, digits, idx, kaggle_csv, numbers, svhn
 from digitsearch.data.bundle import (Bundle, Split, carve_test, check_fraction,
                                      class_names_for, make_bundle)
 from digitsearch.errors import UserError
@@ -20,6 +22,12 @@ _DATASETS = {
     "digits": "scikit-learn's bundled 1,797 8x8 digits, upscaled to 28x28 like MNIST "
               "(offline, seconds to train)",
     **{name: info[1] for name, info in idx.REGISTERED.items()},
+    "svhn": "Street View House Numbers digits (73,257 train + 26,032 test, unbalanced) as "
+            "28x28 grayscale; also any folder holding train_32x32.mat / test_32x32.mat",
+    "numbers": "the numbers 0-255 (256 classes) as 28x84 images of digits side by side, built "
+               "from a base digit set (--base digits|mnist|svhn|PATH, default digits: offline)",
+    "addition": "sequence task: all 65,536 questions 'a+b' (a, b in 0-255) -> the sum, "
+                "as symbols of a 12-character alphabet; no pair in two splits",
 }
 
 
@@ -54,12 +62,18 @@ def _source(spec: str, data_dir: str | None, notes: list[str]):
         notes.append(digits.NOTE)
         data = digits.load_digits_split()
         return "digits", None, None, class_names_for([data.labels]), data
+    if spec == "svhn":
+        train, test = svhn.load_folder(svhn.locate(data_dir), notes)
+        return "svhn", train, test, class_names_for([]), None
     if spec in idx.REGISTERED:
         folder = idx.locate(spec, data_dir)
         train, t10k = _from_idx_folder(folder, notes)
         names = class_names_for([], fashion=spec == "fashion-mnist", kmnist=spec == "kmnist")
         return spec, train, t10k, names, None
     path = Path(spec).expanduser()
+    if path.is_dir() and svhn.has_files(path) and not any(idx.has_idx(path, r) for r in idx.ROLES):
+        train, test = svhn.load_folder(path, notes)
+        return path.resolve().name, train, test, class_names_for([]), None
     if path.is_dir():
         train, t10k = _from_idx_folder(path, notes)
         labels = [s.labels for s in (train, t10k) if s is not None]
@@ -75,17 +89,30 @@ def _source(spec: str, data_dir: str | None, notes: list[str]):
 
 
 def load(spec: str = "digits", *, test: str | None = None, data_dir: str | None = None,
-         val_fraction: float = 0.1, seed: int = 0) -> Bundle:
-    """Load a dataset by registered name, IDX folder path or Kaggle CSV path.
+         val_fraction: float = 0.1, seed: int = 0, base: str | None = None) -> Bundle:
+    """Load a dataset by registered name, IDX or SVHN folder path or Kaggle CSV path.
 
     test: a Kaggle-style test CSV (labelled or not) or IDX folder that replaces the
     source's test split. Without it, sources lacking a test set get a stratified 20%
     carved from their labelled data. Validation is a stratified `val_fraction` of the
     remaining training data. All splits are deterministic for a given `seed`.
+    base: for `numbers` only, the digit set (any spec this function accepts, loaded with
+    the same data_dir/seed) whose images are put side by side; default "digits".
     """
     val_fraction = check_fraction(val_fraction)
+    spec = str(spec)
+    if base is not None and spec != "numbers":
+        raise UserError(f"--base only applies to --dataset numbers (got --dataset {spec}); "
+                        "drop --base or use --dataset numbers")
+    if spec in ("numbers", "addition") and test is not None:
+        raise UserError(f"--test does not apply to --dataset {spec}: its test split is built "
+                        "with it; drop --test")
+    if spec == "addition":
+        return addition.load(val_fraction, seed)
+    if spec == "numbers":
+        return _numbers(base or numbers.DEFAULT_BASE, data_dir, val_fraction, seed)
     notes: list[str] = []
-    name, train, test_split, class_names, only = _source(str(spec), data_dir, notes)
+    name, train, test_split, class_names, only = _source(spec, data_dir, notes)
     if only is not None:  # digits: one labelled pool, no separate test set
         train_all, reason = only, "digits has no separate test set"
     elif train is None:  # IDX folder with only t10k files (e.g. mnist-10k)
@@ -107,6 +134,17 @@ def load(spec: str = "digits", *, test: str | None = None, data_dir: str | None 
     if class_names is None:  # CSV: classes 0..max label seen anywhere
         class_names = class_names_for([train_all.labels, test_split.labels])
     return make_bundle(name, train_all, test_split, class_names, notes, val_fraction, seed)
+
+
+def _numbers(base: str, data_dir: str | None, val_fraction: float, seed: int) -> Bundle:
+    if base in ("numbers", "addition"):
+        raise UserError(f"numbers: base dataset '{base}' is not a 10-class digit set; use "
+                        "--base digits, mnist, svhn or a folder/CSV of 28x28 digits labelled 0-9")
+    try:
+        base_bundle = load(base, data_dir=data_dir, val_fraction=val_fraction, seed=seed)
+    except UserError as exc:
+        raise UserError(f"numbers: cannot load base dataset '{base}': {exc}") from None
+    return numbers.build(base_bundle, base, val_fraction, seed)
 
 
 def read_images(path: str, expect_pixels: int | None = None) -> Split:
