@@ -47,6 +47,7 @@ def friendly(command):
 def tune(
     space: Annotated[str, typer.Option(help="Built-in space name (see `digitsearch spaces`) or a YAML file.")] = DEFAULT.space,
     dataset: Annotated[str, typer.Option(help="Registered name (see `digitsearch datasets`), a folder of IDX files, or a Kaggle train.csv.")] = DEFAULT.dataset,
+    base: Annotated[Optional[str], typer.Option(help="For --dataset numbers: the digit set the numbers are built from (a registered name or IDX folder) [default: digits].")] = DEFAULT.base,
     test: Annotated[Optional[str], typer.Option(help="Kaggle test.csv (pixels only) whose predictions `best --retrain` exports.")] = DEFAULT.test,
     data_dir: Annotated[Optional[str], typer.Option(help="Where to look for IDX files of registered datasets (also $DIGITSEARCH_DATA).")] = DEFAULT.data_dir,
     val_fraction: Annotated[float, typer.Option(help="Stratified share of the training data held out for validation.")] = DEFAULT.val_fraction,
@@ -58,18 +59,19 @@ def tune(
     cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial (also its torch threads).")] = DEFAULT.cpus_per_trial,
     gpus_per_trial: Annotated[float, typer.Option(help="GPUs per trial; fractions pack several trials on one GPU.")] = DEFAULT.gpus_per_trial,
     max_concurrent: Annotated[Optional[int], typer.Option(help="Trials at once (default: as many as the CPUs/GPUs hold).")] = DEFAULT.max_concurrent,
-    max_params: Annotated[int, typer.Option(help="Configs with more trainable parameters are recorded as over budget, not trained.")] = DEFAULT.max_params,
-    max_mflops: Annotated[float, typer.Option(help="Configs costing more MFLOPs per image (forward) are recorded as over budget, not trained.")] = DEFAULT.max_mflops,
+    max_params: Annotated[Optional[int], typer.Option(help="Configs with more trainable parameters are recorded as over budget, not trained [default: the space's limits:, else 3000000].")] = DEFAULT.max_params,
+    max_mflops: Annotated[Optional[float], typer.Option(help="Configs costing more MFLOPs per image (forward) are recorded as over budget, not trained [default: the space's limits:, else 40].")] = DEFAULT.max_mflops,
     seed: Annotated[int, typer.Option(help="Seeds the data splits, the searcher and the models.")] = DEFAULT.seed,
     name: Annotated[Optional[str], typer.Option(help="Experiment name (default: space-dataset-timestamp); an existing one is refused.")] = DEFAULT.name,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Fix a parameter of the space: NAME=VALUE (repeatable), e.g. --set transfer.init=scratch.")] = None,
     results: Results = Path("results"),
     verbose: Annotated[bool, typer.Option(help="Show Ray's own logs and status tables.")] = False,
 ):
     """Search a space with Optuna (TPE) and ASHA; writes results/<name>/ with leaderboard.csv and best.json."""
-    from digitsearch.search import run_search
+    from digitsearch.search import parse_overrides, run_search
 
     request = SearchRequest(
-        space=space, dataset=dataset, test=test, data_dir=data_dir, val_fraction=val_fraction, trials=trials,
+        space=space, dataset=dataset, base=base, test=test, overrides=parse_overrides(set_ or []), data_dir=data_dir, val_fraction=val_fraction, trials=trials,
         max_epochs=max_epochs, grace_epochs=grace_epochs, scheduler=scheduler, search=search,
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
         max_params=max_params, max_mflops=max_mflops, seed=seed, name=name, results=results, verbose=verbose,
@@ -117,7 +119,10 @@ def _retrain(folder: Path, epochs: int | None) -> None:
 
         metrics = retrain.run(folder, epochs, progress=on_epoch, on_start=start)
     out = folder / "final"
-    if "test_accuracy" in metrics:
+    if "test_sequences" in metrics:
+        typer.echo(f"test exact-match accuracy {metrics['test_accuracy']:.4f} on {metrics['test_sequences']} "
+                   f"held-out sequences (per symbol {metrics['test_symbol_accuracy']:.4f})")
+    elif "test_accuracy" in metrics:
         typer.echo(f"test accuracy {metrics['test_accuracy']:.4f} on {metrics['test_images']} held-out images")
     typer.echo(f"wrote {out}/: " + ", ".join(sorted(p.name for p in out.iterdir())))
 
@@ -144,7 +149,8 @@ def spaces(show: Annotated[Optional[str], typer.Option(help="Print one space's p
 
     if show:
         loaded = space_lib.load(show)
-        typer.echo(f"{loaded.name} ({loaded.path}): family {loaded.family}; {loaded.description}")
+        typer.echo(f"{loaded.name} ({loaded.path}): {'families' if len(loaded.families) > 1 else 'family'} "
+                   f"{', '.join(loaded.families)}; {loaded.description}")
         for line in loaded.describe():
             typer.echo(f"  {line}")
         for number, point in enumerate(loaded.starting_points, start=1):
@@ -156,12 +162,28 @@ def spaces(show: Annotated[Optional[str], typer.Option(help="Print one space's p
 
 @app.command()
 @friendly
-def datasets():
-    """List the registered datasets (a folder of IDX files or a Kaggle CSV also works)."""
+def datasets(
+    stats: Annotated[Optional[str], typer.Option(help="Print a dataset's class counts per split and write a bar chart PNG.")] = None,
+    base: Annotated[Optional[str], typer.Option(help="With --stats numbers: the digit set the numbers are built from.")] = None,
+    data_dir: Annotated[Optional[str], typer.Option(help="Where to look for the files of registered datasets.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Where to write the bar chart [default: results/datasets/<name>-classes.png].")] = None,
+):
+    """List the registered datasets (a folder of IDX files or a Kaggle CSV also works), or show one's class balance."""
     from digitsearch import data
 
-    for dataset_name, description in data.list_datasets().items():
-        typer.echo(f"{dataset_name:14s} {description}")
+    if stats is None:
+        for dataset_name, description in data.list_datasets().items():
+            typer.echo(f"{dataset_name:14s} {description}")
+        return
+    from digitsearch.data import stats as stats_lib
+
+    bundle = data.load(stats, base=base, data_dir=data_dir)
+    counts = stats_lib.class_counts(bundle)
+    typer.echo(counts.to_string())
+    out = out or Path("results") / "datasets" / f"{bundle.name}-classes.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stats_lib.write_bar_chart(bundle, out)
+    typer.echo(f"wrote {out}")
 
 
 @app.command()

@@ -15,6 +15,7 @@ from digitsearch.errors import UserError
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 AUGMENTS = ("none", "light", "strong")
+BALANCES = ("none", "oversample", "class_weight")
 _INDEXED = re.compile(r"^(?P<name>.+)_(?P<index>\d+)$")
 
 
@@ -31,12 +32,17 @@ class TrainSettings:
     decay_every: int = 1  # ... every this many epochs
     label_smoothing: float = 0.0
     augment: str = "none"
+    # class imbalance, as the users' reports handled it: draw rare classes more often, or
+    # weight the loss by inverse class frequency
+    balance: str = "none"
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise UserError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         if self.augment not in AUGMENTS:
             raise UserError(f"augment {self.augment!r} is not one of {', '.join(AUGMENTS)}")
+        if self.balance not in BALANCES:
+            raise UserError(f"balance {self.balance!r} is not one of {', '.join(BALANCES)}")
 
 
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainSettings)}

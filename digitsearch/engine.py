@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from digitsearch.config import TrainSettings
+from digitsearch.tasks import ImageTask, SequenceTask
 
 EVAL_BATCH = 1024
 # (max rotation in degrees, max relative scale change, max translation as a fraction of the image, max shear)
@@ -26,10 +27,11 @@ AUGMENT_STRENGTH = {"light": (10.0, 0.10, 0.10, 0.0), "strong": (20.0, 0.20, 0.1
 
 @dataclass
 class Tensors:
-    """One split as normalised float tensors (N, 1, H, W) and int64 labels."""
+    """One split as model inputs (images (N, 1, H, W) or one-hot sequences) and int64 targets."""
 
     x: Tensor
     y: Tensor | None
+    task: ImageTask | SequenceTask = ImageTask()
 
     def __len__(self) -> int:
         return len(self.x)
@@ -40,12 +42,11 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def to_tensors(images: np.ndarray, labels, mean: float, std: float, device="cpu") -> Tensors:
-    # torch.tensor copies: arrays from Ray's object store are read-only, and we need floats anyway
-    x = torch.tensor(images, dtype=torch.float32, device=device)
-    x = ((x / 255.0 - mean) / std).unsqueeze(1)
+def to_tensors(images: np.ndarray, labels, mean: float, std: float, device="cpu", task=None) -> Tensors:
+    task = task or ImageTask()
+    x = task.inputs(images, mean, std, device)
     y = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device)
-    return Tensors(x, y)
+    return Tensors(x, y, task)
 
 
 def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
@@ -84,12 +85,33 @@ def augment_batch(x: Tensor, strength: str, generator: torch.Generator) -> Tenso
     return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
 
 
-def train_epoch(model, optimizer, data: Tensors, s: TrainSettings, generator, class_weight=None) -> dict:
+def class_balance(y: Tensor, balance: str, generator) -> tuple[Tensor | None, Tensor | None]:
+    """(epoch order or None, loss weights or None) for `balance`.
+
+    oversample: draw every class equally often (with replacement) over an epoch of the
+    usual length; class_weight: weight the loss by inverse class frequency (mean 1).
+    """
+    if balance == "none":
+        return None, None
+    counts = torch.bincount(y).float()
+    present = counts > 0
+    if balance == "oversample":
+        per_sample = (1.0 / counts.clamp(min=1))[y]
+        return torch.multinomial(per_sample.cpu(), len(y), replacement=True, generator=generator), None
+    weight = torch.zeros_like(counts)
+    weight[present] = counts.sum() / (present.sum() * counts[present])
+    return None, weight
+
+
+def train_epoch(model, optimizer, data: Tensors, s: TrainSettings, generator) -> dict:
     """One pass over `data`; returns train_loss, train_acc, epoch_seconds, images_per_second."""
     start = time.perf_counter()
     model.train()
-    loss_fn = nn.CrossEntropyLoss(weight=class_weight, label_smoothing=s.label_smoothing)
-    order = torch.randperm(len(data), generator=generator).to(data.x.device)
+    task = data.task
+    order, class_weight = class_balance(data.y, s.balance, generator) if task.name == "image" else (None, None)
+    if order is None:
+        order = torch.randperm(len(data), generator=generator)
+    order = order.to(data.x.device)
     total_loss = torch.zeros((), device=data.x.device)
     correct = torch.zeros((), device=data.x.device, dtype=torch.long)
     seen = 0
@@ -98,15 +120,15 @@ def train_epoch(model, optimizer, data: Tensors, s: TrainSettings, generator, cl
         if len(idx) < 2 and seen:  # a batch of one breaks batchnorm; drop it
             break
         xb, yb = data.x[idx], data.y[idx]
-        if s.augment != "none":
+        if s.augment != "none" and task.name == "image":
             xb = augment_batch(xb, s.augment, generator)
-        logits = model(xb)
-        loss = loss_fn(logits, yb)
+        logits = task.forward(model, xb, yb)
+        loss = task.loss(logits, yb, class_weight, s.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         total_loss += loss.detach() * len(idx)
-        correct += (logits.detach().argmax(1) == yb).sum()
+        correct += task.correct(logits.detach(), yb)
         seen += len(idx)
     seconds = time.perf_counter() - start
     return {
@@ -123,15 +145,15 @@ def predict_logits(model: nn.Module, x: Tensor, batch_size: int = EVAL_BATCH) ->
         return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-def predict(model: nn.Module, x: Tensor) -> np.ndarray:
-    """Predicted class per image: what exports and metrics are built on."""
-    return predict_logits(model, x).argmax(1).cpu().numpy()
+def predict(model: nn.Module, data: Tensors) -> np.ndarray:
+    """Predicted class per image (or symbol ids per sequence): what exports and metrics are built on."""
+    return data.task.predict(predict_logits(model, data.x)).cpu().numpy()
 
 
 def evaluate(model: nn.Module, data: Tensors) -> dict:
     logits = predict_logits(model, data.x)
-    loss = F.cross_entropy(logits, data.y).item()
-    acc = (logits.argmax(1) == data.y).float().mean().item()
+    loss = data.task.loss(logits, data.y).item()
+    acc = data.task.correct(logits, data.y).item() / len(data)
     return {"val_loss": loss, "val_acc": acc}
 
 

@@ -21,15 +21,19 @@ FORMAT = "digitsearch-model/1"
 
 
 def save_model(path: Path, model: nn.Module, *, family: str, model_args: dict, mean: float, std: float,
-               class_names: list[str], image_size: int, extra: dict | None = None) -> None:
+               class_names: list[str], image_size: int | list[int] | None, task: str = "image",
+               vocab: str | None = None, extra: dict | None = None) -> None:
+    """image_size: int or [height, width] for image models; vocab: the alphabet of sequence models."""
     torch.save({
         "format": FORMAT,
         "family": family,
+        "task": task,
         "model_args": dict(model_args),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "normalisation": {"mean": float(mean), "std": float(std)},
         "class_names": list(class_names),
-        "image_size": int(image_size),
+        "image_size": image_size,
+        "vocab": vocab,
         **(extra or {}),
     }, path)
 

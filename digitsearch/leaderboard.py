@@ -7,7 +7,7 @@ import pandas as pd
 
 from digitsearch.config import gather_indexed
 
-SUMMARY_COLUMNS = ["trial_id", "status", "val_acc", "best_epoch", "epochs", "n_params", "mflops", "seconds", "note",
+SUMMARY_COLUMNS = ["trial_id", "family", "status", "val_acc", "best_epoch", "epochs", "n_params", "mflops", "seconds", "note",
                    "checkpoint"]
 
 
@@ -21,10 +21,14 @@ def _status(result, epochs: int, max_epochs: int, note: str, finished: bool) -> 
     return "completed" if epochs >= max_epochs else "stopped early"
 
 
-def trial_row(result, max_epochs: int, finished: bool = True) -> dict:
-    """One trial's row: how it ended, its best val_acc and the epoch it came at, its config."""
+def trial_row(result, max_epochs: int, finished: bool = True, family: str = "") -> dict:
+    """One trial's row: how it ended, its best val_acc and the epoch it came at, its config.
+
+    `family`: the space's; a space across families puts each trial's own in its config.
+    """
     last = result.metrics or {}
-    row = {"trial_id": trial_row_id(result), "val_acc": math.nan, "best_epoch": 0, "epochs": 0,
+    row = {"trial_id": trial_row_id(result), "family": (result.config or {}).get("family", family),
+           "val_acc": math.nan, "best_epoch": 0, "epochs": 0,
            "n_params": last.get("params", 0), "mflops": last.get("mflops", 0.0),
            "seconds": last.get("time_total_s", 0.0)}
     history = result.metrics_dataframe
@@ -39,9 +43,9 @@ def trial_row(result, max_epochs: int, finished: bool = True) -> dict:
     return {**row, **result.config}
 
 
-def build(result_grid, max_epochs: int, finished: set[str] | None = None) -> pd.DataFrame:
+def build(result_grid, max_epochs: int, finished: set[str] | None = None, family: str = "") -> pd.DataFrame:
     """`finished`: ids of trials that ended on their own; the others were cut off by an interrupt."""
-    rows = [trial_row(r, max_epochs, finished is None or trial_row_id(r) in finished) for r in result_grid]
+    rows = [trial_row(r, max_epochs, finished is None or trial_row_id(r) in finished, family) for r in result_grid]
     table = pd.DataFrame(rows)
     if table.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
@@ -80,7 +84,7 @@ def _plain(value):
 
 def top_table(table: pd.DataFrame, configs: dict[str, dict], n: int = 5) -> str:
     """Top n rows: the summary columns and each trial's config in one short column."""
-    shown = table.head(n)[["trial_id", "status", "val_acc", "best_epoch", "epochs", "n_params", "mflops", "seconds"]].copy()
+    shown = table.head(n)[["trial_id", "family", "status", "val_acc", "best_epoch", "epochs", "n_params", "mflops", "seconds"]].copy()
     shown["config"] = [short_config(configs.get(t, {})) for t in shown["trial_id"]]
     return shown.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=90)
 

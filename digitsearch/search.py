@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from digitsearch import data, experiments, leaderboard, models, spaces
+from digitsearch import data, experiments, leaderboard, preflight, spaces
 from digitsearch.errors import UserError
 
 SCHEDULERS = ("asha", "fifo")
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+# a trial over either limit is recorded as over budget, not trained: one such trial could
+# cost as much as a dozen ordinary ones on a CPU
+DEFAULT_LIMITS = {"max_params": 3_000_000, "max_mflops": 40.0}
 SEARCHERS = ("optuna", "random")
 
 
@@ -25,6 +30,7 @@ SEARCHERS = ("optuna", "random")
 class SearchRequest:
     space: str = "cnn"
     dataset: str = "digits"
+    base: str | None = None  # the digit set `--dataset numbers` builds its numbers from
     test: str | None = None
     data_dir: str | None = None
     val_fraction: float = 0.1
@@ -36,10 +42,11 @@ class SearchRequest:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     max_concurrent: int | None = None
-    max_params: int = 3_000_000
-    max_mflops: float = 40.0
+    max_params: int | None = None  # None: the space's `limits:`, else DEFAULT_LIMITS
+    max_mflops: float | None = None
     seed: int = 0
     name: str | None = None
+    overrides: dict = field(default_factory=dict)  # --set name=value: parameters fixed as constants
     results: Path = field(default_factory=lambda: Path("results"))
     verbose: bool = False
 
@@ -59,10 +66,37 @@ class SearchRequest:
             raise UserError(f"--search must be one of {', '.join(SEARCHERS)} (got {self.search!r})")
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
             raise UserError("--cpus-per-trial must be above 0 and --gpus-per-trial at least 0")
-        if self.max_params < 1 or self.max_mflops <= 0:
+        if (self.max_params is not None and self.max_params < 1) or (self.max_mflops is not None and self.max_mflops <= 0):
             raise UserError("--max-params and --max-mflops must be above 0")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise UserError(f"--max-concurrent must be at least 1 (got {self.max_concurrent})")
+
+
+def resolve_limits(req: SearchRequest, space: spaces.SearchSpace) -> None:
+    """Budget: the command line's, else the space's `limits:`, else DEFAULT_LIMITS."""
+    limits = {**DEFAULT_LIMITS, **space.limits}
+    req.max_params = int(req.max_params if req.max_params is not None else limits["max_params"])
+    req.max_mflops = float(req.max_mflops if req.max_mflops is not None else limits["max_mflops"])
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """`--set name=value` items -> {name: value}; values read as YAML (3, 0.5, true, text)."""
+    import yaml
+
+    overrides = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--set {item!r}: write NAME=VALUE, e.g. --set transfer.init=scratch")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        if isinstance(value, str) and _NUMBER.fullmatch(value):
+            value = float(value)  # PyYAML reads 1e-3 (no dot) as text
+        # a scalar as YAML reads it; anything else (a mapping from "a: b", an empty text) stays text
+        overrides[name.strip()] = value if isinstance(value, (bool, int, float, str)) else text
+    return overrides
 
 
 def concurrency(req: SearchRequest, cpus: float, gpus: float) -> int:
@@ -131,7 +165,8 @@ def _describe_run(req, space, bundle, folder) -> dict:
 
     return {
         **asdict(req), "results": str(req.results), "name": folder.name, "created": time.time(),
-        "family": space.family, "space_path": str(space.path),
+        "family": space.family, "families": list(space.families), "space_path": str(space.path),
+        "task": bundle.task, "base": absolute(req.base),
         "dataset": absolute(req.dataset), "test": absolute(req.test), "data_dir": absolute(req.data_dir),
         "dataset_name": bundle.name, "dataset_notes": bundle.notes, "class_names": bundle.class_names,
         "sizes": {"train": len(bundle.train), "val": len(bundle.val), "test": len(bundle.test) if bundle.test else 0},
@@ -148,16 +183,21 @@ def run_search(req: SearchRequest, echo: Callable[[str], None] = print) -> Searc
     """Search, then write leaderboard.csv and best.json."""
     req.check()
     space = spaces.load(req.space)
-    models.family(space.family)  # an unknown family fails here, not in every trial
-    bundle = data.load(req.dataset, test=req.test, data_dir=req.data_dir, val_fraction=req.val_fraction, seed=req.seed)
+    if req.overrides:
+        space = space.fixed(req.overrides)
+    resolve_limits(req, space)
+    bundle = data.load(req.dataset, test=req.test, data_dir=req.data_dir, val_fraction=req.val_fraction,
+                       seed=req.seed, base=req.base)
+    space = preflight.check(space, bundle.task, bundle.name, echo)  # bad pairings fail here, not in every trial
     folder = experiments.create(req.results, req.name or experiments.default_name(space.name, req.dataset))
     folder = folder.resolve()
     meta = _describe_run(req, space, bundle, folder)
     experiments.write_json(folder / experiments.EXPERIMENT_FILE, meta)
     for note in bundle.notes:
         echo(f"data: {note}")
-    echo(f"data: {len(bundle.train)} train / {len(bundle.val)} val / {meta['sizes']['test']} test images, "
-         f"{bundle.num_classes} classes")
+    unit, classes = ("sequences", f"{bundle.num_classes} symbols") if bundle.task == "sequence" else \
+        ("images", f"{bundle.num_classes} classes")
+    echo(f"data: {len(bundle.train)} train / {len(bundle.val)} val / {meta['sizes']['test']} test {unit}, {classes}")
 
     results, progress = _tune(req, space, bundle, folder, echo)
     interrupted = progress.done < req.trials
@@ -165,7 +205,7 @@ def run_search(req: SearchRequest, echo: Callable[[str], None] = print) -> Searc
     experiments.write_json(folder / experiments.EXPERIMENT_FILE, meta)
     if interrupted:
         echo(f"interrupted after {progress.done} of {req.trials} trials; writing what finished")
-    _write_results(req, results, progress.finished, folder, echo)
+    _write_results(req, space, results, progress.finished, folder, echo)
     return SearchOutcome(folder, interrupted)
 
 
@@ -212,8 +252,8 @@ def _tune(req, space, bundle, folder, echo):
     return tuner.fit(), progress
 
 
-def _write_results(req, results, finished: set[str], folder: Path, echo) -> None:
-    table = leaderboard.build(results, req.max_epochs, finished)
+def _write_results(req, space, results, finished: set[str], folder: Path, echo) -> None:
+    table = leaderboard.build(results, req.max_epochs, finished, family=space.family)
     table.to_csv(folder / experiments.LEADERBOARD_FILE, index=False)
     configs = leaderboard.configs_by_trial(results)
     best = leaderboard.best_trial(table, configs)

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import torch
 from ray import tune
 
-from digitsearch import engine, models
+from digitsearch import engine, models, tasks
 from digitsearch.config import TrialConfig
 from digitsearch.data import Bundle
+from digitsearch.errors import UserError
 
 CHECKPOINT_FILE = "model.pt"
 
@@ -33,10 +34,25 @@ class TrialRuntime:
     max_mflops: float
 
 
-def build_model(cfg: TrialConfig, bundle: Bundle) -> torch.nn.Module:
-    return models.create(
-        cfg.family, **cfg.model_args, num_classes=bundle.num_classes, image_size=bundle.image_size
-    )
+def model_kwargs(cfg: TrialConfig, bundle: Bundle, mean: float, std: float) -> dict:
+    """The config's model kwargs plus what the data decide: shapes, and for families that
+    undo the input standardisation (transfer applies ImageNet's instead), its mean and std."""
+    kwargs = {**cfg.model_args, **bundle.model_args()}
+    if models.takes(cfg.family, "input_mean"):
+        kwargs.update(input_mean=float(mean), input_std=float(std))
+    return kwargs
+
+
+def check_settings(cfg: TrialConfig, bundle: Bundle) -> None:
+    """A family must serve the data's task; image-only settings must stay off for sequences."""
+    models.check_serves(cfg.family, bundle.task, bundle.name)
+    if bundle.task == "sequence" and (cfg.train.augment != "none" or cfg.train.balance != "none"):
+        raise UserError("augment and balance apply to image data only; set them to none for a sequence task")
+
+
+def build_model(cfg: TrialConfig, bundle: Bundle, mean: float, std: float) -> torch.nn.Module:
+    check_settings(cfg, bundle)
+    return models.create(cfg.family, **model_kwargs(cfg, bundle, mean, std))
 
 
 def _report_unusable(why: str, reason: str, params: int = 0, mflops: float = 0.0) -> None:
@@ -55,14 +71,16 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
     torch.set_num_threads(runtime.threads)
     torch.manual_seed(runtime.seed)
     cfg = TrialConfig.from_flat(config, runtime.family)
+    mean, std = bundle.normalisation()
     try:
-        model = build_model(cfg, bundle)
-    except models.InvalidArchitecture as err:
+        model = build_model(cfg, bundle, mean, std)
+    except (models.InvalidArchitecture, UserError) as err:
+        # e.g. a feature map pooled to nothing, or ImageNet weights this machine cannot get
         return _report_unusable("infeasible", str(err))
     device = engine.default_device()
-    mean, std = bundle.normalisation()
-    train = engine.to_tensors(bundle.train.images, bundle.train.labels, mean, std, device)
-    val = engine.to_tensors(bundle.val.images, bundle.val.labels, mean, std, device)
+    task = tasks.for_bundle(bundle)
+    train = engine.to_tensors(bundle.train.images, bundle.train.labels, mean, std, device, task)
+    val = engine.to_tensors(bundle.val.images, bundle.val.labels, mean, std, device, task)
     model.to(device)
     params, mflops = models.count_params(model), models.forward_mflops(model, train.x[:1])
     if params > runtime.max_params or mflops > runtime.max_mflops:

@@ -22,7 +22,7 @@ def test_fit_learns_digits(digits_bundle):
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     result = engine.evaluate(model, val)
     assert result["val_acc"] > 0.85, result
-    assert engine.predict(model, val.x).shape == (len(val),)
+    assert engine.predict(model, val).shape == (len(val),)
 
 
 def test_to_tensors_normalises():

@@ -127,7 +127,7 @@ def test_model_file_describes_itself(retrained, search_bundle):
     model, meta = export.load_model(final / "model.pt")
     from digitsearch import engine
 
-    x = engine.to_tensors(search_bundle.test.images, None, meta["normalisation"]["mean"], meta["normalisation"]["std"]).x
+    x = engine.to_tensors(search_bundle.test.images, None, meta["normalisation"]["mean"], meta["normalisation"]["std"])
     assert (engine.predict(model, x) == pd.read_csv(final / "predictions.csv")["Label"].to_numpy()).all()
 
 

@@ -46,6 +46,20 @@ def task_of(name: str) -> str:
     return _TASKS[name]
 
 
+def takes(name: str, kwarg: str) -> bool:
+    """Whether family `name` accepts keyword `kwarg` (e.g. transfer takes input_mean)."""
+    return kwarg in inspect.signature(family(name)).parameters
+
+
+def check_serves(name: str, task: str, dataset: str) -> None:
+    """A family paired with data of another task (seq2seq on images) is a UserError."""
+    serves = task_of(name)
+    if serves != task:
+        hint = ("use --dataset addition, or an image family for image data" if serves == "sequence"
+                else "use --space seq2seq for a sequence task, or an image dataset")
+        raise UserError(f"model family {name!r} serves {serves} data but dataset {dataset!r} holds {task} data; {hint}")
+
+
 def image_hw(image_size) -> tuple[int, int]:
     """28 -> (28, 28); [28, 84] -> (28, 84): image families accept either form."""
     if isinstance(image_size, (list, tuple)):
@@ -104,7 +118,30 @@ def forward_mflops(model: nn.Module, example) -> float:
 
     was_training = model.training
     model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(example)
-    model.train(was_training)
-    return counter.get_total_flops() / 1e6
+    recurrent = [0]
+    hooks = [m.register_forward_hook(_count_lstm(recurrent)) for m in model.modules() if isinstance(m, nn.LSTM)]
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return (counter.get_total_flops() + recurrent[0]) / 1e6
+
+
+def _count_lstm(total: list[int]):
+    """torch's counter sees no FLOPs in nn.LSTM on CPU (a fused kernel): count its matrix
+    products by hand, 2 * 4 gates * (input + hidden) * hidden per step, layer and direction."""
+
+    def hook(module: nn.LSTM, inputs, output) -> None:
+        x = inputs[0]
+        steps = x.shape[1] if module.batch_first else x.shape[0]
+        batch = x.shape[0] if module.batch_first else x.shape[1]
+        directions = 2 if module.bidirectional else 1
+        width = module.hidden_size
+        for layer in range(module.num_layers):
+            fan_in = module.input_size if layer == 0 else width * directions
+            total[0] += 2 * 4 * (fan_in + width) * width * steps * batch * directions
+
+    return hook

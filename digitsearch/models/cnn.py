@@ -11,7 +11,7 @@ from typing import Sequence
 
 from torch import nn
 
-from digitsearch.models._registry import InvalidArchitecture, register
+from digitsearch.models._registry import InvalidArchitecture, image_hw, register
 
 POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 
@@ -39,6 +39,7 @@ def _conv_block(ch_in, ch_out, kernel, same, batchnorm, pool, conv_dropout) -> l
 
 
 def _next_size(size: int, kernel: int, same: bool, pool: str, block: int) -> int:
+    """One side of the feature map after a block; called for height and width alike."""
     size = size if same else size - kernel + 1
     if size < 1 or (pool != "none" and size < 2):
         raise InvalidArchitecture(f"block {block}: the feature map shrinks to nothing")
@@ -72,7 +73,7 @@ def cnn(
     dropout: float = 0.0,
     in_channels: int = 1,
     num_classes: int = 10,
-    image_size: int = 28,
+    image_size: int | Sequence[int] = 28,
 ) -> nn.Sequential:
     """Plain CNN: 1-5 conv blocks (filters, kernel, padding, batchnorm, pooling, dropout), flatten/GAP head, dense layers."""
     filters = _per_block(filters, depth, "filters")
@@ -83,15 +84,17 @@ def cnn(
         raise InvalidArchitecture(f"padding must be same|valid and head flatten|gap")
     same = padding == "same"
     layers: list[nn.Module] = []
-    size, ch = image_size, in_channels
-    for block, (width, pool_kind) in enumerate(zip(filters, pools), start=1):
-        layers += _conv_block(ch, width, kernel, same, batchnorm, pool_kind, conv_dropout)
-        size, ch = _next_size(size, kernel, same, pool_kind, block), width
+    (height, width), ch = image_hw(image_size), in_channels
+    for block, (ch_out, pool_kind) in enumerate(zip(filters, pools), start=1):
+        layers += _conv_block(ch, ch_out, kernel, same, batchnorm, pool_kind, conv_dropout)
+        height = _next_size(height, kernel, same, pool_kind, block)
+        width = _next_size(width, kernel, same, pool_kind, block)
+        ch = ch_out
     if head == "gap":
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         features = ch
     else:
         layers.append(nn.Flatten())
-        features = ch * size * size
+        features = ch * height * width
     layers += _head(features, dense, dropout, num_classes)
     return nn.Sequential(*layers)

@@ -23,12 +23,13 @@ validating a file), ``conditions`` (``when:``), ``start`` (``start:`` points) an
 """
 
 from digitsearch.spaces.builtin import BUILTIN_DIR, list_spaces, load
-from digitsearch.spaces.model import CONSTANT, KINDS, Condition, Param, SearchSpace
+from digitsearch.spaces.model import CONSTANT, KINDS, MIXED, Condition, Param, SearchSpace
 
 __all__ = [
     "BUILTIN_DIR",
     "Condition",
     "KINDS",
+    "MIXED",
     "Param",
     "SearchSpace",
     "list_spaces",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,8 @@ KINDS: tuple[str, ...] = ("uniform", "loguniform", "int", "choice")
 #: The kind given to constants (``Param.kind``); in YAML a constant is a plain value
 #: or a mapping ``{value: ..., when: ...}`` (``type: constant`` is optional there).
 CONSTANT = "constant"
+# SearchSpace.family of a space across families (all.yaml): each trial's config names its own
+MIXED = "mixed"
 
 
 @dataclass(frozen=True)
@@ -133,12 +136,47 @@ class SearchSpace:
     constants: dict[str, object] = field(default_factory=dict, hash=False)
     entries: tuple[Param, ...] = ()
     starting_points: tuple[dict[str, object], ...] = field(default=(), hash=False)
+    # budget defaults for this space's trials ({"max_mflops": 3000}); the command line wins
+    limits: dict[str, float] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if not self.entries:  # built by hand: constants after params, unconditional
             consts = tuple(Param(name=k, kind=CONSTANT, value=v) for k, v in self.constants.items())
             object.__setattr__(self, "entries", tuple(self.params) + consts)
         object.__setattr__(self, "starting_points", tuple(dict(p) for p in self.starting_points))
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """The model families trials of this space can use: the `family` parameter's values
+        in a space across families, else the one top-level family."""
+        if self.family != MIXED:
+            return (self.family,)
+        entry = next(p for p in self.entries if p.name == "family")
+        return tuple(str(v) for v in entry.values) if entry.kind != CONSTANT else (str(entry.value),)
+
+    def fixed(self, overrides: Mapping[str, object]) -> "SearchSpace":
+        """This space with parameters turned into constants (`tune --set name=value`).
+
+        A fixed parameter keeps its `when:`, so it still appears only where it applies;
+        starting points lose the fixed keys. A name must exist, so a typo is an error, not
+        a silent extra key; a value may leave the searched range (e.g.
+        `transfer.init=checkpoint:PATH`): the model checks it when it is built.
+        """
+        known = {p.name: p for p in self.entries}
+        entries = list(self.entries)
+        for name, value in overrides.items():
+            if name not in known:
+                raise UserError(f"--set {name}: no parameter {name!r} in space {self.name!r}; "
+                                f"its parameters: {', '.join(known)}")
+            old = known[name]
+            entries[entries.index(old)] = Param(name=name, kind=CONSTANT, value=value, when=old.when)
+        fixed = set(overrides)
+        points = tuple({k: v for k, v in point.items() if k not in fixed} for point in self.starting_points)
+        return dataclasses.replace(
+            self, params=tuple(p for p in entries if p.kind != CONSTANT),
+            constants={p.name: p.value for p in entries if p.kind == CONSTANT}, entries=tuple(entries),
+            starting_points=tuple(p for p in points if p),
+        )
 
     # -- Optuna / Ray ----------------------------------------------------------------
 

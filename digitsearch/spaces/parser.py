@@ -17,11 +17,14 @@ import yaml
 from digitsearch.errors import UserError
 from digitsearch.spaces._util import SCALAR_TYPES, is_number, one_line, same, show
 from digitsearch.spaces.conditions import parse_condition
-from digitsearch.spaces.model import CONSTANT, KINDS, Condition, Param, SearchSpace
+from digitsearch.spaces.model import CONSTANT, KINDS, MIXED, Condition, Param, SearchSpace
+from digitsearch.spaces.include import included, usable_points
 from digitsearch.spaces.start import check_start
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.]+")
-_TOP_KEYS = ("family", "description", "params", "start")
+_TOP_KEYS = ("family", "description", "include", "limits", "params", "start")
+# budget defaults a space may set for its trials (--max-params / --max-mflops still win)
+_LIMIT_KEYS = ("max_params", "max_mflops")
 _ALLOWED_KEYS: dict[str, tuple[str, ...]] = {
     "uniform": ("type", "low", "high", "step", "when"),
     "loguniform": ("type", "low", "high", "when"),
@@ -140,9 +143,20 @@ class _Parser:
                 f"unknown top-level key '{unknown[0]}'; the allowed keys are {', '.join(_TOP_KEYS)}"
             )
         family = data.get("family")
-        if family is None:
-            raise self.fail("missing 'family'; add e.g. 'family: cnn' (the model family the space is for)")
-        if not isinstance(family, str) or not family.strip():
+        declares_family = isinstance(data.get("params"), dict) and "family" in data["params"]
+        if declares_family and "include" in data:
+            raise self.pfail("family", "'include' makes the family choice from the included spaces; "
+                                       "remove this parameter")
+        mixed = declares_family or "include" in data
+        if family is not None and mixed:
+            raise self.fail("'family' is both a top-level key and a parameter; keep the parameter "
+                            "(a space across families) or the key (a space for one family)")
+        if family is None and not mixed:
+            raise self.fail("missing 'family'; add e.g. 'family: cnn' (the model family the space is for), "
+                            "or a 'family' parameter under 'params:' for a space across families")
+        if mixed:
+            family = MIXED
+        elif not isinstance(family, str) or not family.strip():
             raise self.fail(f"'family' must be a model name such as cnn, not {show(family)!r}")
         description = data.get("description", "")
         if description is None:
@@ -161,17 +175,26 @@ class _Parser:
             )
 
         entries: list[Param] = []
-        declared: dict[str, Param] = {}
-        names = [str(k) for k in raw]
+        included_points: list[dict] = []
+        if "include" in data:
+            entries, included_points = included(data["include"], self.shown)
+        declared: dict[str, Param] = {p.name: p for p in entries}
+        names = [*declared, *(str(k) for k in raw)]
         for key, spec in raw.items():
             pname = self.check_name(key)
+            if pname in declared:
+                raise self.pfail(pname, "is already declared by an included space; remove it here")
             p = self.param(pname, spec, declared, names)
             entries.append(p)
             declared[pname] = p
 
+        if mixed and (declared["family"].when is not None or declared["family"].kind not in ("choice", CONSTANT)):
+            raise self.pfail("family", "must be a choice of model families (or one constant) without "
+                                       "'when:'; every trial needs a family")
         params = tuple(p for p in entries if p.kind != CONSTANT)
         constants = {p.name: p.value for p in entries if p.kind == CONSTANT}
         points = check_start(data.get("start"), entries, shown=self.shown, lines=self.lines.start)
+        points = (*usable_points(included_points, entries), *points)
         return SearchSpace(
             name=name,
             family=family.strip(),
@@ -181,7 +204,20 @@ class _Parser:
             constants=constants,
             entries=tuple(entries),
             starting_points=points,
+            limits=self.limits(data.get("limits")),
         )
+
+    def limits(self, raw: object) -> dict[str, float]:
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict) or not raw:
+            raise self.fail("'limits' must be a mapping such as {max_mflops: 3000, max_params: 20000000}")
+        for key, value in raw.items():
+            if key not in _LIMIT_KEYS:
+                raise self.fail(f"unknown limit '{key}'; the limits are {', '.join(_LIMIT_KEYS)}")
+            if not is_number(value) or isinstance(value, bool) or value <= 0:
+                raise self.fail(f"limit '{key}' must be a number above 0, not {show(value)}")
+        return {str(k): v for k, v in raw.items()}
 
     def check_name(self, key: object) -> str:
         if not isinstance(key, str):
