@@ -533,6 +533,14 @@ def test_readme_examples_load(tmp_path):
     """The YAML examples in search_spaces/README.md are valid (docs cannot drift from the loader)."""
     readme = (Path(__file__).resolve().parent.parent / "search_spaces" / "README.md").read_text(encoding="utf-8")
     blocks = [b.split("```", 1)[0] for b in readme.split("```yaml\n")[1:]]
+    # the spaces across families are whole files: both give the same two families
+    across = [b for b in blocks if b.startswith("description: cnn against lstm")]
+    assert len(across) == 2
+    for k, block in enumerate(across):
+        space = spaces.load(str(write(tmp_path, block, f"across{k}.yaml")))
+        assert space.families == ("cnn", "lstm")
+        assert {c["family"] for c in (space.random_config(seed) for seed in range(12))} == {"cnn", "lstm"}
+    blocks = [b for b in blocks if b not in across]
     assert len(blocks) == 5
     space = spaces.load(str(write(tmp_path, blocks[0], "format.yaml")))
     assert space.constants == {"image_channels": 1} and len(space.params) == 9

@@ -16,7 +16,7 @@ def write(tmp_path, text: str, name: str = "space.yaml"):
 def test_all_space_includes_each_family_branch():
     space = spaces.load("all")
     assert space.family == spaces.MIXED
-    assert set(space.families) >= {"cnn", "lenet", "vgg", "resnet", "lstm"}
+    assert set(space.families) == {"cnn", "lenet", "vgg", "resnet", "lstm", "transfer"}
     by_name = {p.name: p for p in space.entries}
     assert str(by_name["lenet.activation"].when) == "family == lenet"
     assert str(by_name["cnn.filters_3"].when) == "cnn.depth >= 3"  # chains through cnn.depth

@@ -11,17 +11,10 @@ from typing import Sequence
 
 from torch import nn
 
+from digitsearch.models._layers import dense_head, per_block
 from digitsearch.models._registry import InvalidArchitecture, image_hw, register
 
 POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
-
-
-def _per_block(value, depth: int, what: str) -> list:
-    """Accept one value for every block or a list with one per block."""
-    values = list(value) if isinstance(value, (list, tuple)) else [value] * depth
-    if len(values) != depth:
-        raise InvalidArchitecture(f"{what} has {len(values)} entries for {depth} conv blocks")
-    return values
 
 
 def _conv_block(ch_in, ch_out, kernel, same, batchnorm, pool, conv_dropout) -> list[nn.Module]:
@@ -46,18 +39,6 @@ def _next_size(size: int, kernel: int, same: bool, pool: str, block: int) -> int
     return size // 2 if pool != "none" else size
 
 
-def _head(features: int, dense: Sequence[int], dropout: float, num_classes: int) -> list[nn.Module]:
-    layers: list[nn.Module] = []
-    for width in [*dense, num_classes]:
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        layers.append(nn.Linear(features, width))
-        features = width
-        layers.append(nn.ReLU(inplace=True))
-    layers.pop()  # no activation after the output layer: the loss takes logits
-    return layers
-
-
 @register("cnn")
 def cnn(
     depth: int,
@@ -76,8 +57,8 @@ def cnn(
     image_size: int | Sequence[int] = 28,
 ) -> nn.Sequential:
     """Plain CNN: 1-5 conv blocks (filters, kernel, padding, batchnorm, pooling, dropout), flatten/GAP head, dense layers."""
-    filters = _per_block(filters, depth, "filters")
-    pools = _per_block(pool, depth, "pool")
+    filters = per_block(filters, depth, "filters", "conv blocks")
+    pools = per_block(pool, depth, "pool", "conv blocks")
     if len(dense) != dense_layers:
         raise InvalidArchitecture(f"dense has {len(dense)} widths for {dense_layers} dense layers")
     if padding not in ("same", "valid") or head not in ("flatten", "gap"):
@@ -96,5 +77,5 @@ def cnn(
     else:
         layers.append(nn.Flatten())
         features = ch * height * width
-    layers += _head(features, dense, dropout, num_classes)
+    layers += dense_head(features, dense, dropout, num_classes)
     return nn.Sequential(*layers)

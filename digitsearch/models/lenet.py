@@ -14,6 +14,7 @@ from typing import Sequence
 
 from torch import nn
 
+from digitsearch.models._layers import dense_head
 from digitsearch.models._registry import InvalidArchitecture, image_hw, register
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
@@ -65,18 +66,6 @@ def _next_size(size: int, padding: int, stage: int) -> int:
     return size // 2
 
 
-def _head(features: int, dense: Sequence[int], dropout: float, activation: str, num_classes: int) -> list[nn.Module]:
-    layers: list[nn.Module] = []
-    for width in [*dense, num_classes]:
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        layers.append(nn.Linear(features, width))
-        layers.append(ACTIVATIONS[activation]())
-        features = width
-    layers.pop()  # no activation after the output layer: the loss takes logits
-    return layers
-
-
 @register("lenet")
 def lenet(
     activation: str = "tanh",
@@ -102,5 +91,5 @@ def lenet(
         layers += _stage(ch, ch_out, pad, flavour, batchnorm, activation, pool)
         height, width, ch = _next_size(height, pad, stage), _next_size(width, pad, stage), ch_out
     layers.append(nn.Flatten())
-    layers += _head(ch * height * width, list(dense), dropout, activation, num_classes)
+    layers += dense_head(ch * height * width, list(dense), dropout, num_classes, ACTIVATIONS[activation])
     return nn.Sequential(*layers)

@@ -13,6 +13,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from digitsearch.models._layers import per_block
 from digitsearch.models._registry import InvalidArchitecture, register
 
 
@@ -39,14 +40,6 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-def _per_stage(value, stages: int, what: str) -> list:
-    """Accept one value for every stage or a list with one per stage."""
-    values = list(value) if isinstance(value, (list, tuple)) else [value] * stages
-    if len(values) != stages:
-        raise InvalidArchitecture(f"{what} has {len(values)} entries for {stages} stages")
-    return values
-
-
 @register("resnet")
 def resnet(
     stages: int = 3,
@@ -62,7 +55,7 @@ def resnet(
     if stages < 1 or base_width < 1 or stem_stride not in (1, 2):
         raise InvalidArchitecture(f"stages and base_width must be at least 1 and stem_stride 1 or 2 "
                                   f"(got {stages}, {base_width}, {stem_stride})")
-    blocks = _per_stage(blocks, stages, "blocks")
+    blocks = per_block(blocks, stages, "blocks", "stages")
     if min(blocks) < 1:
         raise InvalidArchitecture(f"every stage needs at least one block (got blocks {blocks})")
     # image_size is accepted like every image family's, but global average pooling makes

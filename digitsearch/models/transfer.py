@@ -25,6 +25,7 @@ from torchvision import models as tvm
 from torchvision.models.vgg import cfgs as vgg_cfgs, make_layers as vgg_layers
 
 from digitsearch.errors import UserError
+from digitsearch.models._layers import dense_head
 from digitsearch.models._registry import InvalidArchitecture, register
 
 INITS = ("imagenet", "scratch", "checkpoint:PATH")
@@ -204,15 +205,8 @@ def _load_imagenet(trunk: nn.Module, backbone: str) -> None:
 
 
 def _head(features: int, head_width: int, dropout: float, num_classes: int) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    widths = [head_width, num_classes] if head_width > 0 else [num_classes]
-    for width in widths:
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        layers += [nn.Linear(features, width), nn.ReLU(inplace=True)]
-        features = width
-    layers.pop()  # no activation after the output layer: the loss takes logits
-    return nn.Sequential(*layers)
+    hidden = [head_width] if head_width > 0 else []
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), *dense_head(features, hidden, dropout, num_classes))
 
 
 class TransferNet(nn.Module):

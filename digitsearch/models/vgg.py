@@ -12,15 +12,8 @@ from typing import Sequence
 
 from torch import nn
 
+from digitsearch.models._layers import dense_head, per_block
 from digitsearch.models._registry import InvalidArchitecture, image_hw, register
-
-
-def _per_block(value, blocks: int, what: str) -> list:
-    """Accept one value for every block or a list with one per block."""
-    values = list(value) if isinstance(value, (list, tuple)) else [value] * blocks
-    if len(values) != blocks:
-        raise InvalidArchitecture(f"{what} has {len(values)} entries for {blocks} blocks")
-    return values
 
 
 def _block(ch_in: int, ch_out: int, convs: int, batchnorm: bool, pool: tuple[int, int]) -> list[nn.Module]:
@@ -41,18 +34,6 @@ def _pool_kernel(height: int, width: int) -> tuple[int, int]:
     return min(2, height), min(2, width)
 
 
-def _head(features: int, dense: Sequence[int], dropout: float, num_classes: int) -> list[nn.Module]:
-    layers: list[nn.Module] = []
-    for width in [*dense, num_classes]:
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        layers.append(nn.Linear(features, width))
-        layers.append(nn.ReLU(inplace=True))
-        features = width
-    layers.pop()  # no activation after the output layer: the loss takes logits
-    return layers
-
-
 @register("vgg")
 def vgg(
     blocks: int = 3,
@@ -71,7 +52,7 @@ def vgg(
     if min(blocks, base_width, max_width) < 1:
         raise InvalidArchitecture(f"blocks, base_width and max_width must be at least 1 "
                                   f"(got {blocks}, {base_width}, {max_width})")
-    convs = _per_block(convs, blocks, "convs")
+    convs = per_block(convs, blocks, "convs")
     if min(convs) < 1:
         raise InvalidArchitecture(f"every block needs at least one conv (got convs {convs})")
     dense = list(dense)
@@ -86,5 +67,5 @@ def vgg(
         layers += _block(ch, ch_out, n_convs, batchnorm, kernel)
         height, width, ch = height // kernel[0], width // kernel[1], ch_out
     layers.append(nn.Flatten())
-    layers += _head(ch * height * width, dense, dropout, num_classes)
+    layers += dense_head(ch * height * width, dense, dropout, num_classes)
     return nn.Sequential(*layers)
