@@ -51,7 +51,10 @@ def build(result_grid, max_epochs: int, finished: set[str] | None = None, family
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     config_columns = [c for c in table.columns if c not in SUMMARY_COLUMNS]
     table = table[SUMMARY_COLUMNS + config_columns]
-    return table.sort_values("val_acc", ascending=False, na_position="last").reset_index(drop=True)
+    # among equally accurate trials the smaller, then the quicker one comes first (and is "best"):
+    # on the addition task several configs reach val_acc 1.0, and one is 6x the size of another
+    return table.sort_values(["val_acc", "n_params", "seconds"], ascending=[False, True, True],
+                             na_position="last", kind="stable").reset_index(drop=True)
 
 
 def best_trial(table: pd.DataFrame, configs: dict[str, dict]) -> dict | None:
