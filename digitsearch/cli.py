@@ -151,6 +151,8 @@ def spaces(show: Annotated[Optional[str], typer.Option(help="Print one space's p
         loaded = space_lib.load(show)
         typer.echo(f"{loaded.name} ({loaded.path}): {'families' if len(loaded.families) > 1 else 'family'} "
                    f"{', '.join(loaded.families)}; {loaded.description}")
+        if loaded.limits:
+            typer.echo("  limits: " + ", ".join(f"{k} {v:,}" for k, v in loaded.limits.items()))
         for line in loaded.describe():
             typer.echo(f"  {line}")
         for number, point in enumerate(loaded.starting_points, start=1):
