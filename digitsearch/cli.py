@@ -112,7 +112,7 @@ def _retrain(folder: Path, epochs: int | None) -> None:
 
         def on_epoch(epoch: int, metrics: dict) -> None:
             bar.update(task, completed=epoch,
-                       info=f"loss {metrics['train_loss']:.4f} acc {metrics['train_acc']:.4f} {metrics['images_per_second']:.0f} img/s")
+                       info=f"loss {metrics['train_loss']:.4f} acc {metrics['train_acc']:.4f} {metrics['images_per_second']:.0f} examples/s")
 
         def start(total: int) -> None:
             bar.update(task, total=total, info="training")

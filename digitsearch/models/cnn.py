@@ -59,8 +59,7 @@ def cnn(
     """Plain CNN: 1-5 conv blocks (filters, kernel, padding, batchnorm, pooling, dropout), flatten/GAP head, dense layers."""
     filters = per_block(filters, depth, "filters", "conv blocks")
     pools = per_block(pool, depth, "pool", "conv blocks")
-    if len(dense) != dense_layers:
-        raise InvalidArchitecture(f"dense has {len(dense)} widths for {dense_layers} dense layers")
+    dense = per_block(dense, dense_layers, "dense", "dense layers")
     if padding not in ("same", "valid") or head not in ("flatten", "gap"):
         raise InvalidArchitecture(f"padding must be same|valid and head flatten|gap")
     same = padding == "same"

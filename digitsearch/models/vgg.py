@@ -55,9 +55,7 @@ def vgg(
     convs = per_block(convs, blocks, "convs")
     if min(convs) < 1:
         raise InvalidArchitecture(f"every block needs at least one conv (got convs {convs})")
-    dense = list(dense)
-    if len(dense) != dense_layers:
-        raise InvalidArchitecture(f"dense has {len(dense)} widths for {dense_layers} dense layers")
+    dense = per_block(dense, dense_layers, "dense", "dense layers")
     height, width = image_hw(image_size)
     layers: list[nn.Module] = []
     ch = in_channels
