@@ -149,6 +149,25 @@ def _scheduler(req: SearchRequest):
                          grace_period=req.grace_epochs, reduction_factor=3)
 
 
+SYNC_LOGGER = "ray.tune.execution.experiment_state"
+# Ray's atomic save writes `.<uuid4>-tmp-<name>` beside the file it replaces
+_RAY_TMP_FILE = re.compile(r"/\.[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}-tmp-")
+
+
+class TransientSyncErrorFilter(logging.Filter):
+    """Drops Ray's traceback for a state sync that raced the searcher's own save.
+
+    A background thread copies Ray's driver state folder to the experiment folder while the
+    searcher writes its state there as a `.<uuid>-tmp-` file and renames it; when the rename wins, the
+    copy misses that file and Ray logs an error with a traceback. The next sync, and the forced
+    one when the search ends, copy the state again, so nothing is lost and the user sees nothing.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, FileNotFoundError) and _RAY_TMP_FILE.search(str(error)))
+
+
 def _start_ray(verbose: bool):
     import ray
 
@@ -156,6 +175,10 @@ def _start_ray(verbose: bool):
         ray.init(include_dashboard=False, log_to_driver=verbose,
                  logging_level=logging.INFO if verbose else logging.ERROR,
                  configure_logging=True)
+    if not verbose:
+        sync_logger = logging.getLogger(SYNC_LOGGER)
+        if not any(isinstance(f, TransientSyncErrorFilter) for f in sync_logger.filters):
+            sync_logger.addFilter(TransientSyncErrorFilter())
     return ray
 
 

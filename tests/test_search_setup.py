@@ -1,10 +1,14 @@
 """How a search is put together, checked without running one."""
+import logging
+import sys
+
 import optuna
 import pytest
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from digitsearch.errors import UserError
-from digitsearch.search import SearchRequest, _sampler, _scheduler, concurrency
+from digitsearch.search import (SYNC_LOGGER, SearchRequest, TransientSyncErrorFilter, _sampler, _scheduler,
+                                concurrency)
 
 
 def test_concurrency_fills_every_cpu():
@@ -40,3 +44,28 @@ def test_grace_defaults_to_three_or_fewer():
     request = SearchRequest(max_epochs=12)
     request.check()
     assert request.grace_epochs == 3
+
+
+def _record_for(error: Exception) -> logging.LogRecord:
+    try:
+        raise error
+    except Exception:
+        return logging.LogRecord("ray.tune.execution.experiment_state", logging.ERROR, __file__, 1,
+                                 "Saving experiment state to storage failed with exception: ", (),
+                                 sys.exc_info())
+
+
+def test_a_sync_that_raced_the_searchers_save_is_not_shown_other_errors_are():
+    from ray.tune.execution import experiment_state
+
+    assert experiment_state.logger.name == SYNC_LOGGER  # the logger the filter goes on
+    raced = FileNotFoundError(2, "Failed to open local file '/tmp/ray/x/driver_artifacts/"
+                                 ".8f6da2b7-c6dd-4710-959e-1946648a5012-tmp-search_gen_state-2026-11-22_22-31-11.json'. "
+                                 "Detail: [errno 2] No such file or directory")
+    keep = TransientSyncErrorFilter()
+    assert not keep.filter(_record_for(raced))
+    assert keep.filter(_record_for(FileNotFoundError(2, "No such file: '/results/tiny/trial.json'")))
+    assert keep.filter(_record_for(FileNotFoundError(2, "No such file: '/home/u/tmp-runs/.abc-tmp-x.json'")))
+    assert keep.filter(_record_for(PermissionError(13, "denied: '/r/.8f6da2b7-c6dd-4710-959e-1946648a5012-tmp-x'")))
+    plain = logging.LogRecord(SYNC_LOGGER, logging.WARNING, __file__, 1, "slow sync", (), None)
+    assert keep.filter(plain)
