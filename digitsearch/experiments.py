@@ -7,6 +7,7 @@ results/<name>/
   leaderboard.csv   one row per trial, best first
   best.json         the best trial: config, metrics, checkpoint
   final/            written by `best --retrain`
+  tensorboard/      TensorBoard runs: trials/<trial_id>/ (scalars, HParams), final/ (the retrain)
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from digitsearch.errors import UserError
 EXPERIMENT_FILE = "experiment.json"
 BEST_FILE = "best.json"
 LEADERBOARD_FILE = "leaderboard.csv"
+TENSORBOARD_DIR = "tensorboard"
 
 
 def default_name(space: str, dataset: str) -> str:

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from digitsearch import data, engine, experiments, export, tasks
+from digitsearch import data, engine, experiments, export, retrain_board, tasks
 from digitsearch.config import TrialConfig
 from digitsearch.errors import UserError
 from digitsearch.trainable import build_model, model_kwargs
@@ -91,10 +91,13 @@ def run(folder: Path, epochs: int | None = None, progress: Callable | None = Non
     metrics = {"experiment": folder.name, "trial_id": best["trial_id"], "family": cfg.family, "task": bundle.task,
                "epochs": epochs, "train_examples": len(full), "val_acc_in_search": best["val_acc"],
                "history": history}
+    test = predicted = None
     if bundle.test is not None and len(bundle.test):
         test = engine.to_tensors(bundle.test.images, None, mean, std, device, task)
         predicted = engine.predict(model, test)
         write = _sequence_outputs if bundle.task == "sequence" else _image_outputs
         metrics.update(write(out, bundle, predicted))
     experiments.write_json(out / "metrics.json", metrics)
+    retrain_board.write(folder, history, model=model, bundle=bundle,
+                        test_x=test.x if test is not None else None, predicted=predicted)
     return metrics
