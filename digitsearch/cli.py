@@ -198,6 +198,19 @@ def models():
         typer.echo(f"{family:10s} {model_lib.describe(family)}")
 
 
+@app.command()
+@friendly
+def dashboard(
+    name: Annotated[Optional[str], typer.Option(help="Show one experiment (default: every experiment in --results).")] = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 6006,
+    results: Results = Path("results"),
+):
+    """Start TensorBoard on 127.0.0.1 over the experiments' trials and retrains; Ctrl-C stops it."""
+    from digitsearch import dashboard as board
+
+    board.serve(board.logdir(results, name), port, echo=typer.echo)
+
+
 def main() -> None:
     """Entry point: also Typer's own usage errors (a bad option, a non-number) become one line."""
     try:

@@ -239,10 +239,15 @@ def _trial_name(trial) -> str:
 
 def _tune(req, space, bundle, folder, echo):
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our SearchProgress replaces Tune's tables
+    # our TrialBoard replaces Ray's TensorBoard logger (which drops conditional HParams);
+    # Ray's CSV and JSON loggers are added back below
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     ray = _start_ray(req.verbose)
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from digitsearch.progress import SearchProgress  # imports Ray: only when a search runs
+    from digitsearch.board import TrialBoard  # these import Ray: only when a search runs
+    from digitsearch.progress import SearchProgress
     from digitsearch.trainable import TrialRuntime, train_trial
 
     resources = ray.cluster_resources()
@@ -266,7 +271,7 @@ def _tune(req, space, bundle, folder, echo):
         ),
         run_config=tune.RunConfig(
             name="tune", storage_path=str(folder), verbose=2 if req.verbose else 0,
-            callbacks=[progress],
+            callbacks=[progress, TrialBoard(folder, space), CSVLoggerCallback(), JsonLoggerCallback()],
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute="val_acc", checkpoint_score_order="max"),
             failure_config=tune.FailureConfig(max_failures=1),
