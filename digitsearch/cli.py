@@ -87,10 +87,15 @@ def best(
     results: Results = Path("results"),
     retrain: Annotated[bool, typer.Option(help="Retrain the best config on train+val, test it, export model and predictions.")] = False,
     epochs: Annotated[Optional[int], typer.Option(help="Retrain epochs (default: the best trial's best epoch).")] = None,
+    export: Annotated[Optional[str], typer.Option(help="With --retrain, also write these beside model.pt, comma-separated: torchscript,onnx (onnx needs `pip install .[onnx]`).")] = None,
 ):
     """Print the best config of an experiment; with --retrain, train it on all training data and export."""
-    from digitsearch import experiments
+    from digitsearch import experiments, export_formats
 
+    formats = export_formats.parse(export)  # checked first: a typo must not cost a retrain
+    if formats and not retrain:
+        raise UserError("--export needs --retrain: the exported files are made from the retrained model")
+    export_formats.check_available(formats)
     folder = experiments.resolve(results, name)
     found = experiments.read_best(folder)
     typer.echo(f"experiment {folder.name}: best trial {found['trial_id']}, val_acc {found['val_acc']:.4f} "
@@ -98,10 +103,10 @@ def best(
     for key, value in found["config"].items():
         typer.echo(f"  {key} = {value}")
     if retrain:
-        _retrain(folder, epochs)
+        _retrain(folder, epochs, formats)
 
 
-def _retrain(folder: Path, epochs: int | None) -> None:
+def _retrain(folder: Path, epochs: int | None, formats: tuple[str, ...] = ()) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from digitsearch import retrain
@@ -117,7 +122,7 @@ def _retrain(folder: Path, epochs: int | None) -> None:
         def start(total: int) -> None:
             bar.update(task, total=total, info="training")
 
-        metrics = retrain.run(folder, epochs, progress=on_epoch, on_start=start)
+        metrics = retrain.run(folder, epochs, progress=on_epoch, on_start=start, exports=formats)
     out = folder / "final"
     if "test_sequences" in metrics:
         typer.echo(f"test exact-match accuracy {metrics['test_accuracy']:.4f} on {metrics['test_sequences']} "
@@ -196,6 +201,15 @@ def models():
 
     for family in model_lib.list_models():
         typer.echo(f"{family:10s} {model_lib.describe(family)}")
+
+
+@app.command()
+@friendly
+def report(name: Name = None, results: Results = Path("results")):
+    """Write results/<name>/report/report.md with PNGs: leaderboard, curves, importances, families, the retrained model."""
+    from digitsearch import report as report_lib
+
+    report_lib.write(results, name, echo=typer.echo)
 
 
 @app.command()

@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on servers and in Ray workers
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -108,6 +109,8 @@ def curves_figure(history: list[dict]):
     acc_ax.plot(epochs, [h["train_acc"] for h in history], marker="o")
     acc_ax.set_xlabel("epoch")
     acc_ax.set_ylabel("training accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     fig.suptitle("retrain on train + validation")
     fig.tight_layout()
     return fig

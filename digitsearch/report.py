@@ -1,0 +1,201 @@
+"""`digitsearch report`: results/<name>/report/report.md and its PNGs, from what a search and
+its retrain wrote (leaderboard.csv, Tune's per-trial progress.csv, optuna.db, final/)."""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from digitsearch import experiments, plots, report_plots
+from digitsearch.leaderboard import SUMMARY_COLUMNS, short_config
+
+REPORT_DIR = "report"
+TOP = 10
+
+
+def _trial_configs(folder: Path, trial_ids) -> dict[str, dict]:
+    configs = {}
+    for trial_id in trial_ids:
+        params = folder / "tune" / f"trial_{trial_id}" / "params.json"
+        configs[trial_id] = json.loads(params.read_text()) if params.is_file() else {}
+    return configs
+
+
+def _curves(folder: Path, table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each trained trial's val_acc per epoch, from the CSV Tune wrote beside it."""
+    curves = {}
+    for row in table.itertuples():
+        progress = folder / "tune" / f"trial_{row.trial_id}" / "progress.csv"
+        if row.epochs > 0 and progress.is_file():
+            curve = pd.read_csv(progress)
+            curve = curve[curve["epoch"] > 0][["epoch", "val_acc"]]
+            if len(curve):
+                curves[row.trial_id] = curve
+    return curves
+
+
+def _md_table(frame: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _in_space_order(config: dict, table: pd.DataFrame) -> dict:
+    """The leaderboard's column order is the space's (architecture first, then training);
+    params.json is alphabetical."""
+    order = [c for c in table.columns if c not in SUMMARY_COLUMNS]
+    return {k: config[k] for k in sorted(config, key=lambda k: order.index(k) if k in order else len(order))}
+
+
+def leaderboard_md(table: pd.DataFrame, configs: dict[str, dict]) -> str:
+    top = table.head(TOP)
+    per_epoch = [f"{s / e:.1f}" if e else "-" for s, e in zip(top["seconds"], top["epochs"])]
+    shown = pd.DataFrame({
+        "rank": range(1, len(top) + 1), "trial": top["trial_id"], "family": top["family"],
+        "key parameters": [short_config(_in_space_order(configs.get(t, {}), table), width=90).replace("|", "/")
+                           for t in top["trial_id"]],
+        "parameters": [f"{int(n):,}" for n in top["n_params"]], "epochs run": top["epochs"],
+        "s/epoch": per_epoch, "val acc": [f"{v:.4f}" if v == v else "-" for v in top["val_acc"]],
+        "status": top["status"],
+    })
+    return _md_table(shown)
+
+
+def families_md(table: pd.DataFrame) -> str:
+    """The reports' "results compared" table: one row per family."""
+    rows = []
+    for family, group in table.groupby("family", sort=False):
+        trained = group[group["epochs"] > 0]
+        best = trained.iloc[0] if len(trained) else None
+        rows.append({
+            "family": family, "trials": len(group), "trained": len(trained),
+            "best val acc": f"{best.val_acc:.4f}" if best is not None else "-",
+            "median val acc": f"{trained.val_acc.median():.4f}" if len(trained) else "-",
+            "parameters of the best": f"{int(best.n_params):,}" if best is not None else "-",
+            "median s/epoch": f"{(trained.seconds / trained.epochs).median():.1f}" if len(trained) else "-",
+        })
+    return _md_table(pd.DataFrame(rows))
+
+
+def _study(folder: Path):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.load_study(study_name=folder.name, storage=f"sqlite:///{folder / 'optuna.db'}")
+
+
+def _importances(study) -> dict[str, float]:
+    """{} when the study cannot say (fewer than two finished trials, nothing varied)."""
+    import optuna
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)  # the same figure every time
+            return optuna.importance.get_param_importances(study, evaluator=evaluator)
+    except (RuntimeError, ValueError):
+        return {}
+
+
+class ReportWriter:
+    """Collects the report's sections and saves its figures as PNGs beside report.md."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.sections: list[str] = []
+        self.pngs: list[str] = []
+
+    def add(self, *parts: str) -> None:
+        self.sections.append("\n\n".join(parts))
+
+    def figure(self, fig, name: str, caption: str) -> str:
+        fig.savefig(self.out / name, dpi=110)
+        plots.plt.close(fig)
+        self.pngs.append(name)
+        return f"![{caption}]({name})"
+
+    def save(self) -> Path:
+        path = self.out / "report.md"
+        path.write_text("\n\n".join(self.sections) + "\n")
+        return path
+
+
+def _search_sections(doc: ReportWriter, folder: Path, meta: dict, table: pd.DataFrame) -> None:
+    configs = _trial_configs(folder, table["trial_id"])
+    counts = table["status"].value_counts()
+    doc.add(f"## Leaderboard (top {min(TOP, len(table))} of {len(table)})",
+            leaderboard_md(table, configs),
+            "Status counts: " + ", ".join(f"{status} {n}" for status, n in counts.items()) + ".")
+    curves = _curves(folder, table)
+    if curves:
+        status = dict(zip(table["trial_id"], table["status"]))
+        fig = report_plots.val_acc_by_epoch(curves, status, int(meta["max_epochs"]))
+        trained = int(table["epochs"].sum())
+        doc.add("## Validation accuracy per epoch",
+                doc.figure(fig, "val_acc_by_epoch.png", "val_acc against epoch for every trial"),
+                f"{len(curves)} trials trained {trained} epochs in all; running every trial to "
+                f"{meta['max_epochs']} epochs would have taken {len(curves) * int(meta['max_epochs'])}.")
+    study = _study(folder)
+    values = _importances(study)
+    if values:
+        top = list(values)[:6]
+        finished = sum(t.value is not None for t in study.trials)
+        doc.add("## What mattered",
+                f"Optuna's fANOVA importances over the {finished} finished trials of the study "
+                f"(`optuna.db`); with few trials they are a rough guide.",
+                doc.figure(report_plots.importances(values), "param_importances.png", "parameter importances"),
+                doc.figure(report_plots.parallel_coordinates(study, top), "parallel_coordinates.png",
+                           "parallel coordinates of the most important parameters"))
+    doc.add("## Families compared", families_md(table))
+
+
+def _retrain_sections(doc: ReportWriter, folder: Path) -> None:
+    final = folder / "final"
+    if not (final / "metrics.json").is_file():
+        doc.add("## The retrained model", "Not retrained yet: `digitsearch best --retrain`, then report again.")
+        return
+    metrics = experiments.read_json(final / "metrics.json")
+    parts = [f"Trial {metrics['trial_id']} ({metrics['family']}) retrained for {metrics['epochs']} epochs on "
+             f"{metrics['train_examples']:,} examples (train + validation)."]
+    if "test_sequences" in metrics:
+        parts.append(f"Test exact-match accuracy **{metrics['test_accuracy']:.4f}** on {metrics['test_sequences']:,} "
+                     f"held-out sequences (per symbol {metrics['test_symbol_accuracy']:.4f}).")
+    elif "test_accuracy" in metrics:
+        parts.append(f"Test accuracy **{metrics['test_accuracy']:.4f}** on {metrics['test_images']:,} held-out images.")
+        per_class = pd.DataFrame(metrics["per_class"]).T.reset_index(names="class")
+        for column in ("precision", "recall", "f1"):
+            per_class[column] = per_class[column].map(lambda v: f"{v:.3f}")
+        per_class["support"] = per_class["support"].astype(int)
+        parts.append(_md_table(per_class))
+    matrix_csv = final / "confusion_matrix.csv"
+    if matrix_csv.is_file():
+        matrix = pd.read_csv(matrix_csv, index_col=0)
+        fig = plots.confusion_matrix_figure(matrix.to_numpy(dtype=np.int64), [str(c) for c in matrix.columns])
+        parts.append(doc.figure(fig, "confusion_matrix.png", "confusion matrix of the retrained model"))
+    if metrics.get("history"):
+        parts.append(doc.figure(plots.curves_figure(metrics["history"]), "retrain_curves.png", "retrain curves"))
+    doc.add("## The retrained model", *parts)
+
+
+def write(results: Path, name: str | None, echo: Callable[[str], None] = print) -> Path:
+    folder = experiments.resolve(results, name)
+    meta = experiments.read_json(folder / experiments.EXPERIMENT_FILE)
+    table = pd.read_csv(folder / experiments.LEADERBOARD_FILE, dtype={"trial_id": str})
+    out = folder / REPORT_DIR
+    out.mkdir(exist_ok=True)
+    doc = ReportWriter(out)
+    doc.add(f"# Search report: {folder.name}",
+            f"Space `{meta['space']}` ({', '.join(meta.get('families', [meta['family']]))}) on dataset "
+            f"`{meta['dataset_name']}`: {meta['sizes']['train']:,} train / {meta['sizes']['val']:,} validation / "
+            f"{meta['sizes']['test']:,} test examples; {meta['trials']} trials, up to {meta['max_epochs']} epochs each "
+            f"({meta['search']} + {meta['scheduler']}, seed {meta['seed']}). Written by `digitsearch report --name "
+            f"{folder.name}`.")
+    _search_sections(doc, folder, meta, table)
+    _retrain_sections(doc, folder)
+    path = doc.save()
+    echo(f"wrote {path} and {len(doc.pngs)} PNGs: {', '.join(doc.pngs)}")
+    return path
