@@ -116,10 +116,16 @@ def test_the_optuna_study_holds_every_trial(search):
     assert sorted(round(t.value, 6) for t in complete) == sorted(round(v, 6) for v in table.val_acc)
 
 
-def test_retrain_writes_curves_and_pictures(search):
+@pytest.fixture(scope="module")
+def retrained(search):
     results, folder, _ = search
     run = run_cli("best", "--results", str(results), "--name", "seen", "--retrain", "--epochs", "2")
     assert run.returncode == 0, run.stdout + run.stderr
+    return folder
+
+
+def test_retrain_writes_curves_and_pictures(retrained):
+    folder = retrained
     events = _read(run_dir(folder))
     assert [s.step for s in events.Scalars("train_loss")] == [1, 2]
     assert "test_accuracy" in events.Tags()["scalars"]
@@ -196,3 +202,41 @@ def test_dashboard_bad_inputs_are_one_line(search, tmp_path):
         run = run_cli("dashboard", "--results", str(results), "--port", str(taken.getsockname()[1]))
     assert run.returncode == 2
     assert_one_line_error(run.stderr, "could not start", "--port")
+
+
+def test_report_writes_markdown_and_decodable_pngs(search, retrained):
+    results, folder, table = search
+    run = run_cli("report", "--results", str(results), "--name", "seen")
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = folder / "report"
+    text = (out / "report.md").read_text()
+    for heading in ("## Leaderboard", "## Validation accuracy per epoch", "## What mattered", "## Families compared",
+                    "## The retrained model"):
+        assert heading in text
+    for trial_id in table.trial_id:
+        assert f"| {trial_id} |" in text  # 4 trials: all in the top 10
+    metrics = json.loads((folder / "final" / "metrics.json").read_text())
+    assert f"Test accuracy **{metrics['test_accuracy']:.4f}**" in text
+    assert "| precision | recall | f1 | support |" in text
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == sorted(["val_acc_by_epoch.png", "param_importances.png", "parallel_coordinates.png",
+                           "confusion_matrix.png", "retrain_curves.png"])
+    for name in pngs:
+        assert f"]({name})" in text  # every picture is in the report
+        with Image.open(out / name) as picture:
+            picture.load()
+            assert picture.width >= 500 and picture.height >= 300
+
+
+def test_report_before_retrain_says_what_to_run(tmp_path, search):
+    import shutil
+
+    results, folder, _ = search
+    copy = tmp_path / "results"
+    shutil.copytree(folder, copy / folder.name, ignore=shutil.ignore_patterns("final", "report", "tensorboard"))
+    run = run_cli("report", "--results", str(copy))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Not retrained yet: `digitsearch best --retrain`" in (copy / folder.name / "report" / "report.md").read_text()
+    missing = run_cli("report", "--results", str(copy), "--name", "nope")
+    assert missing.returncode == 2
+    assert_one_line_error(missing.stderr, "no experiment 'nope'")
