@@ -66,6 +66,7 @@ def tune(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Fix a parameter of the space: NAME=VALUE (repeatable), e.g. --set transfer.init=scratch.")] = None,
     results: Results = Path("results"),
     verbose: Annotated[bool, typer.Option(help="Show Ray's own logs and status tables.")] = False,
+    quiet: Annotated[bool, typer.Option(help="Print only the outcome (best trial, or why there is none).")] = False,
 ):
     """Search a space with Optuna (TPE) and ASHA; writes results/<name>/ with leaderboard.csv and best.json."""
     from digitsearch.search import parse_overrides, run_search
@@ -75,6 +76,7 @@ def tune(
         max_epochs=max_epochs, grace_epochs=grace_epochs, scheduler=scheduler, search=search,
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
         max_params=max_params, max_mflops=max_mflops, seed=seed, name=name, results=results, verbose=verbose,
+        quiet=quiet,
     )
     if run_search(request, echo=lambda line: typer.echo(line)).interrupted:
         raise typer.Exit(130)  # what finished is written; the exit code still says it was cut short

@@ -1,10 +1,19 @@
-"""A compact live view of a search: one line per finished trial, not Ray's status tables."""
+"""A compact live view of a search: one line per finished trial, not Ray's status tables.
+
+    [6/12] 6aebcd4e: val_acc 0.0266 after 3 epochs, stopped early | done 3, stopped 2, errored 0,
+    not trained 1, running 2 | best 0.9995 (3f47a4ea: depth=3 filters=32/64/128 ...) | 5m06s elapsed, ~5m06s left
+"""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Callable
 
 from ray import tune
+
+from digitsearch.leaderboard import short_config
+
+OUTCOMES = ("done", "stopped", "errored", "not trained")
 
 
 def _clock(seconds: float) -> str:
@@ -13,24 +22,29 @@ def _clock(seconds: float) -> str:
 
 
 class SearchProgress(tune.Callback):
-    """Prints `[done/total] trial … val_acc … | best … | running N | elapsed, left`."""
+    """Prints `[finished/total] trial: how it ended | counts | best so far | elapsed, left`."""
 
     def __init__(self, total: int, max_epochs: int, echo: Callable[[str], None] = print):
         self.total, self.max_epochs, self.echo = total, max_epochs, echo
         self.start = time.monotonic()
         self.best: tuple[float, str] = (-1.0, "")
+        self.best_config: dict = {}
         self.finished: set[str] = set()  # trials that ended on their own (done, stopped, errored)
+        self.outcomes: Counter = Counter()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         acc = result.get("val_acc")
         if isinstance(acc, float) and acc > self.best[0]:
-            self.best = (acc, trial.trial_id)
+            self.best, self.best_config = (acc, trial.trial_id), dict(trial.config)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._finished(trials, trial, self._how(trial))
+        last = trial.last_result or {}
+        outcome = "not trained" if last.get("note") else \
+            "done" if last.get("epoch", 0) >= self.max_epochs else "stopped"
+        self._finished(trials, trial, self._how(trial), outcome)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._finished(trials, trial, "error (retried once, then recorded)")
+        self._finished(trials, trial, "error (retried once, then recorded)", "errored")
 
     def _how(self, trial) -> str:
         last = trial.last_result or {}
@@ -45,13 +59,16 @@ class SearchProgress(tune.Callback):
     def done(self) -> int:
         return len(self.finished)
 
-    def _finished(self, trials, trial, how: str) -> None:
+    def _finished(self, trials, trial, how: str, outcome: str) -> None:
         self.finished.add(trial.trial_id)
+        self.outcomes[outcome] += 1
         running = sum(t.status == "RUNNING" for t in trials)
         elapsed = time.monotonic() - self.start
         left = elapsed / self.done * (self.total - self.done)
-        best = f"best {self.best[0]:.4f} ({self.best[1]})" if self.best[1] else "best -"
+        counts = ", ".join(f"{name} {self.outcomes[name]}" for name in OUTCOMES)
+        best = f"best {self.best[0]:.4f} ({self.best[1]}: {short_config(self.best_config, width=60)})" \
+            if self.best[1] else "best -"
         self.echo(
-            f"[{self.done}/{self.total}] {trial.trial_id}: {how} | {best} | running {running} "
+            f"[{self.done}/{self.total}] {trial.trial_id}: {how} | {counts}, running {running} | {best} "
             f"| {_clock(elapsed)} elapsed, ~{_clock(left)} left"
         )

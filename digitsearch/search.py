@@ -49,6 +49,7 @@ class SearchRequest:
     overrides: dict = field(default_factory=dict)  # --set name=value: parameters fixed as constants
     results: Path = field(default_factory=lambda: Path("results"))
     verbose: bool = False
+    quiet: bool = False  # only the outcome: no data notes, no line per trial, no top table
 
     def check(self) -> None:
         """Refuse a bad request before anything is loaded or written."""
@@ -70,6 +71,8 @@ class SearchRequest:
             raise UserError("--max-params and --max-mflops must be above 0")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise UserError(f"--max-concurrent must be at least 1 (got {self.max_concurrent})")
+        if self.quiet and self.verbose:
+            raise UserError("--quiet and --verbose exclude each other; pick one")
 
 
 def resolve_limits(req: SearchRequest, space: spaces.SearchSpace) -> None:
@@ -203,8 +206,10 @@ class SearchOutcome(NamedTuple):
 
 
 def run_search(req: SearchRequest, echo: Callable[[str], None] = print) -> SearchOutcome:
-    """Search, then write leaderboard.csv and best.json."""
+    """Search, then write leaderboard.csv and best.json. `echo` gets the outcome; with
+    req.quiet nothing else (the progress lines and tables go to `chatter`)."""
     req.check()
+    chatter = (lambda line: None) if req.quiet else echo
     space = spaces.load(req.space)
     if req.overrides:
         space = space.fixed(req.overrides)
@@ -217,18 +222,18 @@ def run_search(req: SearchRequest, echo: Callable[[str], None] = print) -> Searc
     meta = _describe_run(req, space, bundle, folder)
     experiments.write_json(folder / experiments.EXPERIMENT_FILE, meta)
     for note in bundle.notes:
-        echo(f"data: {note}")
+        chatter(f"data: {note}")
     unit, classes = ("sequences", f"{bundle.num_classes} symbols") if bundle.task == "sequence" else \
         ("images", f"{bundle.num_classes} classes")
-    echo(f"data: {len(bundle.train)} train / {len(bundle.val)} val / {meta['sizes']['test']} test {unit}, {classes}")
+    chatter(f"data: {len(bundle.train)} train / {len(bundle.val)} val / {meta['sizes']['test']} test {unit}, {classes}")
 
-    results, progress = _tune(req, space, bundle, folder, echo)
+    results, progress = _tune(req, space, bundle, folder, chatter)
     interrupted = progress.done < req.trials
     meta["status"] = "interrupted" if interrupted else "finished"
     experiments.write_json(folder / experiments.EXPERIMENT_FILE, meta)
     if interrupted:
         echo(f"interrupted after {progress.done} of {req.trials} trials; writing what finished")
-    _write_results(req, space, results, progress.finished, folder, echo)
+    _write_results(req, space, results, progress.finished, folder, echo, chatter)
     return SearchOutcome(folder, interrupted)
 
 
@@ -280,16 +285,17 @@ def _tune(req, space, bundle, folder, echo):
     return tuner.fit(), progress
 
 
-def _write_results(req, space, results, finished: set[str], folder: Path, echo) -> None:
+def _write_results(req, space, results, finished: set[str], folder: Path, echo, chatter) -> None:
     table = leaderboard.build(results, req.max_epochs, finished, family=space.family)
     table.to_csv(folder / experiments.LEADERBOARD_FILE, index=False)
     configs = leaderboard.configs_by_trial(results)
     best = leaderboard.best_trial(table, configs)
-    echo(f"\ntop {min(5, len(table))} of {len(table)} trials (all in {folder / experiments.LEADERBOARD_FILE}):")
-    echo(leaderboard.top_table(table, configs))
+    chatter(f"\ntop {min(5, len(table))} of {len(table)} trials (all in {folder / experiments.LEADERBOARD_FILE}):")
+    chatter(leaderboard.top_table(table, configs))
     if best is None:
         echo("no trial completed: nothing to retrain; see the leaderboard's status and note columns")
         return
     experiments.write_json(folder / experiments.BEST_FILE, {**best, "experiment": folder.name})
-    echo(f"\nbest: {best['trial_id']} val_acc {best['val_acc']:.4f} at epoch {best['best_epoch']}; "
+    chatter("")
+    echo(f"best: {best['trial_id']} val_acc {best['val_acc']:.4f} at epoch {best['best_epoch']}; "
          f"next: digitsearch best --name {folder.name} --retrain")
