@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from digitsearch import data, engine, experiments, export, retrain_board, tasks
+from digitsearch import data, engine, experiments, export, export_formats, retrain_board, tasks
 from digitsearch.config import TrialConfig
 from digitsearch.errors import UserError
 from digitsearch.trainable import build_model, model_kwargs
@@ -59,12 +59,17 @@ def _sequence_outputs(out: Path, bundle: data.Bundle, predicted: np.ndarray) -> 
 
 
 def run(folder: Path, epochs: int | None = None, progress: Callable | None = None,
-        on_start: Callable[[int], None] | None = None) -> dict:
-    """Retrain the best trial's config on all training data; returns metrics.json's content."""
+        on_start: Callable[[int], None] | None = None, exports: tuple[str, ...] = ()) -> dict:
+    """Retrain the best trial's config on all training data; returns metrics.json's content.
+
+    exports: extra formats written beside model.pt (export_formats.FILES), checked before training.
+    """
     meta = experiments.read_json(folder / experiments.EXPERIMENT_FILE)
     best = experiments.read_best(folder)
     if epochs is not None and epochs < 1:
         raise UserError(f"--epochs must be at least 1 (got {epochs})")
+    exports = export_formats.validate(exports)
+    export_formats.check_available(exports)
     epochs = epochs or int(best["best_epoch"]) or int(meta["max_epochs"])
     bundle = load_bundle(meta)
     task = tasks.for_bundle(bundle)
@@ -88,6 +93,7 @@ def run(folder: Path, epochs: int | None = None, progress: Callable | None = Non
                       mean=mean, std=std, class_names=bundle.class_names, task=bundle.task,
                       image_size=bundle.image_size if bundle.task == "image" else None, vocab=bundle.vocab,
                       extra={"config": best["config"], "experiment": folder.name, "epochs": epochs})
+    export_formats.write(out / "model.pt", exports)  # also removes exports an earlier retrain left
     metrics = {"experiment": folder.name, "trial_id": best["trial_id"], "family": cfg.family, "task": bundle.task,
                "epochs": epochs, "train_examples": len(full), "val_acc_in_search": best["val_acc"],
                "history": history}
