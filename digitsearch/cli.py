@@ -138,13 +138,15 @@ def _retrain(folder: Path, epochs: int | None, formats: tuple[str, ...] = ()) ->
 @friendly
 def predict(
     model: Annotated[Path, typer.Option(help="A model.pt written by `best --retrain`.")],
-    input: Annotated[str, typer.Option(help="A Kaggle-style CSV (label column optional) or a folder of IDX files.")],
-    output: Annotated[Path, typer.Option(help="Where to write ImageId,Label.")] = Path("submission.csv"),
+    input: Annotated[str, typer.Option(help="A Kaggle-style CSV (label column optional), a folder of IDX files, or a folder of PNG/JPEG images of single digits.")],
+    output: Annotated[Path, typer.Option(help="Where to write ImageId,Label (file,Label for a folder of images).")] = Path("submission.csv"),
+    invert: Annotated[Optional[str], typer.Option(help="For a folder of images: auto|yes|no; auto inverts dark ink on light paper to MNIST's white on black [default: auto].")] = None,
+    probs: Annotated[bool, typer.Option("--probs", help="Add one prob_<class> column per class (softmax).")] = False,
 ):
-    """Predict labels for a CSV or IDX folder with an exported model; writes Kaggle's ImageId,Label."""
+    """Predict labels for a CSV, IDX folder or folder of digit images with an exported model; writes Kaggle's ImageId,Label."""
     from digitsearch import predicting
 
-    summary = predicting.run(model, input, output)
+    summary = predicting.run(model, input, output, invert=invert, probs=probs)
     typer.echo(summary)
 
 

@@ -55,6 +55,14 @@ def load_model(path: Path) -> tuple[nn.Module, dict]:
     return model, meta
 
 
-def write_predictions(path: Path, labels: np.ndarray) -> None:
-    """Kaggle's submission format: ImageId from 1, Label."""
-    pd.DataFrame({"ImageId": np.arange(1, len(labels) + 1), "Label": labels.astype(int)}).to_csv(path, index=False)
+def write_predictions(path: Path, labels: np.ndarray, *, files: list[str] | None = None,
+                      probs: np.ndarray | None = None, class_names: list[str] | None = None) -> None:
+    """Kaggle's submission format: ImageId from 1, Label; `file,Label` when the images came
+    from named files. probs (N, classes): one prob_<class name> column each (softmax)."""
+    ids = {"file": list(files)} if files is not None else {"ImageId": np.arange(1, len(labels) + 1)}
+    table = pd.DataFrame({**ids, "Label": labels.astype(int)})
+    if probs is not None:
+        names = class_names if class_names and len(class_names) == probs.shape[1] else range(probs.shape[1])
+        for column, name in enumerate(names):
+            table[f"prob_{name}"] = probs[:, column]
+    table.to_csv(path, index=False)
