@@ -68,17 +68,19 @@ def write(model_file: Path, formats: tuple[str, ...]) -> list[Path]:
     """
     from digitsearch import export
 
+    for fmt, name in FILES.items():
+        if fmt not in formats:
+            model_file.with_name(name).unlink(missing_ok=True)
+    if not formats:
+        return []
     check_available(formats)
     model, meta = export.load_model(model_file)
     example = example_input(meta)
     written = []
-    for fmt, name in FILES.items():
-        path = model_file.with_name(name)
-        if fmt in formats:
-            _WRITERS[fmt](model, example, path, describe(meta))
-            written.append(path)
-        elif path.exists():
-            path.unlink()
+    for fmt in formats:
+        path = model_file.with_name(FILES[fmt])
+        _WRITERS[fmt](model, example, path, describe(meta))
+        written.append(path)
     return written
 
 
