@@ -58,7 +58,8 @@ def leaderboard_md(table: pd.DataFrame, configs: dict[str, dict]) -> str:
         "rank": range(1, len(top) + 1), "trial": top["trial_id"], "family": top["family"],
         "key parameters": [short_config(_in_space_order(configs.get(t, {}), table), width=90).replace("|", "/")
                            for t in top["trial_id"]],
-        "parameters": [f"{int(n):,}" for n in top["n_params"]], "epochs run": top["epochs"],
+        "parameters": [f"{int(n):,}" if n > 0 else "-" for n in top["n_params"]],  # 0: never built
+        "epochs run": top["epochs"],
         "s/epoch": per_epoch, "val acc": [f"{v:.4f}" if v == v else "-" for v in top["val_acc"]],
         "status": top["status"],
     })

@@ -213,6 +213,7 @@ def test_report_writes_markdown_and_decodable_pngs(search, retrained):
     for heading in ("## Leaderboard", "## Validation accuracy per epoch", "## What mattered", "## Families compared",
                     "## The retrained model"):
         assert heading in text
+    assert "| rank | trial | family | key parameters | parameters | epochs run | s/epoch | val acc | status |" in text
     for trial_id in table.trial_id:
         assert f"| {trial_id} |" in text  # 4 trials: all in the top 10
     metrics = json.loads((folder / "final" / "metrics.json").read_text())
