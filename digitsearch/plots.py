@@ -58,7 +58,14 @@ def first_conv(model: nn.Module) -> nn.Conv2d | None:
     return next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
 
 
-def _grid(maps: np.ndarray, title: str, limit: int = 32):
+GRID_LIMIT = 32
+
+
+def _shown(count: int) -> str:
+    return f", first {GRID_LIMIT} shown" if count > GRID_LIMIT else ""
+
+
+def _grid(maps: np.ndarray, title: str, limit: int = GRID_LIMIT):
     """Tiles of 2-D maps, each scaled to its own range (what matters is the pattern)."""
     maps = maps[:limit]
     columns = min(8, len(maps))
@@ -80,8 +87,9 @@ def filters_figure(model: nn.Module):
     if conv is None:
         return None
     weights = conv.weight.detach().cpu().float().mean(1).numpy()
+    averaged = f" (mean of {conv.in_channels} input channels)" if conv.in_channels > 1 else ""
     return _grid(weights, f"first conv layer: {len(weights)} filters of "
-                          f"{weights.shape[1]}x{weights.shape[2]} (first 32 shown)")
+                          f"{weights.shape[1]}x{weights.shape[2]}{averaged}{_shown(len(weights))}")
 
 
 def activations_figure(model: nn.Module, x: torch.Tensor):
@@ -96,7 +104,7 @@ def activations_figure(model: nn.Module, x: torch.Tensor):
         model(x)
     hook.remove()
     maps = captured["maps"][0].detach().cpu().float().numpy()
-    return _grid(maps, f"first conv layer activations for one test image ({len(maps)} maps, first 32 shown)")
+    return _grid(maps, f"first conv layer activations for one test image ({len(maps)} maps{_shown(len(maps))})")
 
 
 def curves_figure(history: list[dict]):
