@@ -34,10 +34,19 @@ SPACE = spaces.load("cnn")
 @pytest.fixture(scope="module")
 def search(tmp_path_factory):
     results = tmp_path_factory.mktemp("board") / "results"
+    # --quiet too: the search that checks the views also checks that the terminal stays quiet
     run = run_cli("tune", "--space", "cnn", "--dataset", "digits", "--trials", "4", "--max-epochs", "3",
-                  "--grace-epochs", "1", "--name", "seen", "--results", str(results), "--seed", "3")
+                  "--grace-epochs", "1", "--name", "seen", "--results", str(results), "--seed", "3", "--quiet")
     assert run.returncode == 0, run.stdout + run.stderr
-    return results, results / "seen", pd.read_csv(results / "seen" / "leaderboard.csv", dtype={"trial_id": str})
+    table = pd.read_csv(results / "seen" / "leaderboard.csv", dtype={"trial_id": str})
+    return results, results / "seen", table, run
+
+
+def test_quiet_prints_only_the_outcome(search):
+    run = search[3]
+    lines = [line for line in run.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("best: ") and "--name seen --retrain" in lines[0]
+    assert run.stderr.strip() == ""
 
 
 def _read(run_folder) -> EventAccumulator:
@@ -54,7 +63,7 @@ def _hparams(events: EventAccumulator) -> dict:
 
 
 def test_every_trial_has_its_scalars_and_hparams(search):
-    _, folder, table = search
+    _, folder, table, _ = search
     runs = trial_runs_dir(folder)
     assert sorted(p.name for p in runs.iterdir()) == sorted(table.trial_id)
     searched = {p.name for p in SPACE.params}
@@ -77,7 +86,7 @@ def test_every_trial_has_its_scalars_and_hparams(search):
 
 
 def test_conditional_parameters_are_unused_not_dropped(search):
-    _, folder, table = search
+    _, folder, table, _ = search
     configs = {row.trial_id: _hparams(_read(trial_runs_dir(folder) / row.trial_id)) for row in table.itertuples()}
     for trial_id, values in configs.items():
         depth = int(values["cnn.depth"])
@@ -109,7 +118,7 @@ def test_a_trial_is_in_the_hparams_view_from_its_start(tmp_path):
 
 
 def test_the_optuna_study_holds_every_trial(search):
-    _, folder, table = search
+    _, folder, table, _ = search
     study = optuna.load_study(study_name=folder.name, storage=f"sqlite:///{folder / 'optuna.db'}")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == len(table) == 4
@@ -118,7 +127,7 @@ def test_the_optuna_study_holds_every_trial(search):
 
 @pytest.fixture(scope="module")
 def retrained(search):
-    results, folder, _ = search
+    results, folder, _, _ = search
     run = run_cli("best", "--results", str(results), "--name", "seen", "--retrain", "--epochs", "2")
     assert run.returncode == 0, run.stdout + run.stderr
     return folder
@@ -162,7 +171,7 @@ def _stop(proc: subprocess.Popen) -> str:
 
 
 def test_dashboard_serves_the_trials_and_their_hparams(search):
-    results, _, table = search
+    results, _, table, _ = search
     proc, url = _start_dashboard("--results", str(results), "--name", "seen", "--port", str(_free_port()))
     try:
         assert url.startswith("http://127.0.0.1:")
@@ -189,7 +198,7 @@ def test_dashboard_serves_the_trials_and_their_hparams(search):
 
 
 def test_dashboard_bad_inputs_are_one_line(search, tmp_path):
-    results, _, _ = search
+    results, _, _, _ = search
     run = run_cli("dashboard", "--results", str(results), "--name", "nope")
     assert run.returncode == 2
     assert_one_line_error(run.stderr, "no experiment 'nope'")
@@ -205,7 +214,7 @@ def test_dashboard_bad_inputs_are_one_line(search, tmp_path):
 
 
 def test_report_writes_markdown_and_decodable_pngs(search, retrained):
-    results, folder, table = search
+    results, folder, table, _ = search
     run = run_cli("report", "--results", str(results), "--name", "seen")
     assert run.returncode == 0, run.stdout + run.stderr
     out = folder / "report"
@@ -232,7 +241,7 @@ def test_report_writes_markdown_and_decodable_pngs(search, retrained):
 def test_report_before_retrain_says_what_to_run(tmp_path, search):
     import shutil
 
-    results, folder, _ = search
+    results, folder, _, _ = search
     copy = tmp_path / "results"
     shutil.copytree(folder, copy / folder.name, ignore=shutil.ignore_patterns("final", "report", "tensorboard"))
     run = run_cli("report", "--results", str(copy))

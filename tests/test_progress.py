@@ -1,12 +1,11 @@
-"""The live view of a search: one line per finished trial with counts, the best so far and time left;
---quiet prints only the outcome."""
+"""The live view of a search: one line per finished trial with counts, the best so far and time left.
+(--quiet through the CLI: tests/test_board.py, whose search runs quiet.)"""
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import pytest
 
-from conftest import run_cli
 from digitsearch.errors import UserError
 from digitsearch.progress import SearchProgress
 from digitsearch.search import SearchRequest
@@ -42,13 +41,3 @@ def test_each_finished_trial_is_one_line_with_counts_best_and_time_left():
 def test_quiet_and_verbose_exclude_each_other():
     with pytest.raises(UserError, match="--quiet and --verbose"):
         SearchRequest(quiet=True, verbose=True).check()
-
-
-def test_quiet_prints_only_the_outcome(tmp_path):
-    run = run_cli("tune", "--space", "cnn", "--trials", "2", "--max-epochs", "1", "--quiet",
-                  "--name", "hush", "--results", str(tmp_path))
-    assert run.returncode == 0, run.stdout + run.stderr
-    lines = [line for line in run.stdout.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("best: ") and "--name hush --retrain" in lines[0]
-    assert run.stderr.strip() == ""
-    assert (tmp_path / "hush" / "leaderboard.csv").is_file()
