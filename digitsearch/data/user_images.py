@@ -39,7 +39,7 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def read_folder(folder: Path, size: int, invert: str = "auto") -> tuple[list[str], np.ndarray]:
-    """(file names, uint8 (N, size, size) images, ink high) for every image in `folder`."""
+    """(file names, uint8 (N, size, size) images, white ink on black) for every image in `folder`."""
     check_invert(invert)
     files = list_images(folder)
     images = np.stack([mnist_like(load_gray(path), size, invert, path) for path in files])
