@@ -29,6 +29,10 @@ def write(experiment: Path, history: list[dict], *, model: nn.Module | None = No
           test_x: torch.Tensor | None = None, predicted: np.ndarray | None = None) -> Path:
     """Curves always; pictures when the model reads images and the test split has labels."""
     folder = run_dir(experiment)
+    # a retrain replaces final/, so its run replaces the last one too: TensorBoard would
+    # otherwise draw both runs' points at the same steps as one jagged curve
+    for old in folder.glob("events.out.tfevents.*"):
+        old.unlink()
     with SummaryWriter(str(folder)) as writer:
         for epoch, metrics in enumerate(history, start=1):
             for key in CURVES:

@@ -250,3 +250,13 @@ def test_report_before_retrain_says_what_to_run(tmp_path, search):
     missing = run_cli("report", "--results", str(copy), "--name", "nope")
     assert missing.returncode == 2
     assert_one_line_error(missing.stderr, "no experiment 'nope'")
+
+
+def test_a_second_retrain_replaces_the_first_runs_events(tmp_path):
+    from digitsearch import retrain_board
+
+    history = [{"train_loss": 1.0, "train_acc": 0.5, "epoch_seconds": 1.0, "images_per_second": 10.0}]
+    retrain_board.write(tmp_path, history)
+    retrain_board.write(tmp_path, history * 2)
+    assert len(list(run_dir(tmp_path).glob("events.out.tfevents.*"))) == 1
+    assert [s.step for s in _read(run_dir(tmp_path)).Scalars("train_loss")] == [1, 2]
