@@ -2,7 +2,10 @@
 
 results/<name>/
   experiment.json   what was asked (space, dataset, budget) and what the data were
-  tune/             Ray Tune's experiment folder (trial logs, best-epoch checkpoints)
+  tune/             Ray Tune's experiment folder (trial logs, best-epoch checkpoints); with
+                    --storage it lives at <storage>/<name>/tune instead. `--resume --add-trials`
+                    adds rounds tune-2/, tune-3/, ... beside it, searching on in the same study
+  finished.txt      ids of the trials that ended, written as each ends (what --resume counts)
   optuna.db         the searcher's Optuna study (SQLite)
   leaderboard.csv   one row per trial, best first
   best.json         the best trial: config, metrics, checkpoint
@@ -22,6 +25,8 @@ EXPERIMENT_FILE = "experiment.json"
 BEST_FILE = "best.json"
 LEADERBOARD_FILE = "leaderboard.csv"
 TENSORBOARD_DIR = "tensorboard"
+FIRST_ROUND = "tune"
+FINISHED_FILE = "finished.txt"
 
 
 def default_name(space: str, dataset: str) -> str:
@@ -83,3 +88,49 @@ def read_best(folder: Path) -> dict:
             f"look at {folder / LEADERBOARD_FILE} for errors, or run a new search"
         )
     return read_json(path)
+
+
+def tune_root(folder: Path, storage: str | None) -> str:
+    """Where Tune's rounds live: the experiment folder, or <storage>/<name> (a folder every
+    node reaches, or a URI such as s3://bucket/prefix)."""
+    if not storage:
+        return str(folder)
+    if "://" in storage:
+        return f"{storage.rstrip('/')}/{folder.name}"
+    return str(Path(storage).expanduser().resolve() / folder.name)
+
+
+def round_path(meta: dict, round_: dict) -> str:
+    return f"{meta['tune_root'].rstrip('/')}/{round_['dir']}"
+
+
+def rounds(meta: dict) -> list[dict]:
+    # experiments written before rounds existed have one, in the experiment folder
+    return meta.get("rounds") or [{"dir": FIRST_ROUND, "trials": meta.get("trials", 0)}]
+
+
+def load_rounds(meta: dict) -> list:
+    """Every round's Tune results (ray.tune.Result), read back from storage, in round order."""
+    from ray.tune import ExperimentAnalysis, ResultGrid
+
+    results = []
+    for round_ in rounds(meta):
+        path = round_path(meta, round_)
+        try:
+            results.extend(ResultGrid(ExperimentAnalysis(path)))
+        except (FileNotFoundError, ValueError):
+            continue  # a round killed before Tune wrote its first state: nothing ran
+    return results
+
+
+def trial_dirs(folder: Path) -> dict[str, Path]:
+    """trial_id -> its Tune folder (params.json, progress.csv) on this machine, over every round."""
+    meta = read_json(folder / EXPERIMENT_FILE)
+    root = Path(meta.get("tune_root") or folder)
+    if "://" in str(meta.get("tune_root", "")):
+        return {}  # a URI: nothing to read locally
+    found = {}
+    for round_ in rounds(meta):
+        for trial in (root / round_["dir"]).glob("trial_*"):
+            found[trial.name.removeprefix("trial_")] = trial
+    return found

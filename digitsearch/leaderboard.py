@@ -8,7 +8,7 @@ import pandas as pd
 from digitsearch.config import gather_indexed
 
 SUMMARY_COLUMNS = ["trial_id", "family", "status", "val_acc", "best_epoch", "epochs", "n_params", "mflops", "seconds", "note",
-                   "checkpoint"]
+                   "node", "checkpoint"]
 
 
 def _status(result, epochs: int, max_epochs: int, note: str, finished: bool) -> str:
@@ -39,6 +39,7 @@ def trial_row(result, max_epochs: int, finished: bool = True, family: str = "") 
     note = str(last.get("note") or "")  # why the trainable stopped: infeasible, over budget, diverged
     row["status"] = _status(result, row["epochs"], max_epochs, note, finished)
     row["note"] = str(result.error).strip().splitlines()[-1][:200] if result.error is not None else note
+    row["node"] = str(last.get("node") or "")  # the Ray node that trained it last
     row["checkpoint"] = result.checkpoint.path if result.checkpoint else ""
     return {**row, **result.config}
 

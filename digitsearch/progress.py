@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Callable
 
 from ray import tune
@@ -24,12 +25,16 @@ def _clock(seconds: float) -> str:
 class SearchProgress(tune.Callback):
     """Prints `[finished/total] trial: how it ended | counts | best so far | elapsed, left`."""
 
-    def __init__(self, total: int, max_epochs: int, echo: Callable[[str], None] = print):
+    def __init__(self, total: int, max_epochs: int, echo: Callable[[str], None] = print, ledger: Path | None = None):
         self.total, self.max_epochs, self.echo = total, max_epochs, echo
         self.start = time.monotonic()
         self.best: tuple[float, str] = (-1.0, "")
         self.best_config: dict = {}
-        self.finished: set[str] = set()  # trials that ended on their own (done, stopped, errored)
+        # trials that ended on their own (done, stopped, errored); the ledger keeps them across
+        # a killed driver, so that `tune --resume` counts on from where it was
+        self.ledger = ledger
+        self.finished: set[str] = read_ledger(ledger) if ledger else set()
+        self.resumed_with = len(self.finished)
         self.outcomes: Counter = Counter()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -60,11 +65,14 @@ class SearchProgress(tune.Callback):
         return len(self.finished)
 
     def _finished(self, trials, trial, how: str, outcome: str) -> None:
+        if self.ledger and trial.trial_id not in self.finished:
+            with open(self.ledger, "a") as ledger:
+                ledger.write(trial.trial_id + "\n")
         self.finished.add(trial.trial_id)
         self.outcomes[outcome] += 1
         running = sum(t.status == "RUNNING" for t in trials)
         elapsed = time.monotonic() - self.start
-        left = elapsed / self.done * (self.total - self.done)
+        left = elapsed / max(1, self.done - self.resumed_with) * max(0, self.total - self.done)
         counts = ", ".join(f"{name} {self.outcomes[name]}" for name in OUTCOMES)
         best = f"best {self.best[0]:.4f} ({self.best[1]}: {short_config(self.best_config, width=60)})" \
             if self.best[1] else "best -"
@@ -72,3 +80,7 @@ class SearchProgress(tune.Callback):
             f"[{self.done}/{self.total}] {trial.trial_id}: {how} | {counts}, running {running} | {best} "
             f"| {_clock(elapsed)} elapsed, ~{_clock(left)} left"
         )
+
+
+def read_ledger(path: Path) -> set[str]:
+    return set(path.read_text().split()) if path.is_file() else set()

@@ -18,18 +18,18 @@ TOP = 10
 
 
 def _trial_configs(folder: Path, trial_ids) -> dict[str, dict]:
-    configs = {}
+    configs, dirs = {}, experiments.trial_dirs(folder)
     for trial_id in trial_ids:
-        params = folder / "tune" / f"trial_{trial_id}" / "params.json"
+        params = dirs.get(trial_id, folder / "missing") / "params.json"
         configs[trial_id] = json.loads(params.read_text()) if params.is_file() else {}
     return configs
 
 
 def _curves(folder: Path, table: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Each trained trial's val_acc per epoch, from the CSV Tune wrote beside it."""
-    curves = {}
+    curves, dirs = {}, experiments.trial_dirs(folder)
     for row in table.itertuples():
-        progress = folder / "tune" / f"trial_{row.trial_id}" / "progress.csv"
+        progress = dirs.get(row.trial_id, folder / "missing") / "progress.csv"
         if row.epochs > 0 and progress.is_file():
             curve = pd.read_csv(progress)
             curve = curve[curve["epoch"] > 0][["epoch", "val_acc"]]

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from digitsearch import data, experiments, leaderboard, preflight, spaces
+from digitsearch import data, experiments, leaderboard, preflight, ray_session, spaces
 from digitsearch.errors import UserError
 
 SCHEDULERS = ("asha", "fifo")
@@ -50,6 +50,10 @@ class SearchRequest:
     results: Path = field(default_factory=lambda: Path("results"))
     verbose: bool = False
     quiet: bool = False  # only the outcome: no data notes, no line per trial, no top table
+    address: str | None = None  # an existing Ray cluster; None: a private local Ray
+    storage: str | None = None  # where Tune keeps trials and checkpoints (a shared folder or a URI)
+    resume: bool = False  # finish (or with add_trials, extend) the experiment `name`
+    add_trials: int = 0
 
     def check(self) -> None:
         """Refuse a bad request before anything is loaded or written."""
@@ -73,6 +77,10 @@ class SearchRequest:
             raise UserError(f"--max-concurrent must be at least 1 (got {self.max_concurrent})")
         if self.quiet and self.verbose:
             raise UserError("--quiet and --verbose exclude each other; pick one")
+        if self.add_trials < 0 or (self.add_trials and not self.resume):
+            raise UserError("--add-trials K extends a finished search: use it with --resume --name NAME, K >= 1")
+        if self.resume and not self.name:
+            raise UserError("--resume needs --name NAME: the experiment to finish or extend")
 
 
 def resolve_limits(req: SearchRequest, space: spaces.SearchSpace) -> None:
@@ -102,7 +110,7 @@ def parse_overrides(items: list[str]) -> dict:
     return overrides
 
 
-def concurrency(req: SearchRequest, cpus: float, gpus: float) -> int:
+def concurrency(req: SearchRequest, cpus: float, gpus: float, trials: int | None = None) -> int:
     """As many trials at once as the resources hold, unless the user asked for fewer."""
     slots = int(cpus // req.cpus_per_trial)
     if req.gpus_per_trial > 0:
@@ -112,7 +120,7 @@ def concurrency(req: SearchRequest, cpus: float, gpus: float) -> int:
             f"one trial needs {req.cpus_per_trial} CPUs and {req.gpus_per_trial} GPUs "
             f"but this machine has {cpus:g} CPUs and {gpus:g} GPUs; lower --cpus-per-trial/--gpus-per-trial"
         )
-    return max(1, min(req.max_concurrent or slots, slots, req.trials))
+    return max(1, min(req.max_concurrent or slots, slots, trials or req.trials))
 
 
 def _sampler(req: SearchRequest):
@@ -130,7 +138,7 @@ def _sampler(req: SearchRequest):
         )
 
 
-def _searcher(req: SearchRequest, space: spaces.SearchSpace, folder: Path):
+def _searcher(req: SearchRequest, space: spaces.SearchSpace, folder: Path, starting_points: bool = True):
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -139,7 +147,8 @@ def _searcher(req: SearchRequest, space: spaces.SearchSpace, folder: Path):
     return OptunaSearch(
         space=space.define_by_run, metric="val_acc", mode="max",
         sampler=_sampler(req), storage=storage, study_name=folder.name,
-        points_to_evaluate=space.points_to_evaluate() or None,  # the space's hand-made nets go first
+        # the space's hand-made nets go first; a later round (--add-trials) continues the study
+        points_to_evaluate=(space.points_to_evaluate() or None) if starting_points else None,
     )
 
 
@@ -171,14 +180,9 @@ class TransientSyncErrorFilter(logging.Filter):
         return not (isinstance(error, FileNotFoundError) and _RAY_TMP_FILE.search(str(error)))
 
 
-def _start_ray(verbose: bool):
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=verbose,
-                 logging_level=logging.INFO if verbose else logging.ERROR,
-                 configure_logging=True)
-    if not verbose:
+def _start_ray(req: SearchRequest):
+    ray = ray_session.connect(req.address, req.verbose)
+    if not req.verbose:
         sync_logger = logging.getLogger(SYNC_LOGGER)
         if not any(isinstance(f, TransientSyncErrorFilter) for f in sync_logger.filters):
             sync_logger.addFilter(TransientSyncErrorFilter())
@@ -196,7 +200,8 @@ def _describe_run(req, space, bundle, folder) -> dict:
         "dataset": absolute(req.dataset), "test": absolute(req.test), "data_dir": absolute(req.data_dir),
         "dataset_name": bundle.name, "dataset_notes": bundle.notes, "class_names": bundle.class_names,
         "sizes": {"train": len(bundle.train), "val": len(bundle.val), "test": len(bundle.test) if bundle.test else 0},
-        "status": "running",
+        "status": "running", "tune_root": experiments.tune_root(folder, req.storage),
+        "rounds": [{"dir": experiments.FIRST_ROUND, "trials": req.trials}],
     }
 
 
@@ -207,15 +212,19 @@ class SearchOutcome(NamedTuple):
 
 def run_search(req: SearchRequest, echo: Callable[[str], None] = print) -> SearchOutcome:
     """Search, then write leaderboard.csv and best.json. `echo` gets the outcome; with
-    req.quiet nothing else (the progress lines and tables go to `chatter`)."""
+    req.quiet nothing else (the progress lines and tables go to `chatter`).
+    With req.resume: finish the named experiment, then run req.add_trials more."""
     req.check()
+    if req.resume:
+        from digitsearch import resume
+
+        return resume.run(req, echo)
     chatter = (lambda line: None) if req.quiet else echo
     space = spaces.load(req.space)
     if req.overrides:
         space = space.fixed(req.overrides)
     resolve_limits(req, space)
-    bundle = data.load(req.dataset, test=req.test, data_dir=req.data_dir, val_fraction=req.val_fraction,
-                       seed=req.seed, base=req.base)
+    bundle = load_data(req)
     space = preflight.check(space, bundle.task, bundle.name, echo)  # bad pairings fail here, not in every trial
     folder = experiments.create(req.results, req.name or experiments.default_name(space.name, req.dataset))
     folder = folder.resolve()
@@ -226,13 +235,32 @@ def run_search(req: SearchRequest, echo: Callable[[str], None] = print) -> Searc
     unit, classes = ("sequences", f"{bundle.num_classes} symbols") if bundle.task == "sequence" else \
         ("images", f"{bundle.num_classes} classes")
     chatter(f"data: {len(bundle.train)} train / {len(bundle.val)} val / {meta['sizes']['test']} test {unit}, {classes}")
+    progress = new_progress(req, folder, chatter)
+    tune_round(req, space, bundle, meta, progress, chatter)
+    return finish(req, space, meta, progress, echo, chatter)
 
-    results, progress = _tune(req, space, bundle, folder, chatter)
+
+def load_data(req: SearchRequest):
+    return data.load(req.dataset, test=req.test, data_dir=req.data_dir, val_fraction=req.val_fraction,
+                     seed=req.seed, base=req.base)
+
+
+def new_progress(req: SearchRequest, folder: Path, echo):
+    from digitsearch.progress import SearchProgress
+
+    return SearchProgress(req.trials, req.max_epochs, echo, ledger=folder / experiments.FINISHED_FILE)
+
+
+def finish(req: SearchRequest, space, meta: dict, progress, echo, chatter) -> SearchOutcome:
+    """Mark the experiment finished or interrupted, and write the leaderboard over every round."""
+    folder = req.results.resolve() / meta["name"]
     interrupted = progress.done < req.trials
     meta["status"] = "interrupted" if interrupted else "finished"
     experiments.write_json(folder / experiments.EXPERIMENT_FILE, meta)
     if interrupted:
-        echo(f"interrupted after {progress.done} of {req.trials} trials; writing what finished")
+        echo(f"interrupted after {progress.done} of {req.trials} trials; writing what finished; "
+             f"`digitsearch tune --name {folder.name} --resume` finishes it")
+    results = experiments.load_rounds(meta)
     _write_results(req, space, results, progress.finished, folder, echo, chatter)
     return SearchOutcome(folder, interrupted)
 
@@ -242,21 +270,31 @@ def _trial_name(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _tune(req, space, bundle, folder, echo):
+def tune_round(req, space, bundle, meta: dict, progress, echo, restore: bool = False) -> None:
+    """Run the experiment's last round: a new Tuner, or with `restore` Ray's restore of a
+    round a killed or interrupted driver left unfinished."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our SearchProgress replaces Tune's tables
     # our TrialBoard replaces Ray's TensorBoard logger (which drops conditional HParams);
     # Ray's CSV and JSON loggers are added back below
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
-    ray = _start_ray(req.verbose)
+    if not ray_session.is_uri(meta["tune_root"]):
+        # Tune snapshots its state at most this often: a killed driver loses at most a second
+        # of bookkeeping (a trial that ended within it runs its last epochs again on --resume)
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    ray = _start_ray(req)
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from digitsearch.board import TrialBoard  # these import Ray: only when a search runs
-    from digitsearch.progress import SearchProgress
     from digitsearch.trainable import TrialRuntime, train_trial
 
+    folder = req.results.resolve() / meta["name"]
+    warning = ray_session.storage_warning(meta["tune_root"], len(ray_session.alive_nodes(ray)))
+    if warning:
+        echo(warning)
     resources = ray.cluster_resources()
-    slots = concurrency(req, resources.get("CPU", 1), resources.get("GPU", 0))
+    this_round = meta["rounds"][-1]
+    slots = concurrency(req, resources.get("CPU", 1), resources.get("GPU", 0), this_round["trials"])
     runtime = TrialRuntime(family=space.family, max_epochs=req.max_epochs,
                            threads=max(1, int(req.cpus_per_trial)), seed=req.seed, max_params=req.max_params,
                            max_mflops=req.max_mflops)
@@ -264,25 +302,40 @@ def _tune(req, space, bundle, folder, echo):
         tune.with_parameters(train_trial, bundle=bundle, runtime=runtime),
         {"cpu": req.cpus_per_trial, "gpu": req.gpus_per_trial},
     )
-    progress = SearchProgress(req.trials, req.max_epochs, echo)
-    echo(f"search: {req.trials} trials of space {space.name!r} ({req.search} + {req.scheduler}), "
-         f"up to {req.max_epochs} epochs each, {slots} at a time -> {folder}")
-    tuner = tune.Tuner(
+    callbacks = [progress, TrialBoard(folder, space), CSVLoggerCallback(), JsonLoggerCallback()]
+    path = experiments.round_path(meta, this_round)
+    echo(f"search: {this_round['trials']} trials of space {space.name!r} ({req.search} + {req.scheduler}), "
+         f"up to {req.max_epochs} epochs each, {slots} at a time -> {path}")
+    if restore:
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True)
+        # callbacks are not part of what Ray restores usefully (they were pickled with the
+        # first driver's printer); this run's printer and board take their place
+        tuner._local_tuner.get_run_config().callbacks = callbacks
+    else:
+        tuner = _new_tuner(req, space, folder, meta, trainable, callbacks, slots)
+    tuner.fit()
+
+
+def _new_tuner(req, space, folder, meta, trainable, callbacks, slots):
+    from ray import tune
+
+    this_round = meta["rounds"][-1]
+    first = len(meta["rounds"]) == 1  # the space's hand-made starting points go in the first round only
+    return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=_searcher(req, space, folder), scheduler=_scheduler(req),
-            num_samples=req.trials, max_concurrent_trials=slots, reuse_actors=True,
+            search_alg=_searcher(req, space, folder, starting_points=first), scheduler=_scheduler(req),
+            num_samples=this_round["trials"], max_concurrent_trials=slots, reuse_actors=True,
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
         ),
         run_config=tune.RunConfig(
-            name="tune", storage_path=str(folder), verbose=2 if req.verbose else 0,
-            callbacks=[progress, TrialBoard(folder, space), CSVLoggerCallback(), JsonLoggerCallback()],
+            name=this_round["dir"], storage_path=meta["tune_root"], verbose=2 if req.verbose else 0,
+            callbacks=callbacks,
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute="val_acc", checkpoint_score_order="max"),
             failure_config=tune.FailureConfig(max_failures=1),
         ),
     )
-    return tuner.fit(), progress
 
 
 def _write_results(req, space, results, finished: set[str], folder: Path, echo, chatter) -> None:

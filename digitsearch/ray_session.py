@@ -1,0 +1,66 @@
+"""Connecting to Ray: a private local instance, or an existing cluster (`--address`).
+
+Local: Ray starts with its dashboard off, so nothing listens beyond 127.0.0.1.
+Cluster: `auto`, `HOST:6379` or `ray://HOST:10001`; the driver ships this package to the
+workers (runtime_env py_modules) so that every node trains with the driver's code.
+Inside a Ray Job (`digitsearch submit`) RAY_ADDRESS is set and the job's cluster is used.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from digitsearch.errors import UserError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def cluster_address(address: str | None) -> str | None:
+    """The cluster to join: --address, else the Ray Job's RAY_ADDRESS, else None (start a local Ray)."""
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
+def connect(address: str | None, verbose: bool):
+    """ray.init for a local run or a cluster; a cluster that cannot be reached is one line, exit 2."""
+    import ray
+
+    if ray.is_initialized():
+        return ray
+    level = logging.INFO if verbose else logging.ERROR
+    target = cluster_address(address)
+    if target is None:
+        ray.init(include_dashboard=False, log_to_driver=verbose, logging_level=level, configure_logging=True)
+        return ray
+    try:
+        ray.init(address=target, log_to_driver=verbose, logging_level=level, configure_logging=True,
+                 runtime_env=_shipped_code(target))
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"cannot reach the Ray cluster at {target!r}: {message}") from None
+    return ray
+
+
+def _shipped_code(target: str) -> dict:
+    # inside a Ray Job the job's runtime_env already carries the project
+    if os.environ.get("RAY_JOB_ID") and not target.startswith("ray://"):
+        return {}
+    return {"py_modules": [str(PACKAGE_DIR)], "excludes": ["__pycache__"]}
+
+
+def alive_nodes(ray) -> list[dict]:
+    return [node for node in ray.nodes() if node.get("Alive")]
+
+
+def is_uri(storage: str) -> bool:
+    return "://" in storage
+
+
+def storage_warning(storage: str, nodes: int) -> str | None:
+    """Ray requires every node to reach the experiment folder; a plain local path on a
+    multi-node cluster only works when it is a shared filesystem."""
+    if nodes <= 1 or is_uri(storage):
+        return None
+    return (f"warning: the cluster has {nodes} nodes but the experiment is stored at {storage}, a path on "
+            f"this machine; unless every node sees it (a shared filesystem), pass --storage with a shared "
+            f"folder or a URI such as s3://bucket/digitsearch")
