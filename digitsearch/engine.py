@@ -52,7 +52,8 @@ def to_tensors(images: np.ndarray, labels, mean: float, std: float, device="cpu"
 def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
     params = model.parameters()
     if s.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, nesterov=True)
+        # Nesterov needs momentum: a space that fixes momentum at 0 gets plain SGD, not a crash
+        return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, nesterov=s.momentum > 0)
     if s.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=s.lr, weight_decay=s.weight_decay)
     if s.optimizer == "adamw":

@@ -120,6 +120,11 @@ def load_rounds(meta: dict) -> list:
             results.extend(ResultGrid(ExperimentAnalysis(path)))
         except (FileNotFoundError, ValueError):
             continue  # a round killed before Tune wrote its first state: nothing ran
+    for result in results:
+        if not result.config and "://" not in str(result.path):
+            # a trial that failed before its first report: its config is only in params.json
+            params = Path(result.path) / "params.json"
+            result.metrics = {**(result.metrics or {}), "config": json.loads(params.read_text()) if params.is_file() else {}}
     return results
 
 

@@ -41,7 +41,7 @@ def trial_row(result, max_epochs: int, finished: bool = True, family: str = "") 
     row["note"] = str(result.error).strip().splitlines()[-1][:200] if result.error is not None else note
     row["node"] = str(last.get("node") or "")  # the Ray node that trained it last
     row["checkpoint"] = result.checkpoint.path if result.checkpoint else ""
-    return {**row, **result.config}
+    return {**row, **(result.config or {})}
 
 
 def build(result_grid, max_epochs: int, finished: set[str] | None = None, family: str = "") -> pd.DataFrame:
@@ -74,11 +74,12 @@ def best_trial(table: pd.DataFrame, configs: dict[str, dict]) -> dict | None:
 
 
 def configs_by_trial(result_grid) -> dict[str, dict]:
-    return {trial_row_id(r): dict(r.config) for r in result_grid}
+    return {trial_row_id(r): dict(r.config or {}) for r in result_grid}
 
 
 def trial_row_id(result) -> str:
-    return (result.metrics or {}).get("trial_id") or result.path.rstrip("/").split("/")[-1]
+    # a trial that failed before its first report has no metrics: its folder, trial_<id>, names it
+    return (result.metrics or {}).get("trial_id") or result.path.rstrip("/").split("/")[-1].removeprefix("trial_")
 
 
 def _plain(value):

@@ -33,9 +33,10 @@ class SearchProgress(tune.Callback):
         # trials that ended on their own (done, stopped, errored); the ledger keeps them across
         # a killed driver, so that `tune --resume` counts on from where it was
         self.ledger = ledger
-        self.finished: set[str] = read_ledger(ledger) if ledger else set()
+        earlier = read_ledger(ledger) if ledger else {}
+        self.finished: set[str] = set(earlier)
         self.resumed_with = len(self.finished)
-        self.outcomes: Counter = Counter()
+        self.outcomes: Counter = Counter(earlier.values())
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         acc = result.get("val_acc")
@@ -49,7 +50,7 @@ class SearchProgress(tune.Callback):
         self._finished(trials, trial, self._how(trial), outcome)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._finished(trials, trial, "error (retried once, then recorded)", "errored")
+        self._finished(trials, trial, f"error, retried once: {last_error_line(trial)}", "errored")
 
     def _how(self, trial) -> str:
         last = trial.last_result or {}
@@ -67,7 +68,7 @@ class SearchProgress(tune.Callback):
     def _finished(self, trials, trial, how: str, outcome: str) -> None:
         if self.ledger and trial.trial_id not in self.finished:
             with open(self.ledger, "a") as ledger:
-                ledger.write(trial.trial_id + "\n")
+                ledger.write(f"{trial.trial_id}\t{outcome}\n")
         self.finished.add(trial.trial_id)
         self.outcomes[outcome] += 1
         running = sum(t.status == "RUNNING" for t in trials)
@@ -82,5 +83,21 @@ class SearchProgress(tune.Callback):
         )
 
 
-def read_ledger(path: Path) -> set[str]:
-    return set(path.read_text().split()) if path.is_file() else set()
+def read_ledger(path: Path) -> dict[str, str]:
+    """trial_id -> outcome, from the lines `trial_id<TAB>outcome` written as trials end."""
+    if not path.is_file():
+        return {}
+    pairs = (line.split("\t", 1) for line in path.read_text().splitlines() if line.strip())
+    return {pair[0]: (pair[1] if len(pair) > 1 else "done") for pair in pairs}
+
+
+def last_error_line(trial) -> str:
+    """The exception's own line ("ValueError: Invalid learning rate: -1.0") and where the
+    traceback is, from the error.txt Ray writes beside the trial."""
+    path = Path(trial.local_path or "") / "error.txt"  # the driver's copy, there as soon as the error is
+    shown = f"{trial.path}/error.txt"  # where it stays: the experiment's storage
+    try:
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+    except OSError:
+        return "see the leaderboard's note"
+    return f"{lines[-1].strip()[:150] if lines else 'unknown'} (traceback: {shown})"

@@ -180,12 +180,27 @@ class TransientSyncErrorFilter(logging.Filter):
         return not (isinstance(error, FileNotFoundError) and _RAY_TMP_FILE.search(str(error)))
 
 
+class TrialFailureFilter(logging.Filter):
+    """Drops Ray's console traceback of a failed trial: our progress line names the error and
+    where its traceback is (the trial's error.txt), and the leaderboard keeps the reason."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        return not (message.startswith("Trial task failed") or message.startswith("Trials did not complete"))
+
+
+def _quiet_filter(logger_name: str, kind: type) -> None:
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(f, kind) for f in logger.filters):
+        logger.addFilter(kind())
+
+
 def _start_ray(req: SearchRequest):
     ray = ray_session.connect(req.address, req.verbose)
     if not req.verbose:
-        sync_logger = logging.getLogger(SYNC_LOGGER)
-        if not any(isinstance(f, TransientSyncErrorFilter) for f in sync_logger.filters):
-            sync_logger.addFilter(TransientSyncErrorFilter())
+        _quiet_filter(SYNC_LOGGER, TransientSyncErrorFilter)
+        _quiet_filter("ray.tune.execution.tune_controller", TrialFailureFilter)
+        _quiet_filter("ray.tune.tune", TrialFailureFilter)
     return ray
 
 

@@ -1,0 +1,136 @@
+"""Searches that survive faults, on a private local Ray: a driver killed mid-search and
+`--resume`, `--resume --add-trials`, trials that raise or diverge, best-only checkpoints."""
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, assert_one_line_error, run_cli
+
+TRIALS, EPOCHS = 6, 4
+
+
+def _study_trials(folder: Path) -> int:
+    with sqlite3.connect(folder / "optuna.db") as db:
+        return db.execute("select count(*) from trials").fetchone()[0]
+
+
+def _ended_lines(output: str) -> list[str]:
+    """The trial ids of the progress lines `[n/total] <id>: ...`."""
+    return [line.split("] ", 1)[1].split(":", 1)[0] for line in output.splitlines() if line.startswith("[")]
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(tmp_path_factory):
+    """A 6-trial search whose driver is SIGKILLed after two trials ended, then --resume."""
+    results = tmp_path_factory.mktemp("faults") / "results"
+    log = results.parent / "driver.log"
+    with open(log, "w") as out:
+        driver = subprocess.Popen(
+            [sys.executable, str(ROOT / "cli.py"), "tune", "--trials", str(TRIALS), "--max-epochs", str(EPOCHS),
+             "--results", str(results), "--name", "k"],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=ROOT)
+        try:
+            deadline = time.monotonic() + 240
+            while len(_ended_lines(log.read_text())) < 2 and time.monotonic() < deadline and driver.poll() is None:
+                time.sleep(0.2)
+            time.sleep(2)  # Tune snapshots its state every second (TUNE_GLOBAL_CHECKPOINT_S)
+        finally:
+            driver.send_signal(signal.SIGKILL)
+            driver.wait(30)
+    before = log.read_text()
+    assert driver.returncode == -signal.SIGKILL, before
+    ended_before = _ended_lines(before)
+    assert 2 <= len(ended_before) < TRIALS, before
+    resumed = run_cli("tune", "--results", str(results), "--name", "k", "--resume")
+    return results / "k", ended_before, resumed
+
+
+def test_a_killed_driver_resumes_and_finishes_the_search(killed_and_resumed):
+    folder, ended_before, resumed = killed_and_resumed
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"{len(ended_before)} of {TRIALS} trials had finished" in resumed.stdout
+    table = pd.read_csv(folder / "leaderboard.csv")
+    assert len(table) == TRIALS  # the total is what was asked: nothing lost, nothing extra
+    assert set(ended_before) <= set(table["trial_id"])
+    assert not set(ended_before) & set(_ended_lines(resumed.stdout))  # finished trials were not run again
+    assert set(_ended_lines(resumed.stdout)) | set(ended_before) == set(table["trial_id"])
+    assert (table["status"] != "interrupted").all()
+    assert _study_trials(folder) == TRIALS  # the searcher kept its history in the same study
+    assert (folder / "best.json").is_file()
+
+
+def test_only_the_best_epoch_checkpoint_is_kept_and_the_leaderboard_points_at_it(killed_and_resumed):
+    folder = killed_and_resumed[0]
+    table = pd.read_csv(folder / "leaderboard.csv").fillna({"checkpoint": ""})
+    for row in table.itertuples():
+        kept = list((folder / "tune" / f"trial_{row.trial_id}").glob("checkpoint_*"))
+        assert len(kept) <= 1, kept
+        if row.epochs > 0:
+            assert [str(p) for p in kept] == [row.checkpoint]
+
+
+def test_add_trials_extends_the_finished_search_in_the_same_study(killed_and_resumed):
+    folder = killed_and_resumed[0]
+    again = run_cli("tune", "--results", str(folder.parent), "--name", "k", "--resume")
+    assert again.returncode == 2
+    assert_one_line_error(again.stderr, "already finished", "--add-trials")
+    more = run_cli("tune", "--results", str(folder.parent), "--name", "k", "--resume", "--add-trials", "2", "--quiet")
+    assert more.returncode == 0, more.stdout + more.stderr
+    table = pd.read_csv(folder / "leaderboard.csv")
+    assert len(table) == TRIALS + 2
+    assert len(list((folder / "tune-2").glob("trial_*"))) == 2  # the new round, beside the first
+    assert _study_trials(folder) == TRIALS + 2  # TPE went on with the stored study
+
+
+def test_resume_needs_an_unfinished_named_experiment(tmp_path):
+    run = run_cli("tune", "--results", str(tmp_path), "--resume")
+    assert run.returncode == 2
+    assert_one_line_error(run.stderr, "--resume needs --name")
+    run = run_cli("tune", "--results", str(tmp_path), "--name", "nothing", "--resume")
+    assert run.returncode == 2
+    assert_one_line_error(run.stderr, "no experiment 'nothing'")
+    run = run_cli("tune", "--results", str(tmp_path), "--add-trials", "2")
+    assert run.returncode == 2
+    assert_one_line_error(run.stderr, "--add-trials")
+
+
+FAULTY_SPACE = """\
+family: cnn
+description: One trial raises (a negative learning rate), one diverges, one trains.
+params:
+  cnn.depth: 1
+  cnn.filters_1: 8
+  optimizer: sgd
+  momentum: 0.5
+  lr: {type: choice, values: [-1.0, 1.0e+8, 0.05]}
+start:
+  - {lr: -1.0}
+  - {lr: 1.0e+8}
+  - {lr: 0.05}
+"""
+
+
+def test_a_trial_that_raises_or_diverges_is_recorded_and_the_search_goes_on(tmp_path):
+    space = tmp_path / "faulty.yaml"
+    space.write_text(FAULTY_SPACE)
+    run = run_cli("tune", "--space", str(space), "--trials", "3", "--max-epochs", "2", "--results",
+                  str(tmp_path / "results"), "--name", "f")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Traceback" not in run.stdout + run.stderr  # the traceback is in the trial's error.txt
+    table = pd.read_csv(tmp_path / "results" / "f" / "leaderboard.csv").set_index("lr")
+    assert table.loc[-1.0, "status"] == "error"
+    assert "Invalid learning rate: -1.0" in table.loc[-1.0, "note"]
+    assert table.loc[1e8, "status"] == "diverged" and "non-finite" in table.loc[1e8, "note"]
+    assert table.loc[0.05, "status"] == "completed"
+    assert "error, retried once: ValueError: Invalid learning rate: -1.0" in run.stdout
+    errored = tmp_path / "results" / "f" / "tune" / f"trial_{table.loc[-1.0, 'trial_id']}" / "error.txt"
+    assert "Failure # 2" in errored.read_text()  # retried once, then recorded
