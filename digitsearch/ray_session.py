@@ -43,7 +43,7 @@ def connect(address: str | None, verbose: bool):
 
 def _shipped_code(target: str) -> dict:
     # inside a Ray Job the job's runtime_env already carries the project
-    if os.environ.get("RAY_JOB_ID") and not target.startswith("ray://"):
+    if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") and not target.startswith("ray://"):
         return {}
     return {"py_modules": [str(PACKAGE_DIR)], "excludes": ["__pycache__"]}
 
