@@ -17,6 +17,10 @@ from conftest import ROOT
 from raycluster import LocalCluster
 
 TINY = ("--trials", "4", "--max-epochs", "2", "--quiet")
+# a net that trains an epoch of the digits in a fraction of a second, so that the one CPU
+# left after a node dies finishes the search quickly
+SMALL_NET = ("--set", "cnn.depth=1", "--set", "cnn.filters_1=16", "--set", "cnn.pool_1=max", "--set", "cnn.padding=valid",
+             "--set", "cnn.dense_layers=0", "--set", "batch_size=128")
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +76,8 @@ def test_a_search_survives_the_worker_node_dying(cluster, tmp_path):
     """Kill every process of the worker node (by pid) once trials run there; the search
     reschedules them on the head and completes."""
     worker = cluster.nodes[1]
-    args = [sys.executable, str(ROOT / "cli.py"), "tune", "--trials", "4", "--max-epochs", "6",
+    args = [sys.executable, str(ROOT / "cli.py"), "tune", "--trials", "4", "--max-epochs", "15", "--scheduler", "fifo",
+            *SMALL_NET,
             "--results", str(tmp_path), "--name", "lost", "--address", cluster.gcs_address]
     driver = subprocess.Popen(args, env=cluster.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
@@ -82,8 +87,10 @@ def test_a_search_survives_the_worker_node_dying(cluster, tmp_path):
         deadline = time.monotonic() + 120
         while not _trial_running_on(tmp_path / "lost", worker) and time.monotonic() < deadline:
             time.sleep(0.5)
+        killed = time.monotonic()
         worker.kill()
         assert driver.wait(timeout=300) == 0, "".join(lines)
+        print(f"search ended {time.monotonic() - killed:.1f} s after the kill")
     finally:
         if driver.poll() is None:
             driver.kill()
@@ -91,16 +98,12 @@ def test_a_search_survives_the_worker_node_dying(cluster, tmp_path):
     table = pd.read_csv(tmp_path / "lost" / "leaderboard.csv")
     assert len(table) == 4
     assert (table["status"] != "error").all(), table[["trial_id", "status", "note"]]
+    # the trial that was on the dead node failed once (Ray's record of it) and was run again
+    failed_once = list((tmp_path / "lost" / "tune").glob("trial_*/error.txt"))
+    assert failed_once, "".join(lines)
     assert len(cluster.alive_node_ids()) == 1
 
 
 def _trial_running_on(folder: Path, worker) -> bool:
-    """A trial worker process of the worker node has started (its command line names the node's temp dir)."""
-    return any("default_worker" in _cmdline(pid) for pid in worker.pids()) and (folder / "tune").is_dir()
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
+    """A trial has reported an epoch from the worker node (its node id in result.json)."""
+    return any(worker.node_id in path.read_text() for path in (folder / "tune").glob("trial_*/result.json"))
