@@ -229,6 +229,100 @@ def dashboard(
     board.serve(board.logdir(results, name), port, echo=typer.echo)
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@friendly
+def submit(
+    ctx: typer.Context,
+    address: Annotated[Optional[str], typer.Option(help="The head's dashboard URL (default: RAY_ADDRESS when it is an http URL, else http://127.0.0.1:8265).")] = None,
+    wait: Annotated[bool, typer.Option(help="Stream the job's logs and exit with its status; --no-wait prints the job id and returns.")] = True,
+    status: Annotated[Optional[str], typer.Option("--status", help="Print a submitted job's status.")] = None,
+    logs: Annotated[Optional[str], typer.Option("--logs", help="Print a submitted job's logs so far.")] = None,
+    stop: Annotated[Optional[str], typer.Option("--stop", help="Stop a submitted job.")] = None,
+):
+    """Run a digitsearch command on a Ray cluster as a Ray Job: `digitsearch submit -- tune --space cnn ...`."""
+    from digitsearch import jobs
+
+    asked = [(job_id, action) for job_id, action in ((status, jobs.status), (logs, jobs.logs), (stop, jobs.stop)) if job_id]
+    if len(asked) > 1 or (asked and ctx.args):
+        raise UserError("use one of --status/--logs/--stop JOB_ID, or a command after --, not both")
+    if asked:
+        job_id, action = asked[0]
+        raise typer.Exit(action(address, job_id, typer.echo))
+    raise typer.Exit(jobs.submit(address, list(ctx.args), typer.echo, wait=wait))
+
+
+cluster_app = typer.Typer(
+    help="Print a launch file that runs a search on a multi-node Ray cluster: an sbatch script (SLURM) or a RayJob (KubeRay). "
+         "Put the search after `--`: `digitsearch cluster slurm --nodes 4 -- tune --space cnn`.",
+    no_args_is_help=True,
+)
+app.add_typer(cluster_app, name="cluster")
+TUNE_AFTER_DASHES = {"allow_extra_args": True, "ignore_unknown_options": True}
+Output = Annotated[Optional[Path], typer.Option(help="Write the file here instead of printing it (an existing file is refused).")]
+
+
+def _emit(text: str, output: Optional[Path], submit: str) -> None:
+    from digitsearch import cluster
+
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    cluster.write(text, output)
+    typer.echo(f"wrote {output}; {submit.format(output)}")
+
+
+@cluster_app.command(context_settings=TUNE_AFTER_DASHES, options_metavar="[OPTIONS] -- tune [TUNE OPTIONS]")
+@friendly
+def slurm(
+    ctx: typer.Context,
+    nodes: Annotated[int, typer.Option(help="Machines; Ray's head runs on the first, a worker on each other one.")] = 2,
+    cpus_per_node: Annotated[int, typer.Option(help="CPUs per machine, all given to Ray (sbatch --cpus-per-task).")] = 8,
+    gpus_per_node: Annotated[int, typer.Option(help="GPUs per machine, all given to Ray (sbatch --gpus-per-node; 0 asks for none).")] = 0,
+    time: Annotated[str, typer.Option(help="Wall-clock limit, HH:MM.")] = "02:00",
+    job_name: Annotated[str, typer.Option(help="sbatch --job-name.")] = "digitsearch",
+    partition: Annotated[Optional[str], typer.Option(help="sbatch --partition (when left out: the cluster's default partition).")] = None,
+    port: Annotated[int, typer.Option(help="Ray's GCS port on the head node.")] = 6379,
+    dashboard_port: Annotated[int, typer.Option(help="Ray dashboard port on the head node.")] = 8265,
+    setup: Annotated[Optional[list[str]], typer.Option(help="A shell line run before Ray starts, e.g. 'source .venv/bin/activate' (repeatable).")] = None,
+    wait_timeout: Annotated[int, typer.Option(help="Seconds to wait for every node to join before giving up.")] = 300,
+    output: Output = None,
+):
+    """Print an sbatch script: Ray on every node with srun, then `digitsearch tune ... --address` on the head."""
+    from digitsearch import cluster
+
+    text = cluster.slurm_script(ctx.args, nodes=nodes, cpus_per_node=cpus_per_node, gpus_per_node=gpus_per_node,
+                                time=time, job_name=job_name, partition=partition, port=port,
+                                dashboard_port=dashboard_port, setup=setup or [], wait_timeout=wait_timeout)
+    _emit(text, output, "submit it with: sbatch {}")
+
+
+@cluster_app.command(context_settings=TUNE_AFTER_DASHES, options_metavar="[OPTIONS] -- tune [TUNE OPTIONS]")
+@friendly
+def kuberay(
+    ctx: typer.Context,
+    image: Annotated[Optional[str], typer.Option(help="Container image with digitsearch and Ray (required).")] = None,
+    workers: Annotated[int, typer.Option(help="Worker pods (replicas, minReplicas and maxReplicas).")] = 2,
+    cpus_per_worker: Annotated[int, typer.Option(help="CPUs per worker pod (requests and limits).")] = 4,
+    gpus_per_worker: Annotated[int, typer.Option(help="nvidia.com/gpu per worker pod (0 asks for none).")] = 0,
+    memory: Annotated[str, typer.Option(help="Memory per worker pod, a Kubernetes quantity.")] = "8Gi",
+    head_num_cpus: Annotated[int, typer.Option(help="CPUs Ray may schedule trials on in the head pod (0: trials run on workers only).")] = 0,
+    head_memory: Annotated[str, typer.Option(help="Memory of the head pod, where the search's driver runs.")] = "4Gi",
+    job_name: Annotated[str, typer.Option(help="The RayJob's name (a Kubernetes name).")] = "digitsearch",
+    ttl: Annotated[int, typer.Option(help="Seconds the cluster stays after the search ends (ttlSecondsAfterFinished).")] = 600,
+    pvc: Annotated[Optional[str], typer.Option(help="A ReadWriteMany PersistentVolumeClaim to mount on every pod, for the results.")] = None,
+    mount_path: Annotated[str, typer.Option(help="Where --pvc is mounted.")] = "/mnt/shared",
+    output: Output = None,
+):
+    """Print a KubeRay RayJob manifest whose entrypoint is `digitsearch tune ...`; the cluster goes when it ends."""
+    from digitsearch import cluster
+
+    text = cluster.kuberay_manifest(ctx.args, workers=workers, cpus_per_worker=cpus_per_worker,
+                                    gpus_per_worker=gpus_per_worker, memory=memory, image=image, job_name=job_name,
+                                    head_num_cpus=head_num_cpus, head_memory=head_memory, ttl=ttl, pvc=pvc,
+                                    mount_path=mount_path)
+    _emit(text, output, "apply it with: kubectl apply -f {}")
+
+
 def main() -> None:
     """Entry point: also Typer's own usage errors (a bad option, a non-number) become one line."""
     try:
