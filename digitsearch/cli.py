@@ -67,6 +67,10 @@ def tune(
     results: Results = Path("results"),
     verbose: Annotated[bool, typer.Option(help="Show Ray's own logs and status tables.")] = False,
     quiet: Annotated[bool, typer.Option(help="Print only the outcome (best trial, or why there is none).")] = False,
+    address: Annotated[Optional[str], typer.Option(help="Run on an existing Ray cluster: auto, HOST:6379 or ray://HOST:10001 [default: a private local Ray].")] = None,
+    storage: Annotated[Optional[str], typer.Option(help="Where trials and checkpoints go: a folder every node sees, or a URI (s3://..., gs://...) [default: the experiment folder].")] = None,
+    resume: Annotated[bool, typer.Option(help="Finish the search --name left unfinished (a killed driver, Ctrl-C); its stored settings are used.")] = False,
+    add_trials: Annotated[int, typer.Option(help="With --resume: then search this many more trials, continuing the same Optuna study.")] = 0,
 ):
     """Search a space with Optuna (TPE) and ASHA; writes results/<name>/ with leaderboard.csv and best.json."""
     from digitsearch.search import parse_overrides, run_search
@@ -76,7 +80,7 @@ def tune(
         max_epochs=max_epochs, grace_epochs=grace_epochs, scheduler=scheduler, search=search,
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
         max_params=max_params, max_mflops=max_mflops, seed=seed, name=name, results=results, verbose=verbose,
-        quiet=quiet,
+        quiet=quiet, address=address, storage=storage, resume=resume, add_trials=add_trials,
     )
     if run_search(request, echo=lambda line: typer.echo(line)).interrupted:
         raise typer.Exit(130)  # what finished is written; the exit code still says it was cut short

@@ -40,7 +40,7 @@ def trial_row(result, max_epochs: int, finished: bool = True, family: str = "") 
     row["status"] = _status(result, row["epochs"], max_epochs, note, finished)
     row["note"] = str(result.error).strip().splitlines()[-1][:200] if result.error is not None else note
     row["node"] = str(last.get("node") or "")  # the Ray node that trained it last
-    row["checkpoint"] = result.checkpoint.path if result.checkpoint else ""
+    row["checkpoint"] = _where(result.checkpoint) if result.checkpoint else ""
     return {**row, **(result.config or {})}
 
 
@@ -80,6 +80,12 @@ def configs_by_trial(result_grid) -> dict[str, dict]:
 def trial_row_id(result) -> str:
     # a trial that failed before its first report has no metrics: its folder, trial_<id>, names it
     return (result.metrics or {}).get("trial_id") or result.path.rstrip("/").split("/")[-1].removeprefix("trial_")
+
+
+def _where(checkpoint) -> str:
+    """A checkpoint's folder, as a URI when it is not on this machine's filesystem (s3://...)."""
+    kind = getattr(checkpoint.filesystem, "type_name", "local")
+    return checkpoint.path if kind == "local" else f"{kind}://{checkpoint.path}"
 
 
 def _plain(value):

@@ -30,13 +30,15 @@ def _ended_lines(output: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def killed_and_resumed(tmp_path_factory):
-    """A 6-trial search whose driver is SIGKILLed after two trials ended, then --resume."""
+    """A 6-trial search whose driver is SIGKILLed after two trials ended, then --resume.
+    Tune's state goes to --storage, given as a URI (pyarrow's file://), as on a cluster."""
     results = tmp_path_factory.mktemp("faults") / "results"
+    storage = results.parent / "shared"
     log = results.parent / "driver.log"
     with open(log, "w") as out:
         driver = subprocess.Popen(
             [sys.executable, str(ROOT / "cli.py"), "tune", "--trials", str(TRIALS), "--max-epochs", str(EPOCHS),
-             "--results", str(results), "--name", "k"],
+             "--results", str(results), "--name", "k", "--storage", storage.as_uri()],
             stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=ROOT)
         try:
             deadline = time.monotonic() + 240
@@ -51,11 +53,11 @@ def killed_and_resumed(tmp_path_factory):
     ended_before = _ended_lines(before)
     assert 2 <= len(ended_before) < TRIALS, before
     resumed = run_cli("tune", "--results", str(results), "--name", "k", "--resume")
-    return results / "k", ended_before, resumed
+    return results / "k", ended_before, resumed, storage / "k"
 
 
 def test_a_killed_driver_resumes_and_finishes_the_search(killed_and_resumed):
-    folder, ended_before, resumed = killed_and_resumed
+    folder, ended_before, resumed, _ = killed_and_resumed
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"{len(ended_before)} of {TRIALS} trials had finished" in resumed.stdout
     table = pd.read_csv(folder / "leaderboard.csv")
@@ -69,10 +71,11 @@ def test_a_killed_driver_resumes_and_finishes_the_search(killed_and_resumed):
 
 
 def test_only_the_best_epoch_checkpoint_is_kept_and_the_leaderboard_points_at_it(killed_and_resumed):
-    folder = killed_and_resumed[0]
+    folder, storage = killed_and_resumed[0], killed_and_resumed[3]
+    assert not (folder / "tune").exists()  # trials and checkpoints went to --storage
     table = pd.read_csv(folder / "leaderboard.csv").fillna({"checkpoint": ""})
     for row in table.itertuples():
-        kept = list((folder / "tune" / f"trial_{row.trial_id}").glob("checkpoint_*"))
+        kept = list((storage / "tune" / f"trial_{row.trial_id}").glob("checkpoint_*"))
         assert len(kept) <= 1, kept
         if row.epochs > 0:
             assert [str(p) for p in kept] == [row.checkpoint]
@@ -87,7 +90,7 @@ def test_add_trials_extends_the_finished_search_in_the_same_study(killed_and_res
     assert more.returncode == 0, more.stdout + more.stderr
     table = pd.read_csv(folder / "leaderboard.csv")
     assert len(table) == TRIALS + 2
-    assert len(list((folder / "tune-2").glob("trial_*"))) == 2  # the new round, beside the first
+    assert len(list((killed_and_resumed[3] / "tune-2").glob("trial_*"))) == 2  # the new round, beside the first
     assert _study_trials(folder) == TRIALS + 2  # TPE went on with the stored study
 
 
