@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 
 from digitsearch.errors import UserError
@@ -39,6 +40,22 @@ def connect(address: str | None, verbose: bool):
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot reach the Ray cluster at {target!r}: {message}") from None
     return ray
+
+
+def check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """Fail in a moment, before any data is loaded or folder written, when HOST:PORT does not
+    answer: Ray itself retries a dead address for minutes."""
+    target = cluster_address(address)
+    if target is None or target == "auto":
+        return
+    host, _, port = target.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address {target!r}: write auto, HOST:PORT (e.g. 10.0.0.5:6379) or ray://HOST:10001")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise UserError(f"cannot reach the Ray cluster at {target!r} ({err.strerror or err}); is `ray start --head` "
+                        f"running there, and is the port open?") from None
 
 
 def _shipped_code(target: str) -> dict:

@@ -13,7 +13,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Callable
 
-from digitsearch import experiments, spaces
+from digitsearch import experiments, ray_session, spaces
 from digitsearch.errors import UserError
 
 # what the command line may change on --resume; everything else is the stored search's
@@ -34,6 +34,7 @@ def stored_request(req, meta: dict):
 def run(req, echo: Callable[[str], None]):
     from digitsearch import search
 
+    ray_session.check_reachable(req.address)
     folder = experiments.resolve(req.results, req.name).resolve()
     meta = experiments.read_json(folder / experiments.EXPERIMENT_FILE)
     meta.setdefault("tune_root", str(folder))

@@ -234,6 +234,7 @@ def run_search(req: SearchRequest, echo: Callable[[str], None] = print) -> Searc
         from digitsearch import resume
 
         return resume.run(req, echo)
+    ray_session.check_reachable(req.address)
     chatter = (lambda line: None) if req.quiet else echo
     space = spaces.load(req.space)
     if req.overrides:

@@ -170,3 +170,23 @@ def test_listings():
         assert result.exit_code == 0 and needle in result.stdout
     shown = invoke("spaces", "--show", "cnn")
     assert "cnn.filters_3" in shown.stdout and "when cnn.depth >= 3" in shown.stdout
+
+
+@pytest.mark.parametrize("address, needle", [
+    ("127.0.0.1:1", "cannot reach the Ray cluster at '127.0.0.1:1'"),
+    ("ray://127.0.0.1:1", "cannot reach the Ray cluster"),
+    ("nonsense", "write auto, HOST:PORT"),
+])
+def test_an_unreachable_cluster_fails_at_once_and_writes_nothing(results, address, needle):
+    expect_error(*tune(results, "--address", address), needles=(needle,))
+    assert not results.exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("--resume",), "--resume needs --name"),
+    (("--resume", "--name", "nothing"), "no experiment 'nothing'"),
+    (("--add-trials", "2"), "--add-trials K extends a finished search"),
+    (("--resume", "--name", "x", "--add-trials", "-1"), "--add-trials"),
+])
+def test_resume_and_add_trials_misuse(results, args, needle):
+    expect_error(*tune(results, *args), needles=(needle,))

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from conftest import ROOT, assert_one_line_error, run_cli
+from digitsearch.cli import app
 
 TRIALS, EPOCHS = 6, 4
 
@@ -83,8 +85,8 @@ def test_only_the_best_epoch_checkpoint_is_kept_and_the_leaderboard_points_at_it
 
 def test_add_trials_extends_the_finished_search_in_the_same_study(killed_and_resumed):
     folder = killed_and_resumed[0]
-    again = run_cli("tune", "--results", str(folder.parent), "--name", "k", "--resume")
-    assert again.returncode == 2
+    again = CliRunner().invoke(app, ["tune", "--results", str(folder.parent), "--name", "k", "--resume"])
+    assert again.exit_code == 2
     assert_one_line_error(again.stderr, "already finished", "--add-trials")
     more = run_cli("tune", "--results", str(folder.parent), "--name", "k", "--resume", "--add-trials", "2", "--quiet")
     assert more.returncode == 0, more.stdout + more.stderr
@@ -92,18 +94,6 @@ def test_add_trials_extends_the_finished_search_in_the_same_study(killed_and_res
     assert len(table) == TRIALS + 2
     assert len(list((killed_and_resumed[3] / "tune-2").glob("trial_*"))) == 2  # the new round, beside the first
     assert _study_trials(folder) == TRIALS + 2  # TPE went on with the stored study
-
-
-def test_resume_needs_an_unfinished_named_experiment(tmp_path):
-    run = run_cli("tune", "--results", str(tmp_path), "--resume")
-    assert run.returncode == 2
-    assert_one_line_error(run.stderr, "--resume needs --name")
-    run = run_cli("tune", "--results", str(tmp_path), "--name", "nothing", "--resume")
-    assert run.returncode == 2
-    assert_one_line_error(run.stderr, "no experiment 'nothing'")
-    run = run_cli("tune", "--results", str(tmp_path), "--add-trials", "2")
-    assert run.returncode == 2
-    assert_one_line_error(run.stderr, "--add-trials")
 
 
 FAULTY_SPACE = """\
