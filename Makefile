@@ -19,8 +19,11 @@ demo: install
 	$(BIN)/digitsearch tune --space cnn
 	$(BIN)/digitsearch best --retrain
 
+# Two workers, one test file each at a time (a file's module fixtures, e.g. its Ray cluster,
+# are made once): searches spend much of their time waiting on Ray, so two overlap well.
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 clean-venv:
 	rm -rf $(VENV)

@@ -94,8 +94,8 @@ def read_ledger(path: Path) -> dict[str, str]:
 def last_error_line(trial) -> str:
     """The exception's own line ("ValueError: Invalid learning rate: -1.0") and where the
     traceback is, from the error.txt Ray writes beside the trial."""
-    path = Path(trial.local_path or "") / "error.txt"  # the driver's copy, there as soon as the error is
-    shown = f"{trial.path}/error.txt"  # where it stays: the experiment's storage
+    path = Path(getattr(trial, "local_path", None) or "") / "error.txt"  # the driver's copy, there at once
+    shown = f"{getattr(trial, 'path', None) or path.parent}/error.txt"  # where it stays: the experiment's storage
     try:
         lines = [line for line in path.read_text().splitlines() if line.strip()]
     except OSError:

@@ -13,6 +13,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config):
+    """Ray 2.60 writes ~/.ray/auth_token the first time a local Ray starts; two test workers
+    starting their first searches at once would each write their own. Make it once, first."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("RAY_AUTH_TOKEN"):
+        return
+    if not (Path.home() / ".ray" / "auth_token").is_file():
+        subprocess.run([str(Path(sys.executable).with_name("ray")), "get-auth-token", "--generate"],
+                       capture_output=True, timeout=120)
+
+
 def shared_data() -> Path:
     """../shared/data beside the checkout (as on CI), or $DIGITSEARCH_SHARED_DATA."""
     return Path(os.environ.get("DIGITSEARCH_SHARED_DATA", ROOT.parent / "shared" / "data"))

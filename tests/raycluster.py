@@ -76,9 +76,9 @@ class LocalCluster:
         # of this cluster shares one token, passed in the environment
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
                     "RAY_AUTH_TOKEN": secrets.token_hex(32),
-                    # a killed node is declared dead in about 3 s instead of Ray's default 15-30 s
+                    # a killed node is declared dead in about 5 s instead of Ray's default 15-30 s
                     "RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "1000",
-                    "RAY_health_check_failure_threshold": "3"}
+                    "RAY_health_check_failure_threshold": "5"}
 
     @property
     def gcs_address(self) -> str:

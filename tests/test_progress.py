@@ -35,6 +35,7 @@ def test_each_finished_trial_is_one_line_with_counts_best_and_time_left():
     assert "stopped early" in lines[1] and "done 1, stopped 1" in lines[1]
     assert lines[2].startswith("[3/4] ccc: over budget") and "not trained 1" in lines[2]
     assert "errored 1" in lines[3] and "~0m00s left" in lines[3]
+    assert "error, retried once: see the leaderboard's note" in lines[3]  # no error.txt to quote here
     assert view.done == 4
 
 
