@@ -23,6 +23,20 @@ def pytest_configure(config):
                        capture_output=True, timeout=120)
 
 
+# the longest files first: `make test` gives each of its two workers whole files in this
+# order, and a long file started last would run on alone at the end
+SLOWEST_FIRST = ("test_families_search.py", "test_cluster.py", "test_faults.py", "test_search_e2e.py",
+                 "test_board.py", "test_exports.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        name = Path(str(item.fspath)).name
+        return SLOWEST_FIRST.index(name) if name in SLOWEST_FIRST else len(SLOWEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file stays
+
+
 def shared_data() -> Path:
     """../shared/data beside the checkout (as on CI), or $DIGITSEARCH_SHARED_DATA."""
     return Path(os.environ.get("DIGITSEARCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
