@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: install demo test clean-venv
+.PHONY: install demo test bench bench-quick clean-venv
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,13 @@ demo: install
 TEST_WORKERS ?= 2
 test: install
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+# Trial efficiency, search overhead, scheduler value, start-up: results/bench/<host>-<date>.md
+bench: install
+	$(BIN)/digitsearch bench
+
+bench-quick: install
+	$(BIN)/digitsearch bench --quick
 
 clean-venv:
 	rm -rf $(VENV)

@@ -233,6 +233,24 @@ def dashboard(
     board.serve(board.logdir(results, name), port, echo=typer.echo)
 
 
+@app.command()
+@friendly
+def bench(
+    quick: Annotated[bool, typer.Option(help="A smaller version of all four measurements, under 3 minutes.")] = False,
+    out: Annotated[Path, typer.Option(help="Where the report goes: <out>/<host>-<date>.json and .md.")] = Path("results/bench"),
+    mnist: Annotated[Optional[str], typer.Option(help="The MNIST-10k IDX folder for the full run [default: ../shared/data/mnist-10k, or $DIGITSEARCH_SHARED_DATA/mnist-10k].")] = None,
+):
+    """Measure trial efficiency vs bare PyTorch, search overhead, ASHA+TPE vs FIFO+random, and start-up."""
+    import os
+
+    from digitsearch import bench as bench_lib
+
+    shared = mnist or str(Path(os.environ.get("DIGITSEARCH_SHARED_DATA", "../shared/data")) / "mnist-10k")
+    if not quick and not Path(shared).is_dir():
+        raise UserError(f"the full bench trains on MNIST-10k, not found at {shared}; pass --mnist DIR or use --quick")
+    bench_lib.run(quick, out, str(Path(shared).resolve()) if Path(shared).is_dir() else None, echo=typer.echo)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @friendly
 def submit(

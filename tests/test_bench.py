@@ -1,0 +1,65 @@
+"""`digitsearch bench`: its report (JSON + a markdown table of targets met or not), its
+measurements' building blocks, and its bad input. The measured run itself is `make bench`."""
+from __future__ import annotations
+
+import json
+import os
+
+import psutil
+from typer.testing import CliRunner
+
+from conftest import assert_one_line_error
+from digitsearch import bench
+from digitsearch.cli import app
+
+
+def _report(**changes) -> dict:
+    report = {
+        "host": "box", "date": "2026-11-25 12:00", "quick": True, "bench_seconds": 90.0,
+        "machine": {"cpus": 2, "python": "3.11", "torch": "2.14.1", "ray": "2.60.0", "cuda": False},
+        "plan": {"dataset": "digits"}, "targets": bench.TARGETS,
+        "efficiency": [{"threads": 1, "bare_images_per_s": 2500, "trial_images_per_s": 2450, "ratio": 0.98},
+                       {"threads": 2, "bare_images_per_s": 3000, "trial_images_per_s": 2700, "ratio": 0.9}],
+        "overhead": {"trials": 4, "concurrency": 2, "wall_s": 7.3, "trials_own_s": 4.8, "ratio": 3.05,
+                     "fixed_cost_per_trial_s": 2.46},
+        "scheduler": {"trials": 6, "max_epochs": 6, "dataset": "digits", "gap_points": 0.1, "epoch_share": 0.3,
+                      "asha+optuna": {"best_val_acc": 0.95, "epochs": 12}, "fifo+random": {"best_val_acc": 0.951, "epochs": 40}},
+        "startup": {"first_result_s": 15.0, "peak_rss_gb": 2.1},
+    }
+    report.update(changes)
+    return report
+
+
+def test_the_markdown_table_says_which_targets_are_met():
+    text = bench.markdown(_report())
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    met = {row.split(" | ")[0].lstrip("| "): row.rstrip(" |").split(" | ")[-1] for row in rows}
+    assert len(rows) == 8
+    assert met["trial efficiency, 1 thread(s)"] == "yes" and met["trial efficiency, 2 thread(s)"] == "**no**"
+    assert met["fixed cost per trial"] == "**no**" and met["ASHA+TPE epochs / FIFO+random epochs"] == "yes"
+    assert met["ASHA+TPE best val_acc vs FIFO+random"] == "yes"  # 0.1 points behind: within 0.2
+    assert met["command start to first trial result"] == "**no**"
+    assert met["peak memory of the process tree, 2-trial search"] == "yes"
+    assert "`digitsearch bench --quick`" in text
+
+
+def test_the_report_is_written_as_json_and_markdown_named_by_host_and_date(tmp_path):
+    path = bench.write(_report(), tmp_path, echo=lambda line: None)
+    assert path == tmp_path / "box-2026-11-25-quick.md"
+    assert json.loads((tmp_path / "box-2026-11-25-quick.json").read_text())["overhead"]["ratio"] == 3.05
+
+
+def test_the_process_tree_memory_counts_the_children():
+    me = psutil.Process(os.getpid())
+    assert bench._tree_rss(me) >= me.memory_info().rss > 0
+
+
+def test_the_bare_loop_measures_the_keras_convnet():
+    speed = bench.bare_images_per_second("digits", bench.keras_convnet(), threads=1, epochs=2)
+    assert 50 < speed < 1e6
+
+
+def test_the_full_bench_needs_mnist_10k(tmp_path):
+    result = CliRunner().invoke(app, ["bench", "--mnist", str(tmp_path / "nowhere"), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert_one_line_error(result.stderr, "MNIST-10k", "--quick")
