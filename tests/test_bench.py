@@ -39,7 +39,7 @@ def test_the_markdown_table_says_which_targets_are_met():
     assert met["fixed cost per trial"] == "**no**" and met["ASHA+TPE epochs / FIFO+random epochs"] == "yes"
     assert met["ASHA+TPE best val_acc vs FIFO+random"] == "yes"  # 0.1 points behind: within 0.2
     assert met["command start to first trial result"] == "**no**"
-    assert met["peak memory of the process tree, 2-trial search"] == "yes"
+    assert met["peak memory (PSS) of the process tree, 2-trial search"] == "yes"
     assert "`digitsearch bench --quick`" in text
 
 
@@ -51,7 +51,7 @@ def test_the_report_is_written_as_json_and_markdown_named_by_host_and_date(tmp_p
 
 def test_the_process_tree_memory_counts_the_children():
     me = psutil.Process(os.getpid())
-    assert bench._tree_rss(me) >= me.memory_info().rss > 0
+    assert bench._tree_rss(me) > 0.5 * me.memory_info().rss  # PSS: this process's share of its pages
 
 
 def test_the_bare_loop_measures_the_keras_convnet():
