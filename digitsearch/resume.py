@@ -53,6 +53,7 @@ def run(req, echo: Callable[[str], None]):
     if unfinished:
         chatter(f"resume: {progress.done} of {stored.trials} trials had finished; running the rest")
         _finish_round(stored, space, bundle, meta, progress, chatter)
+        _fail_orphans(folder)
     if req.add_trials and progress.done >= stored.trials:
         meta["rounds"].append({"dir": f"{experiments.FIRST_ROUND}-{len(meta['rounds']) + 1}", "trials": req.add_trials})
         stored.trials += req.add_trials
@@ -73,3 +74,16 @@ def _finish_round(stored, space, bundle, meta: dict, progress, echo) -> None:
     # killed before Tune saved anything: nothing ran, so the round starts over
     restore = tune.Tuner.can_restore(path)
     search.tune_round(stored, space, bundle, meta, progress, echo, restore=restore)
+
+
+def _fail_orphans(folder: Path) -> None:
+    """A trial the searcher had asked Optuna for just before the driver died, but that Tune's
+    last snapshot never saw, stays RUNNING in the study; once the restored round is done,
+    every trial still RUNNING is such an orphan. Marked failed, it no longer counts for TPE's
+    constant liar as a trial in flight."""
+    import optuna
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'optuna.db'}")
+    study = optuna.load_study(study_name=folder.name, storage=storage)
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)

@@ -20,9 +20,9 @@ from digitsearch.cli import app
 TRIALS, EPOCHS = 6, 4
 
 
-def _study_trials(folder: Path) -> int:
+def _study_trials(folder: Path, state: str = "COMPLETE") -> int:
     with sqlite3.connect(folder / "optuna.db") as db:
-        return db.execute("select count(*) from trials").fetchone()[0]
+        return db.execute("select count(*) from trials where state = ?", (state,)).fetchone()[0]
 
 
 def _ended_lines(output: str) -> list[str]:
@@ -69,6 +69,8 @@ def test_a_killed_driver_resumes_and_finishes_the_search(killed_and_resumed):
     assert set(_ended_lines(resumed.stdout)) | set(ended_before) == set(table["trial_id"])
     assert (table["status"] != "interrupted").all()
     assert _study_trials(folder) == TRIALS  # the searcher kept its history in the same study
+    # one the searcher asked for just before the kill, that Tune never saw, is marked failed
+    assert _study_trials(folder, "RUNNING") == 0
     assert (folder / "best.json").is_file()
 
 
@@ -127,3 +129,18 @@ def test_a_trial_that_raises_or_diverges_is_recorded_and_the_search_goes_on(tmp_
     assert "error, retried once: ValueError: Invalid learning rate: -1.0" in run.stdout
     errored = tmp_path / "results" / "f" / "tune" / f"trial_{table.loc[-1.0, 'trial_id']}" / "error.txt"
     assert "Failure # 2" in errored.read_text()  # retried once, then recorded
+
+
+def test_a_trial_the_killed_driver_asked_for_but_never_ran_is_marked_failed(tmp_path):
+    import optuna
+
+    from digitsearch.resume import _fail_orphans
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    study = optuna.create_study(study_name="exp", storage=f"sqlite:///{folder / 'optuna.db'}", direction="maximize")
+    done = study.ask()
+    study.tell(done, 0.9)
+    study.ask()  # asked, then the driver died
+    _fail_orphans(folder)
+    assert (_study_trials(folder), _study_trials(folder, "RUNNING"), _study_trials(folder, "FAIL")) == (1, 0, 1)
