@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from conftest import ROOT, assert_one_line_error, run_cli
 from digitsearch.cli import app
 
-TRIALS, EPOCHS = 6, 4
+TRIALS, EPOCHS = 5, 3
 
 
 def _study_trials(folder: Path, state: str = "COMPLETE") -> int:
