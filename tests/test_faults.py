@@ -32,7 +32,7 @@ def _ended_lines(output: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def killed_and_resumed(tmp_path_factory):
-    """A 6-trial search whose driver is SIGKILLed after two trials ended, then --resume.
+    """A 5-trial search whose driver is SIGKILLed after two trials ended, then --resume.
     Tune's state goes to --storage, given as a URI (pyarrow's file://), as on a cluster."""
     results = tmp_path_factory.mktemp("faults") / "results"
     storage = results.parent / "shared"
