@@ -51,6 +51,7 @@ class Node:
     head: bool
     ports: dict = field(default_factory=dict)
     node_id: str = ""
+    first_worker: int = 0  # the first of its 61 worker ports
 
     def pids(self) -> list[int]:
         return pids_of(self.temp_dir)
@@ -93,9 +94,14 @@ class LocalCluster:
                  "dashboard-agent-grpc-port", "runtime-env-agent-port", "metrics-export-port"]
         if head:
             names += ["port", "dashboard-port", "ray-client-server-port"]
-        ports = dict(zip(names, free_ports(len(names) + 1)))
-        first_worker = free_ports(1)[0]
-        node = Node(tempfile.mkdtemp(prefix="dsr", dir="/tmp"), head, ports)
+        while True:  # no named port may fall in a workers' range (this node's or another's)
+            first_worker = free_ports(1)[0]
+            ports = dict(zip(names, free_ports(len(names))))
+            ranges = [(n.first_worker, n.first_worker + 60) for n in self.nodes] + [(first_worker, first_worker + 60)]
+            named = [*ports.values(), *(v for n in self.nodes for v in n.ports.values())]
+            if not any(lo <= port <= hi for lo, hi in ranges for port in named):
+                break
+        node = Node(tempfile.mkdtemp(prefix="dsr", dir="/tmp"), head, ports, first_worker=first_worker)
         args = [RAY, "start", f"--temp-dir={node.temp_dir}", f"--num-cpus={self.cpus}", "--num-gpus=0",
                 f"--node-ip-address={HOST}", "--disable-usage-stats",
                 f"--min-worker-port={first_worker}", f"--max-worker-port={first_worker + 60}",
@@ -105,7 +111,9 @@ class LocalCluster:
         else:
             args += [f"--address={self.gcs_address}"]
         self.nodes.append(node)
-        subprocess.run(args, env=self.env, check=True, capture_output=True, text=True, timeout=120)
+        started = subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=120)
+        if started.returncode != 0:
+            raise RuntimeError(f"ray start failed ({' '.join(args)}):\n{started.stdout[-2000:]}\n{started.stderr[-2000:]}")
         return node
 
     def start(self, workers: int = 1) -> "LocalCluster":
