@@ -107,7 +107,7 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
     task = tasks.for_bundle(bundle)
     train = engine.to_tensors(bundle.train.images, bundle.train.labels, mean, std, device, task)
     val = engine.to_tensors(bundle.val.images, bundle.val.labels, mean, std, device, task)
-    model.to(device)
+    model = engine.prepare_model(model, device)
     params, mflops = models.count_params(model), models.forward_mflops(model, train.x[:1])
     if params > runtime.max_params or mflops > runtime.max_mflops:
         # the budget guard: one such trial would cost as much as many ordinary ones

@@ -1,5 +1,6 @@
 """Plain PyTorch training without Ray: it learns, and its pieces behave."""
 import numpy as np
+import pytest
 import torch
 
 from digitsearch import engine, models
@@ -64,3 +65,28 @@ def test_every_optimizer_builds():
 def test_is_finite():
     assert engine.is_finite({"a": 1.0, "b": "text"})
     assert not engine.is_finite({"a": float("nan")})
+
+
+def test_cpu_training_keeps_fp32_and_nchw():
+    """The GPU speed-ups (bf16 autocast, channels_last, cudnn.benchmark) stay off on a CPU."""
+    cpu = torch.device("cpu")
+    model = engine.prepare_model(models.create("cnn", depth=1, filters=[8], pool="max"), cpu)
+    assert next(model.parameters()).is_contiguous()  # NCHW, not channels_last
+    with engine.autocast(cpu):
+        assert not torch.is_autocast_enabled("cpu")
+    logits = engine.predict_logits(model, torch.zeros(3, 1, 28, 28))
+    assert logits.dtype == torch.float32
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (checked on the GPU machine when one is lent)")
+def test_gpu_training_uses_bf16_and_channels_last():
+    cuda = torch.device("cuda")
+    model = engine.prepare_model(models.create("cnn", depth=2, filters=[8, 16], pool="max"), cuda)
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and torch.backends.cudnn.benchmark
+    data = engine.to_tensors(np.zeros((64, 28, 28), np.uint8), np.arange(64) % 10, 0.0, 1.0, cuda)
+    with engine.autocast(cuda):
+        assert model(data.x[:4]).dtype == torch.bfloat16
+    metrics = engine.train_epoch(model, engine.make_optimizer(model, TrainSettings(batch_size=32)), data,
+                                 TrainSettings(batch_size=32), torch.Generator().manual_seed(0))
+    assert engine.is_finite(metrics) and engine.predict_logits(model, data.x).dtype == torch.float32
