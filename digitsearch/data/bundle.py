@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 import math
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from digitsearch.errors import UserError
 
@@ -131,6 +130,8 @@ def split_off(data: Split, fraction: float, seed: int, source: str,
     Returns a flag saying whether stratification held; it fails when a class has a
     single image, and a plain seeded split is better than refusing the dataset.
     """
+    from sklearn.model_selection import train_test_split  # here: sklearn costs every importer ~1 s
+
     index = np.arange(len(data))
     try:
         rest, carved = train_test_split(index, test_size=fraction, random_state=seed,

@@ -21,8 +21,6 @@ from urllib.parse import urlparse
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision import models as tvm
-from torchvision.models.vgg import cfgs as vgg_cfgs, make_layers as vgg_layers
 
 from digitsearch.errors import UserError
 from digitsearch.models._layers import dense_head
@@ -37,8 +35,18 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DOWNLOAD_TIMEOUT_S = 15.0
 
 
+def _tvm():
+    # torchvision is imported when a transfer model is built, not when the family registers:
+    # every process of a search imports the model registry, and torchvision costs each ~1 s
+    from torchvision import models
+
+    return models
+
+
 def _vgg16_trunk() -> nn.Module:
     """vgg16() without its classifier: building that 120M-parameter block costs 2 s and 0.5 GB."""
+    from torchvision.models.vgg import cfgs as vgg_cfgs, make_layers as vgg_layers
+
     trunk = nn.Module()
     trunk.features = vgg_layers(vgg_cfgs["D"], batch_norm=False)
     for m in trunk.features.modules():  # the initialisation torchvision's VGG gives its convs
@@ -49,13 +57,13 @@ def _vgg16_trunk() -> nn.Module:
 
 
 def _resnet18_trunk() -> nn.Module:
-    trunk = tvm.resnet18(weights=None)
+    trunk = _tvm().resnet18(weights=None)
     trunk.fc = nn.Identity()
     return trunk
 
 
 def _mobilenet_v3_small_trunk() -> nn.Module:
-    trunk = tvm.mobilenet_v3_small(weights=None)
+    trunk = _tvm().mobilenet_v3_small(weights=None)
     trunk.classifier = nn.Identity()
     return trunk
 
@@ -74,7 +82,7 @@ class Backbone:
     # a torchvision model minus its classifier; its state-dict names are torchvision's,
     # so torchvision's ImageNet files and plain state dicts load into it as they are
     build: Callable[[], nn.Module]
-    weights: tvm.WeightsEnum
+    weights: str  # torchvision's weights enum member, e.g. "ResNet18_Weights.IMAGENET1K_V1"
     width: int  # channels of the final feature map
     features: Callable[[nn.Module, torch.Tensor], torch.Tensor]  # 3-channel images -> feature map
     # what freeze=last-stage leaves trainable: the blocks at the backbone's final resolution
@@ -82,11 +90,11 @@ class Backbone:
 
 
 BACKBONES: dict[str, Backbone] = {
-    "resnet18": Backbone(_resnet18_trunk, tvm.ResNet18_Weights.IMAGENET1K_V1, 512, _resnet_features,
+    "resnet18": Backbone(_resnet18_trunk, "ResNet18_Weights.IMAGENET1K_V1", 512, _resnet_features,
                          lambda trunk: trunk.layer4),
-    "vgg16": Backbone(_vgg16_trunk, tvm.VGG16_Weights.IMAGENET1K_V1, 512, _features_attr,
+    "vgg16": Backbone(_vgg16_trunk, "VGG16_Weights.IMAGENET1K_V1", 512, _features_attr,
                       lambda trunk: trunk.features[24:]),  # conv5_1..conv5_3 and the last pool
-    "mobilenet_v3_small": Backbone(_mobilenet_v3_small_trunk, tvm.MobileNet_V3_Small_Weights.IMAGENET1K_V1,
+    "mobilenet_v3_small": Backbone(_mobilenet_v3_small_trunk, "MobileNet_V3_Small_Weights.IMAGENET1K_V1",
                                    576, _features_attr, lambda trunk: trunk.features[9:]),
 }
 
@@ -114,7 +122,7 @@ def check_init(init: str) -> None:
 
 
 def _weights_url(backbone: str) -> str:
-    return _backbone(backbone).weights.url
+    return _tvm().get_weight(_backbone(backbone).weights).url
 
 
 def imagenet_weights_file(backbone: str) -> Path:
