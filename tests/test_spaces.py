@@ -608,17 +608,20 @@ def test_builtin_dir_is_the_checkout_folder():
 
 
 def test_cnn_starting_points(cnn):
-    assert len(cnn.starting_points) == 2
-    keras, modern = cnn.starting_points
+    assert len(cnn.starting_points) == 3
+    keras, modern, three_conv = cnn.starting_points
     assert _same_typed(keras, KERAS_SIMPLE_CONVNET)
     assert _same_typed(modern, MODERN_BASELINE)
+    # the reports' 3-conv/dense-64 net (256,837 parameters with 5 classes: tests/test_models.py)
+    assert {k: three_conv[k] for k in ("cnn.depth", "cnn.filters_3", "cnn.pool_3", "cnn.dense_1", "batch_size")} == \
+        {"cnn.depth": 3, "cnn.filters_3": 64, "cnn.pool_3": "none", "cnn.dense_1": 64, "batch_size": 32}
     by_name = {p.name: p for p in cnn.params}
     assert (by_name["cnn.conv_dropout"].low, by_name["cnn.conv_dropout"].high) == (0.0, 0.25)
     assert (by_name["label_smoothing"].low, by_name["label_smoothing"].high) == (0.0, 0.1)
     for point in cnn.starting_points:
         for name, v in point.items():
             _check_value(by_name[name], v)
-        # both are full configs: exactly the active parameters, nothing else
+        # all are full configs: exactly the active parameters, nothing else
         assert cnn.config_from_params(point) == point
     assert cnn.points_to_evaluate() == list(cnn.starting_points)
     cnn.points_to_evaluate()[0]["lr"] = 1.0  # copies: the space is not changed
@@ -662,7 +665,7 @@ def test_enqueued_starting_points_are_suggested_exactly(cnn, sampler):
             _check_value(by_name[name], v)
     assert set(trials[0].params) == set(KERAS_SIMPLE_CONVNET)
     assert set(trials[1].params) == set(MODERN_BASELINE)
-    assert {"cnn.filters_1", "cnn.filters_3", "cnn.pool_4", "weight_decay"} <= set(trials[2].params)
+    assert {"cnn.filters_1", "cnn.filters_3", "cnn.pool_4", "weight_decay"} <= set(trials[len(points) - 1].params)
 
 
 START_SPACE = """
