@@ -53,7 +53,7 @@ def tune(
     val_fraction: Annotated[float, typer.Option(help="Stratified share of the training data held out for validation.")] = DEFAULT.val_fraction,
     trials: Annotated[int, typer.Option(help="Number of configurations to try.")] = DEFAULT.trials,
     max_epochs: Annotated[int, typer.Option(help="Epochs a trial may train at most.")] = DEFAULT.max_epochs,
-    grace_epochs: Annotated[Optional[int], typer.Option(help="ASHA: epochs every trial gets before it can be stopped [default: 3, or --max-epochs if fewer].")] = DEFAULT.grace_epochs,
+    grace_epochs: Annotated[int, typer.Option(help="ASHA: epochs every trial gets before it can be stopped; its rungs are at N, 3N, 9N, ... epochs.")] = DEFAULT.grace_epochs,
     scheduler: Annotated[str, typer.Option(help="asha (early stopping) or fifo (every trial runs all epochs).")] = DEFAULT.scheduler,
     search: Annotated[str, typer.Option(help="optuna (TPE) or random.")] = DEFAULT.search,
     cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial (also its torch threads).")] = DEFAULT.cpus_per_trial,
@@ -94,6 +94,7 @@ def best(
     retrain: Annotated[bool, typer.Option(help="Retrain the best config on train+val, test it, export model and predictions.")] = False,
     epochs: Annotated[Optional[int], typer.Option(help="Retrain epochs (default: the best trial's best epoch).")] = None,
     export: Annotated[Optional[str], typer.Option(help="With --retrain, also write these beside model.pt, comma-separated: torchscript,onnx (onnx needs `pip install .[onnx]`).")] = None,
+    trial: Annotated[Optional[str], typer.Option(help="Another trial of the leaderboard instead of the best, e.g. a hand-made starting point to compare; --retrain writes final-<trial>/.")] = None,
 ):
     """Print the best config of an experiment; with --retrain, train it on all training data and export."""
     from digitsearch import experiments, export_formats
@@ -103,16 +104,17 @@ def best(
         raise UserError("--export needs --retrain: the exported files are made from the retrained model")
     export_formats.check_available(formats)
     folder = experiments.resolve(results, name)
-    found = experiments.read_best(folder)
-    typer.echo(f"experiment {folder.name}: best trial {found['trial_id']}, val_acc {found['val_acc']:.4f} "
-               f"at epoch {found['best_epoch']} of {found['epochs']}, {found['n_params']:,} parameters")
+    found = experiments.read_trial(folder, trial) if trial else experiments.read_best(folder)
+    typer.echo(f"experiment {folder.name}: {'trial' if trial else 'best trial'} {found['trial_id']}, "
+               f"val_acc {found['val_acc']:.4f} at epoch {found['best_epoch']} of {found['epochs']}, "
+               f"{int(found['n_params'] or 0):,} parameters")
     for key, value in found["config"].items():
         typer.echo(f"  {key} = {value}")
     if retrain:
-        _retrain(folder, epochs, formats)
+        _retrain(folder, epochs, formats, trial)
 
 
-def _retrain(folder: Path, epochs: int | None, formats: tuple[str, ...] = ()) -> None:
+def _retrain(folder: Path, epochs: int | None, formats: tuple[str, ...] = (), trial: str | None = None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from digitsearch import retrain
@@ -128,8 +130,8 @@ def _retrain(folder: Path, epochs: int | None, formats: tuple[str, ...] = ()) ->
         def start(total: int) -> None:
             bar.update(task, total=total, info="training")
 
-        metrics = retrain.run(folder, epochs, progress=on_epoch, on_start=start, exports=formats)
-    out = folder / "final"
+        metrics = retrain.run(folder, epochs, progress=on_epoch, on_start=start, exports=formats, trial=trial)
+    out = retrain.output_dir(folder, trial)
     if "test_sequences" in metrics:
         typer.echo(f"test exact-match accuracy {metrics['test_accuracy']:.4f} on {metrics['test_sequences']} "
                    f"held-out sequences (per symbol {metrics['test_symbol_accuracy']:.4f})")

@@ -27,6 +27,7 @@ LEADERBOARD_FILE = "leaderboard.csv"
 TENSORBOARD_DIR = "tensorboard"
 FIRST_ROUND = "tune"
 FINISHED_FILE = "finished.txt"
+STUDY_FILE = "optuna.db"
 
 
 def default_name(space: str, dataset: str) -> str:
@@ -90,12 +91,41 @@ def read_best(folder: Path) -> dict:
     return read_json(path)
 
 
+def is_uri(storage: str) -> bool:
+    """s3://..., gs://..., file://...: storage that pathlib cannot read."""
+    return "://" in storage
+
+
+def study_storage(folder: Path):
+    """The searcher's Optuna study storage: optuna.db in the experiment folder."""
+    import optuna
+
+    return optuna.storages.RDBStorage(f"sqlite:///{folder / STUDY_FILE}")
+
+
+def read_trial(folder: Path, trial_id: str) -> dict:
+    """One trial as best.json describes the best: its leaderboard row, and its config as Tune
+    recorded it (params.json: the table turns a conditional parameter's ints into floats)."""
+    import pandas as pd
+
+    table = pd.read_csv(folder / LEADERBOARD_FILE, dtype={"trial_id": str})
+    rows = table[table["trial_id"] == trial_id]
+    if rows.empty:
+        raise UserError(f"experiment {folder.name!r} has no trial {trial_id!r}; "
+                        f"its trials are listed in {folder / LEADERBOARD_FILE}")
+    params = trial_dirs(folder).get(trial_id, Path("/nonexistent")) / "params.json"
+    if not params.is_file():
+        raise UserError(f"trial {trial_id!r}: its config ({params.name}) is not on this machine")
+    row = {k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v) for k, v in rows.iloc[0].items()}
+    return {**row, "config": read_json(params), "experiment": folder.name}
+
+
 def tune_root(folder: Path, storage: str | None) -> str:
     """Where Tune's rounds live: the experiment folder, or <storage>/<name> (a folder every
     node reaches, or a URI such as s3://bucket/prefix)."""
     if not storage:
         return str(folder)
-    if "://" in storage:
+    if is_uri(storage):
         return f"{storage.rstrip('/')}/{folder.name}"
     return str(Path(storage).expanduser().resolve() / folder.name)
 
@@ -121,7 +151,7 @@ def load_rounds(meta: dict) -> list:
         except (FileNotFoundError, ValueError):
             continue  # a round killed before Tune wrote its first state: nothing ran
     for result in results:
-        if not result.config and "://" not in str(result.path):
+        if not result.config and not is_uri(str(result.path)):
             # a trial that failed before its first report: its config is only in params.json
             params = Path(result.path) / "params.json"
             result.metrics = {**(result.metrics or {}), "config": json.loads(params.read_text()) if params.is_file() else {}}
@@ -131,9 +161,9 @@ def load_rounds(meta: dict) -> list:
 def trial_dirs(folder: Path) -> dict[str, Path]:
     """trial_id -> its Tune folder (params.json, progress.csv) on this machine, over every round."""
     meta = read_json(folder / EXPERIMENT_FILE)
-    root = Path(meta.get("tune_root") or folder)
-    if "://" in str(meta.get("tune_root", "")):
+    if is_uri(meta.get("tune_root", "")):
         return {}  # a URI: nothing to read locally
+    root = Path(meta.get("tune_root") or folder)
     found = {}
     for round_ in rounds(meta):
         for trial in (root / round_["dir"]).glob("trial_*"):

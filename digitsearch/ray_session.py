@@ -13,6 +13,7 @@ import socket
 from pathlib import Path
 
 from digitsearch.errors import UserError
+from digitsearch.experiments import is_uri
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -67,10 +68,6 @@ def _shipped_code(target: str) -> dict:
 
 def alive_nodes(ray) -> list[dict]:
     return [node for node in ray.nodes() if node.get("Alive")]
-
-
-def is_uri(storage: str) -> bool:
-    return "://" in storage
 
 
 def storage_warning(storage: str, nodes: int) -> str | None:

@@ -86,7 +86,7 @@ def _study(folder: Path):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name=folder.name, storage=f"sqlite:///{folder / 'optuna.db'}")
+    return optuna.load_study(study_name=folder.name, storage=experiments.study_storage(folder))
 
 
 def _importances(study) -> dict[str, float]:

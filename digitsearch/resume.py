@@ -83,7 +83,7 @@ def _fail_orphans(folder: Path) -> None:
     constant liar as a trial in flight."""
     import optuna
 
-    storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'optuna.db'}")
+    storage = experiments.study_storage(folder)
     study = optuna.load_study(study_name=folder.name, storage=storage)
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)

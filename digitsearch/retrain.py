@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from digitsearch import data, engine, experiments, export, export_formats, retrain_board, tasks
+from digitsearch import data, engine, experiments, export, export_formats, models, retrain_board, tasks
 from digitsearch.config import TrialConfig
 from digitsearch.errors import UserError
 from digitsearch.trainable import build_model, model_kwargs
@@ -58,19 +58,26 @@ def _sequence_outputs(out: Path, bundle: data.Bundle, predicted: np.ndarray) -> 
     return {"test_accuracy": float(right.mean()), "test_sequences": int(len(right)), "test_symbol_accuracy": symbol_acc}
 
 
+def output_dir(folder: Path, trial: str | None = None) -> Path:
+    """final/ for the best trial; final-<id>/ for another one (e.g. a hand-made starting point
+    retrained beside the best for comparison)."""
+    return folder / ("final" if trial is None else f"final-{trial}")
+
+
 def run(folder: Path, epochs: int | None = None, progress: Callable | None = None,
-        on_start: Callable[[int], None] | None = None, exports: tuple[str, ...] = ()) -> dict:
-    """Retrain the best trial's config on all training data; returns metrics.json's content.
+        on_start: Callable[[int], None] | None = None, exports: tuple[str, ...] = (),
+        trial: str | None = None) -> dict:
+    """Retrain the best trial's config (or `trial`'s) on all training data; returns metrics.json's content.
 
     exports: extra formats written beside model.pt (export_formats.FILES), checked before training.
     """
     meta = experiments.read_json(folder / experiments.EXPERIMENT_FILE)
-    best = experiments.read_best(folder)
+    best = experiments.read_trial(folder, trial) if trial else experiments.read_best(folder)
     if epochs is not None and epochs < 1:
         raise UserError(f"--epochs must be at least 1 (got {epochs})")
     exports = export_formats.validate(exports)
     export_formats.check_available(exports)
-    epochs = epochs or int(best["best_epoch"]) or int(meta["max_epochs"])
+    epochs = epochs or int(best.get("best_epoch") or 0) or int(meta["max_epochs"])
     bundle = load_bundle(meta)
     task = tasks.for_bundle(bundle)
     cfg = TrialConfig.from_flat(best["config"], meta["family"])
@@ -78,13 +85,16 @@ def run(folder: Path, epochs: int | None = None, progress: Callable | None = Non
     device = engine.default_device()
     full = bundle.train_and_val()
     mean, std = full.pixel_stats() if bundle.task == "image" else (0.0, 1.0)
-    model = build_model(cfg, bundle, mean, std).to(device)
+    try:
+        model = engine.prepare_model(build_model(cfg, bundle, mean, std), device)
+    except models.InvalidArchitecture as err:  # only a chosen --trial can be one the search found infeasible
+        raise UserError(f"trial {best['trial_id']} cannot be built: {err}") from None
     train = engine.to_tensors(full.images, full.labels, mean, std, device, task)
     if on_start:
         on_start(epochs)
     history = engine.fit(model, train, cfg.train, epochs, seed=meta["seed"], on_epoch=progress)
 
-    out = folder / "final"
+    out = output_dir(folder, trial)
     out.mkdir(exist_ok=True)
     saved_args = model_kwargs(cfg, bundle, mean, std)
     if "init" in saved_args:  # every weight is in the state dict: loading must not need ImageNet or a checkpoint
@@ -104,6 +114,6 @@ def run(folder: Path, epochs: int | None = None, progress: Callable | None = Non
         write = _sequence_outputs if bundle.task == "sequence" else _image_outputs
         metrics.update(write(out, bundle, predicted))
     experiments.write_json(out / "metrics.json", metrics)
-    retrain_board.write(folder, history, model=model, bundle=bundle,
+    retrain_board.write(folder, history, run=out.name, model=model, bundle=bundle,
                         test_x=test.x if test is not None else None, predicted=predicted)
     return metrics

@@ -1,4 +1,4 @@
-"""TensorBoard for the retrain: results/<name>/tensorboard/final/.
+"""TensorBoard for the retrain: results/<name>/tensorboard/final/ (final-<trial>/ for `best --trial`).
 
 Curves per epoch, and for image models the pictures the users' reports drew by hand: the
 test confusion matrix, a grid of misclassified test images, the first conv layer's filters
@@ -21,14 +21,14 @@ FINAL_DIR = "final"
 CURVES = ("train_loss", "train_acc", "epoch_seconds", "images_per_second")
 
 
-def run_dir(experiment: Path) -> Path:
-    return experiment / TENSORBOARD_DIR / FINAL_DIR
+def run_dir(experiment: Path, run: str = FINAL_DIR) -> Path:
+    return experiment / TENSORBOARD_DIR / run
 
 
-def write(experiment: Path, history: list[dict], *, model: nn.Module | None = None, bundle=None,
+def write(experiment: Path, history: list[dict], *, run: str = FINAL_DIR, model: nn.Module | None = None, bundle=None,
           test_x: torch.Tensor | None = None, predicted: np.ndarray | None = None) -> Path:
     """Curves always; pictures when the model reads images and the test split has labels."""
-    folder = run_dir(experiment)
+    folder = run_dir(experiment, run)
     # a retrain replaces final/, so its run replaces the last one too: TensorBoard would
     # otherwise draw both runs' points at the same steps as one jagged curve
     for old in folder.glob("events.out.tfevents.*"):

@@ -119,6 +119,28 @@ def test_retrain_writes_artifacts(retrained, search_bundle):
     assert accuracy == pytest.approx(metrics["test_accuracy"])
 
 
+def test_a_chosen_trial_retrains_beside_the_best(digits_search):
+    """`best --trial ID --retrain`: the Keras starting point (the study's first trial), retrained
+    into final-<id>/ with the config Tune recorded, to compare with the searched best."""
+    results, folder, _ = digits_search
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{folder / 'optuna.db'}")
+    keras = sorted(study.trials, key=lambda t: t.number)[0].params
+    table = pd.read_csv(folder / "leaderboard.csv", dtype={"trial_id": str})
+    trial_id = next(t for t in table["trial_id"]
+                    if json.loads((folder / "tune" / f"trial_{t}" / "params.json").read_text()) == keras)
+    run = run_cli("best", "--results", str(results), "--name", "tiny", "--trial", trial_id, "--retrain", "--epochs", "1")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"trial {trial_id}" in run.stdout and "test accuracy" in run.stdout
+    metrics = json.loads((folder / f"final-{trial_id}" / "metrics.json").read_text())
+    assert metrics["trial_id"] == trial_id and metrics["epochs"] == 1 and metrics["test_images"] == 360
+    model, _ = export.load_model(folder / f"final-{trial_id}" / "model.pt")
+    n_params = int(table.set_index("trial_id").loc[trial_id, "n_params"])
+    assert sum(p.numel() for p in model.parameters()) == n_params  # the trial's own net, not the best's
+    assert (folder / "tensorboard" / f"final-{trial_id}").is_dir()
+    unknown = run_cli("best", "--results", str(results), "--name", "tiny", "--trial", "nosuch")
+    assert_one_line_error(unknown, "no trial 'nosuch'")
+
+
 def test_model_file_describes_itself(retrained, search_bundle):
     final, _ = retrained
     raw = torch.load(final / "model.pt", weights_only=True)
