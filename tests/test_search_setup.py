@@ -37,13 +37,12 @@ def test_samplers_and_schedulers():
     assert type(_scheduler(SearchRequest(scheduler="fifo"))) is FIFOScheduler
 
 
-def test_grace_defaults_to_three_or_fewer():
-    request = SearchRequest(max_epochs=1)
-    request.check()
-    assert request.grace_epochs == 1
+def test_asha_rungs_start_after_one_epoch_by_default():
     request = SearchRequest(max_epochs=12)
     request.check()
-    assert request.grace_epochs == 3
+    asha = _scheduler(request)
+    assert request.grace_epochs == 1 and asha._reduction_factor == 3
+    assert [rung for rung, _ in asha._brackets[0]._rungs] == [9, 3, 1]
 
 
 def _record_for(error: Exception) -> logging.LogRecord:
