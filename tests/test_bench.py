@@ -21,10 +21,11 @@ def _report(**changes) -> dict:
         "efficiency": [{"threads": 1, "bare_images_per_s": 2500, "trial_images_per_s": 2450, "ratio": 0.98},
                        {"threads": 2, "bare_images_per_s": 3000, "trial_images_per_s": 2700, "ratio": 0.9}],
         "overhead": {"trials": 4, "concurrency": 2, "wall_s": 7.3, "trials_own_s": 4.8, "ratio": 3.05,
-                     "fixed_cost_per_trial_s": 2.46},
+                     "fixed_cost_per_trial_s": 2.46, "once_per_search_s": 3.0},
         "scheduler": {"trials": 6, "max_epochs": 6, "dataset": "digits", "gap_points": 0.1, "epoch_share": 0.3,
                       "asha+optuna": {"best_val_acc": 0.95, "epochs": 12}, "fifo+random": {"best_val_acc": 0.951, "epochs": 40}},
-        "startup": {"first_result_s": 15.0, "peak_rss_gb": 2.1},
+        "startup": {"first_result_s": 15.0, "peak_rss_gb": 2.1, "phases_s": {"data_loaded": 3.0, "first_result": 15.0},
+                    "at_peak_mb": {"ray::ImplicitFunc.train": 700.0, "digitsearch tune (driver)": 600.0}},
     }
     report.update(changes)
     return report
@@ -36,11 +37,12 @@ def test_the_markdown_table_says_which_targets_are_met():
     met = {row.split(" | ")[0].lstrip("| "): row.rstrip(" |").split(" | ")[-1] for row in rows}
     assert len(rows) == 8
     assert met["trial efficiency, 1 thread(s)"] == "yes" and met["trial efficiency, 2 thread(s)"] == "**no**"
-    assert met["fixed cost per trial"] == "**no**" and met["ASHA+TPE epochs / FIFO+random epochs"] == "yes"
+    assert met["fixed cost per trial (slope over two search sizes)"] == "**no**" and met["ASHA+TPE epochs / FIFO+random epochs"] == "yes"
     assert met["ASHA+TPE best val_acc vs FIFO+random"] == "yes"  # 0.1 points behind: within 0.2
     assert met["command start to first trial result"] == "**no**"
     assert met["peak memory (PSS) of the process tree, 2-trial search"] == "yes"
-    assert "`digitsearch bench --quick`" in text
+    assert "`digitsearch bench --quick` (`make bench-quick`)" in text
+    assert "data loaded 3.0 s, first result 15.0 s" in text and "ray::ImplicitFunc.train 700" in text
 
 
 def test_the_report_is_written_as_json_and_markdown_named_by_host_and_date(tmp_path):
@@ -63,3 +65,24 @@ def test_the_full_bench_needs_mnist_10k(tmp_path):
     result = CliRunner().invoke(app, ["bench", "--mnist", str(tmp_path / "nowhere"), "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert_one_line_error(result.stderr, "MNIST-10k", "--quick")
+
+
+def test_the_smallest_bench_measures_all_four(tmp_path):
+    """`digitsearch bench` end to end in its smallest form (real searches on the 8x8 digits):
+    every field of the report is there and holds a measured number."""
+    result = CliRunner().invoke(app, ["bench", "--smoke", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(next(tmp_path.glob("*-quick.json")).read_text())
+    assert {"host", "date", "machine", "plan", "targets", "startup", "efficiency", "overhead", "scheduler",
+            "bench_seconds"} <= set(report)
+    assert [e["threads"] for e in report["efficiency"]] == [1, 2]
+    assert all(e["bare_images_per_s"] > 0 and e["trial_images_per_s"] > 0 for e in report["efficiency"])
+    overhead = report["overhead"]
+    assert [s["trials"] for s in overhead["searches"]] == [1, 2] and overhead["wall_s"] > 0
+    assert {"ratio", "fixed_cost_per_trial_s", "once_per_search_s"} <= set(overhead)
+    scheduler = report["scheduler"]
+    assert 0 < scheduler["asha+optuna"]["best_val_acc"] <= 1 and scheduler["fifo+random"]["epochs"] == 2
+    startup = report["startup"]
+    assert 0 < startup["phases_s"]["data_loaded"] <= startup["phases_s"]["ray_up"] <= startup["first_result_s"]
+    assert startup["peak_rss_gb"] > 0.2 and any(name.startswith("ray::") for name in startup["at_peak_mb"])
+    assert "| command start to first trial result |" in (tmp_path / next(tmp_path.glob("*-quick.md")).name).read_text()
