@@ -182,6 +182,27 @@ def _retrain_sections(doc: ReportWriter, folder: Path) -> None:
     doc.add("## The retrained model", *parts)
 
 
+def retrained_md(folder: Path, table: pd.DataFrame) -> str | None:
+    """The searched best beside every trial retrained with `best --trial` (e.g. the hand-made
+    starting points), on the same data: parameters, seconds per epoch, test accuracy."""
+    finals = sorted(folder.glob("final-*/metrics.json"))
+    if not finals or not (folder / "final" / "metrics.json").is_file():
+        return None
+    params = table.set_index("trial_id")["n_params"]
+    rows = []
+    for path in [folder / "final" / "metrics.json", *finals]:
+        m = experiments.read_json(path)
+        seconds = [epoch["epoch_seconds"] for epoch in m.get("history", [])]
+        rows.append({
+            "model": "searched best" if path.parent.name == "final" else f"trial {m['trial_id']}",
+            "trial": m["trial_id"], "family": m["family"],
+            "parameters": f"{int(params.get(m['trial_id'], 0)):,}", "epochs": m["epochs"],
+            "s/epoch": f"{sum(seconds) / len(seconds):.1f}" if seconds else "-",
+            "test accuracy": f"{m['test_accuracy']:.4f}" if "test_accuracy" in m else "-",
+        })
+    return _md_table(pd.DataFrame(rows))
+
+
 def write(results: Path, name: str | None, echo: Callable[[str], None] = print) -> Path:
     folder = experiments.resolve(results, name)
     meta = experiments.read_json(folder / experiments.EXPERIMENT_FILE)
@@ -197,6 +218,11 @@ def write(results: Path, name: str | None, echo: Callable[[str], None] = print) 
             f"{folder.name}`.")
     _search_sections(doc, folder, meta, table)
     _retrain_sections(doc, folder)
+    compared = retrained_md(folder, table)
+    if compared:
+        doc.add("## Retrained models compared",
+                "The searched best and the trials retrained beside it with `digitsearch best --trial ID --retrain` "
+                "(each on train + validation, tested on the same held-out images).", compared)
     path = doc.save()
     echo(f"wrote {path} and {len(doc.pngs)} PNGs: {', '.join(doc.pngs)}")
     return path

@@ -119,7 +119,7 @@ def test_retrain_writes_artifacts(retrained, search_bundle):
     assert accuracy == pytest.approx(metrics["test_accuracy"])
 
 
-def test_a_chosen_trial_retrains_beside_the_best(digits_search):
+def test_a_chosen_trial_retrains_beside_the_best(digits_search, retrained):
     """`best --trial ID --retrain`: the Keras starting point (the study's first trial), retrained
     into final-<id>/ with the config Tune recorded, to compare with the searched best."""
     results, folder, _ = digits_search
@@ -137,8 +137,15 @@ def test_a_chosen_trial_retrains_beside_the_best(digits_search):
     n_params = int(table.set_index("trial_id").loc[trial_id, "n_params"])
     assert sum(p.numel() for p in model.parameters()) == n_params  # the trial's own net, not the best's
     assert (folder / "tensorboard" / f"final-{trial_id}").is_dir()
+    from digitsearch import report
+
+    compared = report.retrained_md(folder, table).splitlines()  # the report's "Retrained models compared"
+    assert compared[0] == "| model | trial | family | parameters | epochs | s/epoch | test accuracy |"
+    assert compared[2].startswith("| searched best |") and compared[3].startswith(f"| trial {trial_id} | {trial_id} | cnn |")
+    assert f"| {n_params:,} | 1 |" in compared[3] and f"{metrics['test_accuracy']:.4f}" in compared[3]
     unknown = run_cli("best", "--results", str(results), "--name", "tiny", "--trial", "nosuch")
-    assert_one_line_error(unknown, "no trial 'nosuch'")
+    assert unknown.returncode == 2
+    assert_one_line_error(unknown.stderr, "no trial 'nosuch'")
 
 
 def test_model_file_describes_itself(retrained, search_bundle):
