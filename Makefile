@@ -23,7 +23,7 @@ demo: install
 # are made once): searches spend much of their time waiting on Ray, so two overlap well.
 TEST_WORKERS ?= 2
 test: install
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # Trial efficiency, search overhead, scheduler value, start-up: results/bench/<host>-<date>.md
 bench: install

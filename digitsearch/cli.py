@@ -95,6 +95,7 @@ def best(
     epochs: Annotated[Optional[int], typer.Option(help="Retrain epochs (default: the best trial's best epoch).")] = None,
     export: Annotated[Optional[str], typer.Option(help="With --retrain, also write these beside model.pt, comma-separated: torchscript,onnx (onnx needs `pip install .[onnx]`).")] = None,
     trial: Annotated[Optional[str], typer.Option(help="Another trial of the leaderboard instead of the best, e.g. a hand-made starting point to compare; --retrain writes final-<trial>/.")] = None,
+    starting_points: Annotated[bool, typer.Option("--starting-points", help="With --retrain: also retrain each trained starting point of the space (the hand-made nets) into final-<trial>/, to compare with the best in `digitsearch report`.")] = False,
 ):
     """Print the best config of an experiment; with --retrain, train it on all training data and export."""
     from digitsearch import experiments, export_formats
@@ -102,6 +103,8 @@ def best(
     formats = export_formats.parse(export)  # checked first: a typo must not cost a retrain
     if formats and not retrain:
         raise UserError("--export needs --retrain: the exported files are made from the retrained model")
+    if starting_points and (trial or not retrain):
+        raise UserError("--starting-points goes with --retrain (and without --trial): it retrains the best, then each starting point")
     export_formats.check_available(formats)
     folder = experiments.resolve(results, name)
     found = experiments.read_trial(folder, trial) if trial else experiments.read_best(folder)
@@ -112,6 +115,25 @@ def best(
         typer.echo(f"  {key} = {value}")
     if retrain:
         _retrain(folder, epochs, formats, trial)
+    if starting_points:
+        _retrain_starting_points(folder, epochs, skip=found["trial_id"])
+
+
+def _retrain_starting_points(folder: Path, epochs: int | None, skip: str) -> None:
+    """Each trained starting point, on the best's budget (--epochs, else the best's epochs)."""
+    import pandas as pd
+
+    from digitsearch import experiments
+
+    table = pd.read_csv(folder / experiments.LEADERBOARD_FILE, dtype={"trial_id": str}).set_index("trial_id")
+    epochs = epochs or experiments.read_json(folder / "final" / "metrics.json")["epochs"]
+    for trial_id, k in experiments.starting_point_trials(folder).items():
+        status = table.loc[trial_id, "status"] if trial_id in table.index else "unknown"
+        if trial_id == skip or status not in ("completed", "stopped early", "interrupted"):
+            typer.echo(f"starting point {k} (trial {trial_id}): {'the best itself' if trial_id == skip else status}; not retrained")
+            continue
+        typer.echo(f"starting point {k} (trial {trial_id}): retraining for {epochs} epochs")
+        _retrain(folder, epochs, (), trial_id)
 
 
 def _retrain(folder: Path, epochs: int | None, formats: tuple[str, ...] = (), trial: str | None = None) -> None:

@@ -120,6 +120,26 @@ def read_trial(folder: Path, trial_id: str) -> dict:
     return {**row, "config": read_json(params), "experiment": folder.name}
 
 
+def starting_point_trials(folder: Path) -> dict[str, int]:
+    """trial_id -> k for the trials that evaluated the space's k-th starting point (the
+    hand-made nets the search must beat), found by their configs (params.json)."""
+    from digitsearch import spaces
+
+    meta = read_json(folder / EXPERIMENT_FILE)
+    space = spaces.load(meta.get("space_path") or meta["space"])
+    if meta.get("overrides"):
+        space = space.fixed(meta["overrides"])
+    configs = {trial_id: read_json(path / "params.json") for trial_id, path in trial_dirs(folder).items()
+               if (path / "params.json").is_file()}
+    found = {}
+    for k, point in enumerate(space.starting_points, start=1):
+        for trial_id, config in configs.items():
+            if trial_id not in found and all(config.get(name) == value for name, value in point.items()):
+                found[trial_id] = k
+                break
+    return found
+
+
 def tune_root(folder: Path, storage: str | None) -> str:
     """Where Tune's rounds live: the experiment folder, or <storage>/<name> (a folder every
     node reaches, or a URI such as s3://bucket/prefix)."""

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from digitsearch import experiments, plots, report_plots
+from digitsearch.errors import UserError
 from digitsearch.leaderboard import SUMMARY_COLUMNS, short_config
 
 REPORT_DIR = "report"
@@ -189,12 +190,18 @@ def retrained_md(folder: Path, table: pd.DataFrame) -> str | None:
     if not finals or not (folder / "final" / "metrics.json").is_file():
         return None
     params = table.set_index("trial_id")["n_params"]
+    try:
+        starts = experiments.starting_point_trials(folder)
+    except (UserError, OSError):  # the space file has moved: rows are named by trial only
+        starts = {}
     rows = []
     for path in [folder / "final" / "metrics.json", *finals]:
         m = experiments.read_json(path)
         seconds = [epoch["epoch_seconds"] for epoch in m.get("history", [])]
+        start = f"starting point {starts[m['trial_id']]}" if m["trial_id"] in starts else f"trial {m['trial_id']}"
         rows.append({
-            "model": "searched best" if path.parent.name == "final" else f"trial {m['trial_id']}",
+            "model": ("searched best" + (f" ({start})" if m["trial_id"] in starts else "")) if path.parent.name == "final"
+            else start,
             "trial": m["trial_id"], "family": m["family"],
             "parameters": f"{int(params.get(m['trial_id'], 0)):,}", "epochs": m["epochs"],
             "s/epoch": f"{sum(seconds) / len(seconds):.1f}" if seconds else "-",

@@ -119,30 +119,47 @@ def test_retrain_writes_artifacts(retrained, search_bundle):
     assert accuracy == pytest.approx(metrics["test_accuracy"])
 
 
-def test_a_chosen_trial_retrains_beside_the_best(digits_search, retrained):
-    """`best --trial ID --retrain`: the Keras starting point (the study's first trial), retrained
-    into final-<id>/ with the config Tune recorded, to compare with the searched best."""
-    results, folder, _ = digits_search
-    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{folder / 'optuna.db'}")
-    keras = sorted(study.trials, key=lambda t: t.number)[0].params
-    table = pd.read_csv(folder / "leaderboard.csv", dtype={"trial_id": str})
-    trial_id = next(t for t in table["trial_id"]
-                    if json.loads((folder / "tune" / f"trial_{t}" / "params.json").read_text()) == keras)
-    run = run_cli("best", "--results", str(results), "--name", "tiny", "--trial", trial_id, "--retrain", "--epochs", "1")
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert f"trial {trial_id}" in run.stdout and "test accuracy" in run.stdout
-    metrics = json.loads((folder / f"final-{trial_id}" / "metrics.json").read_text())
-    assert metrics["trial_id"] == trial_id and metrics["epochs"] == 1 and metrics["test_images"] == 360
-    model, _ = export.load_model(folder / f"final-{trial_id}" / "model.pt")
-    n_params = int(table.set_index("trial_id").loc[trial_id, "n_params"])
-    assert sum(p.numel() for p in model.parameters()) == n_params  # the trial's own net, not the best's
-    assert (folder / "tensorboard" / f"final-{trial_id}").is_dir()
-    from digitsearch import report
+def test_starting_points_retrain_beside_the_best(digits_search, retrained):
+    """`best --retrain --starting-points`: every hand-made starting point that is not the best
+    (the search's 3 trials are the cnn space's 3 starting points) retrained into final-<id>/
+    with the config Tune recorded, and compared with the best in the report's table."""
+    from digitsearch import experiments, report
 
-    compared = report.retrained_md(folder, table).splitlines()  # the report's "Retrained models compared"
+    results, folder, _ = digits_search
+    starts = experiments.starting_point_trials(folder)
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{folder / 'optuna.db'}")
+    keras_params = sorted(study.trials, key=lambda t: t.number)[0].params
+    keras = next(t for t, k in starts.items() if k == 1)
+    assert sorted(starts.values()) == [1, 2, 3]
+    assert json.loads((folder / "tune" / f"trial_{keras}" / "params.json").read_text()) == keras_params
+    best = json.loads((folder / "best.json").read_text())["trial_id"]
+    run = run_cli("best", "--results", str(results), "--name", "tiny", "--retrain", "--starting-points", "--epochs", "1")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"starting point {starts[best]} (trial {best}): the best itself; not retrained" in run.stdout
+    table = pd.read_csv(folder / "leaderboard.csv", dtype={"trial_id": str}).set_index("trial_id")
+    for trial_id, k in starts.items():
+        if trial_id == best:
+            continue
+        metrics = json.loads((folder / f"final-{trial_id}" / "metrics.json").read_text())
+        assert metrics["trial_id"] == trial_id and metrics["epochs"] == 1 and metrics["test_images"] == 360
+        model, _ = export.load_model(folder / f"final-{trial_id}" / "model.pt")
+        # the trial's own net, not the best's
+        assert sum(p.numel() for p in model.parameters()) == table.loc[trial_id, "n_params"]
+        assert (folder / "tensorboard" / f"final-{trial_id}").is_dir()
+    compared = report.retrained_md(folder, table.reset_index()).splitlines()
     assert compared[0] == "| model | trial | family | parameters | epochs | s/epoch | test accuracy |"
-    assert compared[2].startswith("| searched best |") and compared[3].startswith(f"| trial {trial_id} | {trial_id} | cnn |")
-    assert f"| {n_params:,} | 1 |" in compared[3] and f"{metrics['test_accuracy']:.4f}" in compared[3]
+    assert compared[2].startswith(f"| searched best (starting point {starts[best]}) | {best} |")
+    assert len(compared) == 2 + 3
+    if keras != best:
+        row = next(line for line in compared if line.startswith("| starting point 1 |"))
+        assert f"| {keras} | cnn | 34,826 | 1 |" in row
+
+
+def test_best_shows_any_trial_and_refuses_an_unknown_one(digits_search):
+    results, folder, _ = digits_search
+    trial_id = pd.read_csv(folder / "leaderboard.csv", dtype={"trial_id": str})["trial_id"].iloc[-1]
+    shown = run_cli("best", "--results", str(results), "--name", "tiny", "--trial", trial_id)
+    assert shown.returncode == 0 and f"trial {trial_id}, val_acc" in shown.stdout and "cnn.depth = " in shown.stdout
     unknown = run_cli("best", "--results", str(results), "--name", "tiny", "--trial", "nosuch")
     assert unknown.returncode == 2
     assert_one_line_error(unknown.stderr, "no trial 'nosuch'")
