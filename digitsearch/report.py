@@ -186,7 +186,7 @@ def _retrain_sections(doc: ReportWriter, folder: Path) -> None:
 def retrained_md(folder: Path, table: pd.DataFrame) -> str | None:
     """The searched best beside every trial retrained with `best --trial` (e.g. the hand-made
     starting points), on the same data: parameters, seconds per epoch, test accuracy."""
-    finals = sorted(folder.glob("final-*/metrics.json"))
+    finals = list(folder.glob("final-*/metrics.json"))
     if not finals or not (folder / "final" / "metrics.json").is_file():
         return None
     params = table.set_index("trial_id")["n_params"]
@@ -194,6 +194,8 @@ def retrained_md(folder: Path, table: pd.DataFrame) -> str | None:
         starts = experiments.starting_point_trials(folder)
     except (UserError, OSError):  # the space file has moved: rows are named by trial only
         starts = {}
+    # the starting points in the space's order, then any other trial retrained with --trial
+    finals.sort(key=lambda p: (starts.get(p.parent.name.removeprefix("final-"), len(starts) + 1), p.parent.name))
     rows = []
     for path in [folder / "final" / "metrics.json", *finals]:
         m = experiments.read_json(path)
@@ -228,8 +230,9 @@ def write(results: Path, name: str | None, echo: Callable[[str], None] = print) 
     compared = retrained_md(folder, table)
     if compared:
         doc.add("## Retrained models compared",
-                "The searched best and the trials retrained beside it with `digitsearch best --trial ID --retrain` "
-                "(each on train + validation, tested on the same held-out images).", compared)
+                "The searched best and the trials retrained beside it by `digitsearch best --retrain --starting-points` "
+                "(the space's hand-made nets) or `--trial ID`: each on train + validation, tested on the same held-out "
+                "images; s/epoch is the retrain's.", compared)
     path = doc.save()
     echo(f"wrote {path} and {len(doc.pngs)} PNGs: {', '.join(doc.pngs)}")
     return path
