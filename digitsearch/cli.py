@@ -53,7 +53,8 @@ def tune(
     val_fraction: Annotated[float, typer.Option(help="Stratified share of the training data held out for validation.")] = DEFAULT.val_fraction,
     trials: Annotated[int, typer.Option(help="Number of configurations to try.")] = DEFAULT.trials,
     max_epochs: Annotated[int, typer.Option(help="Epochs a trial may train at most.")] = DEFAULT.max_epochs,
-    grace_epochs: Annotated[int, typer.Option(help="ASHA: epochs every trial gets before it can be stopped; its rungs are at N, 3N, 9N, ... epochs.")] = DEFAULT.grace_epochs,
+    grace_epochs: Annotated[int, typer.Option(help="ASHA: epochs every trial gets before it can be stopped; its rungs are at N, N*R, N*R^2, ... epochs.")] = DEFAULT.grace_epochs,
+    reduction_factor: Annotated[int, typer.Option(help="ASHA: R, the rung-to-rung factor; the best 1/R of each rung go on.")] = DEFAULT.reduction_factor,
     scheduler: Annotated[str, typer.Option(help="asha (early stopping) or fifo (every trial runs all epochs).")] = DEFAULT.scheduler,
     search: Annotated[str, typer.Option(help="optuna (TPE) or random.")] = DEFAULT.search,
     cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial (also its torch threads).")] = DEFAULT.cpus_per_trial,
@@ -77,7 +78,7 @@ def tune(
 
     request = SearchRequest(
         space=space, dataset=dataset, base=base, test=test, overrides=parse_overrides(set_ or []), data_dir=data_dir, val_fraction=val_fraction, trials=trials,
-        max_epochs=max_epochs, grace_epochs=grace_epochs, scheduler=scheduler, search=search,
+        max_epochs=max_epochs, grace_epochs=grace_epochs, reduction_factor=reduction_factor, scheduler=scheduler, search=search,
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
         max_params=max_params, max_mflops=max_mflops, seed=seed, name=name, results=results, verbose=verbose,
         quiet=quiet, address=address, storage=storage, resume=resume, add_trials=add_trials,

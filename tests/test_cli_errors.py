@@ -103,6 +103,7 @@ def test_test_csv_width_differs(tmp_path, results):
     ("--trials", "0", "--trials"),
     ("--max-epochs", "0", "--max-epochs"),
     ("--grace-epochs", "5", "--grace-epochs"),
+    ("--reduction-factor", "1", "--reduction-factor"),
     ("--scheduler", "hyperband", "--scheduler"),
     ("--search", "grid", "--search"),
     ("--val-fraction", "1.5", "val"),

@@ -41,7 +41,9 @@ def test_asha_rungs_start_after_one_epoch_by_default():
     request = SearchRequest(max_epochs=12)
     request.check()
     asha = _scheduler(request)
-    assert request.grace_epochs == 1 and asha._reduction_factor == 3
+    assert request.grace_epochs == 1 and asha._reduction_factor == 4
+    assert [rung for rung, _ in asha._brackets[0]._rungs] == [4, 1]
+    asha = _scheduler(SearchRequest(max_epochs=12, reduction_factor=3))
     assert [rung for rung, _ in asha._brackets[0]._rungs] == [9, 3, 1]
 
 
