@@ -27,7 +27,7 @@ test: install
 
 # Trial efficiency, search overhead, scheduler value, start-up: results/bench/<host>-<date>.md
 bench: install
-	$(BIN)/digitsearch bench
+	$(BIN)/digitsearch bench --profile
 
 bench-quick: install
 	$(BIN)/digitsearch bench --quick

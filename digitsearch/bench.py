@@ -198,8 +198,7 @@ def startup(results: Path, plan: Plan, echo) -> dict:
     """A real `digitsearch tune` process: time to its first trial result, and peak tree RSS."""
     import psutil
 
-    command = [sys.executable, "-m", "digitsearch.cli", "tune", "--dataset", plan.dataset, "--trials", "2",
-               "--max-epochs", "1", "--results", str(results), "--name", "startup"]
+    command = startup_command(results, plan, "startup")
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -223,6 +222,26 @@ def startup(results: Path, plan: Plan, echo) -> dict:
          f"{peak / 2**30:.2f} GB")
     return {"first_result_s": first, "phases_s": phases, "peak_rss_gb": round(peak / 2**30, 3),
             "at_peak_mb": _largest(at_peak), "whole_command_s": round(time.perf_counter() - start, 2)}
+
+
+def startup_command(results: Path, plan: Plan, name: str) -> list[str]:
+    """The start-up search: the default space, 2 trials of 1 epoch."""
+    return [sys.executable, "-m", "digitsearch.cli", "tune", "--dataset", plan.dataset, "--trials", "2",
+            "--max-epochs", "1", "--results", str(results), "--name", name]
+
+
+def profile_startup(results: Path, plan: Plan, stem: Path, echo) -> Path:
+    """The start-up search again, under py-spy: its summary beside the report."""
+    from digitsearch import bench_profile
+
+    raw = results / "startup-profile.raw"
+    command = startup_command(results, plan, "startup-profiled")
+    bench_profile.record(command, raw)
+    shown = "digitsearch tune " + " ".join(command[4:]).replace(str(results), "TMP")
+    path = stem.parent / f"{stem.name}-startup-profile.md"
+    path.write_text(bench_profile.markdown(bench_profile.summarise(raw), shown))
+    echo(f"wrote {path}")
+    return path
 
 
 # when each phase of `digitsearch tune` ended, by the line it prints then
@@ -272,8 +291,12 @@ def _tree_rss(root) -> int:
 
 
 def run(quick: bool, out: Path, shared_mnist: str | None, echo: Callable[[str], None] = print,
-        smoke: bool = False) -> Path:
+        smoke: bool = False, profile: bool = False) -> Path:
     plan = smoke_plan() if smoke else quick_plan(shared_mnist) if quick else full_plan(shared_mnist)
+    if profile:
+        from digitsearch import bench_profile
+
+        bench_profile.py_spy()  # missing: one line now, not after the whole bench
     work = Path(tempfile.mkdtemp(prefix="digitsearch-bench-"))
     began = time.perf_counter()
     try:
@@ -284,9 +307,12 @@ def run(quick: bool, out: Path, shared_mnist: str | None, echo: Callable[[str], 
         report["overhead"] = overhead(work, plan, echo)
         report["scheduler"] = scheduler_value(work, plan, echo)
         report["bench_seconds"] = round(time.perf_counter() - began, 1)
+        written = write(report, out, echo)
+        if profile:  # after the timed part: py-spy's sampling slows what it watches
+            profile_startup(work, plan, written.with_suffix(""), echo)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return write(report, out, echo)
+    return written
 
 
 def _machine() -> dict:

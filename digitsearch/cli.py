@@ -265,6 +265,7 @@ def bench(
     out: Annotated[Path, typer.Option(help="Where the report goes: <out>/<host>-<date>.json and .md.")] = Path("results/bench"),
     mnist: Annotated[Optional[str], typer.Option(help="The MNIST-10k IDX folder for the full run [default: ../shared/data/mnist-10k, or $DIGITSEARCH_SHARED_DATA/mnist-10k].")] = None,
     smoke: Annotated[bool, typer.Option(hidden=True, help="The smallest run that measures all four (the test suite's).")] = False,
+    profile: Annotated[bool, typer.Option("--profile", help="Then profile the start-up search with py-spy: <out>/<host>-<date>-startup-profile.md.")] = False,
 ):
     """Measure trial efficiency vs bare PyTorch, search overhead, ASHA+TPE vs FIFO+random, and start-up."""
     import os
@@ -275,7 +276,7 @@ def bench(
     if not (quick or smoke) and not Path(shared).is_dir():
         raise UserError(f"the full bench trains on MNIST-10k, not found at {shared}; pass --mnist DIR or use --quick")
     bench_lib.run(quick or smoke, out, str(Path(shared).resolve()) if Path(shared).is_dir() else None, echo=typer.echo,
-                  smoke=smoke)
+                  smoke=smoke, profile=profile)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -6,6 +6,7 @@ import json
 import os
 
 import psutil
+import pytest
 from typer.testing import CliRunner
 
 from conftest import assert_one_line_error
@@ -86,3 +87,37 @@ def test_the_smallest_bench_measures_all_four(tmp_path):
     assert 0 < startup["phases_s"]["data_loaded"] <= startup["phases_s"]["ray_up"] <= startup["first_result_s"]
     assert startup["peak_rss_gb"] > 0.2 and any(name.startswith("ray::") for name in startup["at_peak_mb"])
     assert "| command start to first trial result |" in (tmp_path / next(tmp_path.glob("*-quick.md")).name).read_text()
+
+
+RAW_PROFILE = """\
+process 10:"python -m digitsearch.cli tune";_run_module_as_main (<frozen runpy>:198);tune (digitsearch/cli.py:85);run_search (digitsearch/search.py:255);connect (digitsearch/ray_session.py:40);init (ray/_private/worker.py:1500) 100
+process 10:"python -m digitsearch.cli tune";_run_module_as_main (<frozen runpy>:198);tune (digitsearch/cli.py:85);run_search (digitsearch/search.py:256);load_data (digitsearch/search.py:270) 25
+process 10:"";process 12:"ray::ImplicitFunc.train";Thread._bootstrap (threading.py:1002);train_trial (digitsearch/trainable.py:120);train_epoch (digitsearch/engine.py:130) 50
+process 10:"";process 12:"ray::ImplicitFunc.train";Thread._bootstrap (threading.py:1002);train_trial (digitsearch/trainable.py:121);evaluate (digitsearch/engine.py:160) 10
+process 10:"";process 11:"raylet";main (raylet.cc:1) 999
+"""
+
+
+def test_the_profile_summary_keeps_the_driver_and_the_trial_workers(tmp_path):
+    from digitsearch import bench_profile
+
+    raw = tmp_path / "startup.raw"
+    raw.write_text(RAW_PROFILE)
+    summary = bench_profile.summarise(raw)
+    driver, worker = dict(summary["driver"]), dict(summary["trial worker"])
+    assert driver["run_search (digitsearch/search.py)"] == 2.5  # 125 samples at 50 Hz, line numbers merged
+    assert driver["init (ray/_private/worker.py)"] == 2.0 and driver["load_data (digitsearch/search.py)"] == 0.5
+    assert worker == {"train_trial (digitsearch/trainable.py)": 1.2, "train_epoch (digitsearch/engine.py)": 1.0,
+                      "evaluate (digitsearch/engine.py)": 0.2}  # Ray's raylet and Python's plumbing left out
+    text = bench_profile.markdown(summary, "digitsearch tune --trials 2")
+    assert "| 2.0 | `init (ray/_private/worker.py)` |" in text and "## trial worker" in text
+
+
+def test_the_profile_needs_py_spy(monkeypatch, tmp_path):
+    from digitsearch import bench_profile
+    from digitsearch.errors import UserError
+
+    monkeypatch.setattr(bench_profile.shutil, "which", lambda name: None)
+    monkeypatch.setattr(bench_profile.sys, "executable", str(tmp_path / "python"))
+    with pytest.raises(UserError, match="pip install py-spy"):
+        bench_profile.py_spy()
