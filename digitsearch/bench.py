@@ -45,6 +45,7 @@ class Plan:
     overhead_trials: tuple[int, int]  # the small and the large search
     scheduler_trials: int
     scheduler_epochs: int
+    threads: tuple[int, ...] = (1, 2)  # the efficiency runs' torch threads
 
 
 def quick_plan(shared_mnist: str | None) -> Plan:
@@ -60,7 +61,7 @@ def full_plan(shared_mnist: str) -> Plan:
 def smoke_plan() -> Plan:
     """The smallest run that still measures all four (the test suite's): every number is real,
     and too small to mean much."""
-    return Plan("digits", "digits", 2, (1, 2), 2, 1)
+    return Plan("digits", "digits", 2, (1, 2), 2, 1, threads=(1,))
 
 
 def keras_convnet() -> dict:
@@ -138,7 +139,7 @@ def efficiency(results: Path, plan: Plan, echo) -> list[dict]:
     config = keras_convnet()
     space = fixed_space(results, config)
     rows = []
-    for threads in (1, 2):
+    for threads in plan.threads:
         bare = bare_images_per_second(plan.dataset, config, threads, plan.epochs)
         trial = trial_images_per_second(results, space, plan.dataset, threads, plan.epochs, echo)
         rows.append({"threads": threads, "bare_images_per_s": round(bare), "trial_images_per_s": round(trial),

@@ -150,7 +150,9 @@ def _searcher(req: SearchRequest, space: spaces.SearchSpace, folder: Path, start
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = experiments.study_storage(folder)
     return OptunaSearch(
-        space=space.define_by_run, metric="val_acc", mode="max",
+        # the study holds each trial's best epoch, as the leaderboard and the checkpoint do
+        # (ASHA, below, compares the epoch's own val_acc at its rungs)
+        space=space.define_by_run, metric="best_val_acc", mode="max",
         sampler=_sampler(req), storage=storage, study_name=folder.name,
         # the space's hand-made nets go first; a later round (--add-trials) continues the study
         points_to_evaluate=(space.points_to_evaluate() or None) if starting_points else None,

@@ -60,7 +60,8 @@ def build_model(cfg: TrialConfig, bundle: Bundle, mean: float, std: float) -> to
 
 def _report_unusable(why: str, reason: str, params: int = 0, mflops: float = 0.0) -> None:
     # val_acc 0 tells the searcher this region is bad; `note` puts the reason in the leaderboard
-    tune.report({"val_acc": 0.0, "epoch": 0, "params": params, "mflops": mflops, "note": f"{why}: {reason}"})
+    tune.report({"val_acc": 0.0, "best_val_acc": 0.0, "epoch": 0, "params": params, "mflops": mflops,
+                 "note": f"{why}: {reason}"})
 
 
 def _report_with_checkpoint(model, optimizer, scheduler, generator, metrics: dict) -> None:
@@ -127,11 +128,13 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
         except torch.OutOfMemoryError as err:
             # recorded, not retried: the same config would run out of memory again
             first = str(err).strip().splitlines()[0] if str(err).strip() else "CUDA"
-            return tune.report({"val_acc": 0.0, "epoch": epoch, **fixed, "note": f"out of memory: {first[:150]}"})
+            return tune.report({"val_acc": 0.0, "best_val_acc": 0.0, "epoch": epoch, **fixed,
+                                "note": f"out of memory: {first[:150]}"})
         scheduler.step()
         if not engine.is_finite(metrics):
             # a diverged trial is recorded, not retried: the config, not the machine, is at fault
-            tune.report({**metrics, "val_acc": 0.0, "epoch": epoch, **fixed, "note": "diverged: non-finite loss"})
+            tune.report({**metrics, "val_acc": 0.0, "best_val_acc": 0.0, "epoch": epoch, **fixed,
+                         "note": "diverged: non-finite loss"})
             return
         improved = metrics["val_acc"] > best_acc
         if improved:
