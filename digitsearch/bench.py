@@ -51,7 +51,7 @@ class Plan:
 def quick_plan(shared_mnist: str | None) -> Plan:
     # MNIST-10k's 7,200 training images make epochs long enough to time; the digits' 1,293 do not
     data = shared_mnist or "digits"
-    return Plan(data, "digits", 3, (2, 6), 6, 6)
+    return Plan(data, "digits", 2, (2, 4), 4, 4)
 
 
 def full_plan(shared_mnist: str) -> Plan:
