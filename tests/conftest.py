@@ -25,7 +25,7 @@ def pytest_configure(config):
 
 # the longest files first: `make test` gives each of its two workers whole files in this
 # order, and a long file started last would run on alone at the end
-SLOWEST_FIRST = ("test_families_search.py", "test_cluster.py", "test_faults.py", "test_search_e2e.py",
+SLOWEST_FIRST = ("test_families_search.py", "test_bench.py", "test_cluster.py", "test_faults.py", "test_search_e2e.py",
                  "test_board.py", "test_exports.py", "test_packaging.py")
 
 

@@ -166,7 +166,7 @@ def _start_dashboard(*args: str) -> tuple[subprocess.Popen, str]:
 
 def _stop(proc: subprocess.Popen) -> str:
     proc.send_signal(signal.SIGINT)  # Ctrl-C, as a user stops it
-    out, _ = proc.communicate(timeout=90)  # TensorBoard's threads end slowly on a loaded machine
+    out, _ = proc.communicate(timeout=30)
     return out
 
 
