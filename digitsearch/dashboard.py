@@ -6,8 +6,7 @@ Bound to the loopback interface: TensorBoard has no authentication.
 """
 from __future__ import annotations
 
-import os
-import sys
+import signal
 import time
 from pathlib import Path
 from typing import Callable
@@ -46,6 +45,9 @@ def start(folder: Path, port: int):
 
 def serve(folder: Path, port: int, echo: Callable[[str], None]) -> None:
     """Start TensorBoard, print its URL, serve until Ctrl-C."""
+    # Python leaves SIGINT ignored when the parent ignored it (a shell's background job, a
+    # pytest-xdist worker): then Ctrl-C or `kill -INT` would never stop the server
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     _, url = start(folder, port)
     echo(f"TensorBoard over {folder} at {url} (Ctrl-C stops it)")
     try:
@@ -53,7 +55,3 @@ def serve(folder: Path, port: int, echo: Callable[[str], None]) -> None:
             time.sleep(3600)
     except KeyboardInterrupt:
         echo("stopped")
-        sys.stdout.flush()
-        # exit now: on a busy machine the interpreter's exit waited over 90 s for TensorBoard's
-        # loader threads (seen in the test suite), and a read-only viewer has nothing to save
-        os._exit(0)

@@ -154,9 +154,12 @@ def _free_port() -> int:
 
 
 def _start_dashboard(*args: str) -> tuple[subprocess.Popen, str]:
+    # started with SIGINT ignored, as a shell's background job (or a pytest-xdist worker) starts
+    # it: Ctrl-C must stop it all the same
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "dashboard", *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     line = proc.stdout.readline()  # blocks until TensorBoard serves or the command fails
     if "http://127.0.0.1:" not in line:
         proc.kill()
