@@ -124,13 +124,13 @@ def _retrain_starting_points(folder: Path, epochs: int | None, skip: str) -> Non
     """Each trained starting point, on the best's budget (--epochs, else the best's epochs)."""
     import pandas as pd
 
-    from digitsearch import experiments
+    from digitsearch import experiments, leaderboard
 
     table = pd.read_csv(folder / experiments.LEADERBOARD_FILE, dtype={"trial_id": str}).set_index("trial_id")
     epochs = epochs or experiments.read_json(folder / "final" / "metrics.json")["epochs"]
     for trial_id, k in experiments.starting_point_trials(folder).items():
         status = table.loc[trial_id, "status"] if trial_id in table.index else "unknown"
-        if trial_id == skip or status not in ("completed", "stopped early", "interrupted"):
+        if trial_id == skip or status not in leaderboard.TRAINED_STATUSES:
             typer.echo(f"starting point {k} (trial {trial_id}): {'the best itself' if trial_id == skip else status}; not retrained")
             continue
         typer.echo(f"starting point {k} (trial {trial_id}): retraining for {epochs} epochs")

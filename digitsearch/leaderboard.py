@@ -58,6 +58,10 @@ def build(result_grid, max_epochs: int, finished: set[str] | None = None, family
                              na_position="last", kind="stable").reset_index(drop=True)
 
 
+# a trial with a real best epoch (and its checkpoint): one the best may be, or that may be retrained
+TRAINED_STATUSES = ("completed", "stopped early", "interrupted")
+
+
 def best_trial(table: pd.DataFrame, configs: dict[str, dict]) -> dict | None:
     """The best usable trial (finished or stopped early, val_acc above zero), or None.
 
@@ -65,7 +69,7 @@ def best_trial(table: pd.DataFrame, configs: dict[str, dict]) -> dict | None:
     where a conditional parameter's ints turn into floats beside NaN.
     """
     # an interrupted trial's best epoch is real and checkpointed, so it may still be the best
-    usable = table[table["status"].isin(["completed", "stopped early", "interrupted"]) & (table["val_acc"] > 0)]
+    usable = table[table["status"].isin(TRAINED_STATUSES) & (table["val_acc"] > 0)]
     if usable.empty:
         return None
     row = usable.iloc[0]
