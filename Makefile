@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: install demo test bench bench-quick clean-venv
+.PHONY: install demo lint test bench bench-quick clean-venv
 
 install: $(VENV)/.installed
 
@@ -19,10 +19,16 @@ demo: install
 	$(BIN)/digitsearch tune --space cnn
 	$(BIN)/digitsearch best --retrain
 
+# ruff (pyproject's short rule set) and the import contracts of the layers (import-linter):
+# a wrong import fails the build before any test runs
+lint: install
+	$(BIN)/ruff check digitsearch tests cli.py
+	$(BIN)/lint-imports --no-cache
+
 # Two workers, one test file each at a time (a file's module fixtures, e.g. its Ray cluster,
 # are made once): searches spend much of their time waiting on Ray, so two overlap well.
 TEST_WORKERS ?= 2
-test: install
+test: lint
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # Trial efficiency, search overhead, scheduler value, start-up: results/bench/<host>-<date>.md

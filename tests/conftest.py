@@ -1,14 +1,17 @@
 """Shared test helpers: where the real data are, and running the real CLI."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,9 +27,10 @@ def pytest_configure(config):
 
 
 # the longest files first: `make test` gives each of its two workers whole files in this
-# order, and a long file started last would run on alone at the end
-SLOWEST_FIRST = ("test_families_search.py", "test_bench.py", "test_cluster.py", "test_faults.py", "test_search_e2e.py",
-                 "test_board.py", "test_exports.py", "test_packaging.py")
+# order, and a long file started last would run on alone at the end. test_search_e2e makes the
+# shared search early, so that test_board and test_exports, later, find it made and never wait
+SLOWEST_FIRST = ("test_families_search.py", "test_search_e2e.py", "test_bench.py", "test_cluster.py",
+                 "test_faults.py", "test_board.py", "test_exports.py", "test_packaging.py", "test_layout.py")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -73,3 +77,58 @@ def digits_bundle():
     from digitsearch.data import load
 
     return load("digits")
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a CLI run printed, as subprocess.CompletedProcess has it (and JSON can carry)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
+class SharedSearch:
+    """One real search and its retrain, made once per test session for every file that only reads
+    them (test_search_e2e, test_board, test_exports): cnn space, bundled digits, 4 trials of up
+    to 3 epochs (the space's 3 starting points first), then `best --retrain --epochs 2 --export
+    torchscript,onnx`. Tests that add files write beside it (final-<trial>/, report/)."""
+
+    results: Path
+    folder: Path
+    tune: Run
+    retrain: Run
+
+
+SHARED_NAME = "shared"
+SHARED_SEED = "1"
+
+
+def _make_shared_search(root: Path) -> dict:
+    results = root / "shared-search" / "results"
+    tune = run_cli("tune", "--space", "cnn", "--dataset", "digits", "--trials", "4", "--max-epochs", "3",
+                   "--grace-epochs", "1", "--name", SHARED_NAME, "--results", str(results), "--seed", SHARED_SEED)
+    retrain = run_cli("best", "--results", str(results), "--name", SHARED_NAME, "--retrain", "--epochs", "2",
+                      "--export", "torchscript,onnx") if tune.returncode == 0 else tune
+    as_run = {name: {"returncode": r.returncode, "stdout": r.stdout, "stderr": r.stderr}
+              for name, r in (("tune", tune), ("retrain", retrain))}
+    return {"results": str(results), **as_run}
+
+
+@pytest.fixture(scope="session")
+def shared_search(tmp_path_factory, worker_id) -> SharedSearch:
+    """Made by whichever pytest-xdist worker asks first; the others wait on the lock and read it
+    (the pattern of pytest-xdist's docs for session fixtures shared between workers)."""
+    base = tmp_path_factory.getbasetemp()
+    root = base if worker_id == "master" else base.parent  # the run's folder, shared by its workers
+    record = root / "shared-search.json"
+    with FileLock(str(record) + ".lock"):
+        if not record.is_file():
+            record.write_text(json.dumps(_make_shared_search(root)))
+    made = json.loads(record.read_text())
+    search = SharedSearch(Path(made["results"]), Path(made["results"]) / SHARED_NAME,
+                          Run(**made["tune"]), Run(**made["retrain"]))
+    assert search.tune.returncode == 0, search.tune.stdout + search.tune.stderr
+    assert search.retrain.returncode == 0, search.retrain.stdout + search.retrain.stderr
+    return search

@@ -113,7 +113,8 @@ class LocalCluster:
         self.nodes.append(node)
         started = subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=120)
         if started.returncode != 0:
-            raise RuntimeError(f"ray start failed ({' '.join(args)}):\n{started.stdout[-2000:]}\n{started.stderr[-2000:]}")
+            raise RuntimeError(f"ray start failed ({' '.join(args)}):\n{started.stdout[-2000:]}\n"
+                               f"{started.stderr[-2000:]}")
         return node
 
     def start(self, workers: int = 1) -> "LocalCluster":

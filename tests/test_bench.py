@@ -10,7 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import assert_one_line_error
-from digitsearch import bench
+from digitsearch.bench import measure
+from digitsearch.bench import plan as bench_plan
+from digitsearch.bench import report as bench_report
+from digitsearch.bench import startup as bench_startup
 from digitsearch.cli import app
 
 
@@ -18,13 +21,14 @@ def _report(**changes) -> dict:
     report = {
         "host": "box", "date": "2026-11-25 12:00", "quick": True, "bench_seconds": 90.0,
         "machine": {"cpus": 2, "python": "3.11", "torch": "2.14.1", "ray": "2.60.0", "cuda": False},
-        "plan": {"dataset": "digits"}, "targets": bench.TARGETS,
+        "plan": {"dataset": "digits"}, "targets": bench_plan.TARGETS,
         "efficiency": [{"threads": 1, "bare_images_per_s": 2500, "trial_images_per_s": 2450, "ratio": 0.98},
                        {"threads": 2, "bare_images_per_s": 3000, "trial_images_per_s": 2700, "ratio": 0.9}],
         "overhead": {"trials": 4, "concurrency": 2, "wall_s": 7.3, "trials_own_s": 4.8, "ratio": 3.05,
                      "fixed_cost_per_trial_s": 2.46, "once_per_search_s": 3.0},
         "scheduler": {"trials": 6, "max_epochs": 6, "dataset": "digits", "gap_points": 0.1, "epoch_share": 0.3,
-                      "asha+optuna": {"best_val_acc": 0.95, "epochs": 12}, "fifo+random": {"best_val_acc": 0.951, "epochs": 40}},
+                      "asha+optuna": {"best_val_acc": 0.95, "epochs": 12},
+                      "fifo+random": {"best_val_acc": 0.951, "epochs": 40}},
         "startup": {"first_result_s": 15.0, "peak_rss_gb": 2.1, "phases_s": {"data_loaded": 3.0, "first_result": 15.0},
                     "at_peak_mb": {"ray::ImplicitFunc.train": 700.0, "digitsearch tune (driver)": 600.0}},
     }
@@ -33,12 +37,13 @@ def _report(**changes) -> dict:
 
 
 def test_the_markdown_table_says_which_targets_are_met():
-    text = bench.markdown(_report())
+    text = bench_report.markdown(_report())
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
     met = {row.split(" | ")[0].lstrip("| "): row.rstrip(" |").split(" | ")[-1] for row in rows}
     assert len(rows) == 8
     assert met["trial efficiency, 1 thread(s)"] == "yes" and met["trial efficiency, 2 thread(s)"] == "**no**"
-    assert met["fixed cost per trial (slope over two search sizes)"] == "**no**" and met["ASHA+TPE epochs / FIFO+random epochs"] == "yes"
+    assert met["fixed cost per trial (slope over two search sizes)"] == "**no**"
+    assert met["ASHA+TPE epochs / FIFO+random epochs"] == "yes"
     assert met["ASHA+TPE best val_acc vs FIFO+random"] == "yes"  # 0.1 points behind: within 0.2
     assert met["command start to first trial result"] == "**no**"
     assert met["peak memory (PSS) of the process tree, 2-trial search"] == "yes"
@@ -47,18 +52,18 @@ def test_the_markdown_table_says_which_targets_are_met():
 
 
 def test_the_report_is_written_as_json_and_markdown_named_by_host_and_date(tmp_path):
-    path = bench.write(_report(), tmp_path, echo=lambda line: None)
+    path = bench_report.write(_report(), tmp_path, echo=lambda line: None)
     assert path == tmp_path / "box-2026-11-25-quick.md"
     assert json.loads((tmp_path / "box-2026-11-25-quick.json").read_text())["overhead"]["ratio"] == 3.05
 
 
 def test_the_process_tree_memory_counts_the_children():
     me = psutil.Process(os.getpid())
-    assert bench._tree_rss(me) > 0.5 * me.memory_info().rss  # PSS: this process's share of its pages
+    assert bench_startup._tree_rss(me) > 0.5 * me.memory_info().rss  # PSS: this process's share of its pages
 
 
 def test_the_bare_loop_measures_the_keras_convnet():
-    speed = bench.bare_images_per_second("digits", bench.keras_convnet(), threads=1, epochs=2)
+    speed = measure.bare_images_per_second("digits", measure.keras_convnet(), threads=1, epochs=2)
     assert 50 < speed < 1e6
 
 
@@ -89,32 +94,39 @@ def test_the_smallest_bench_measures_all_four(tmp_path):
     assert "| command start to first trial result |" in (tmp_path / next(tmp_path.glob("*-quick.md")).name).read_text()
 
 
-RAW_PROFILE = """\
-process 10:"python -m digitsearch.cli tune";_run_module_as_main (<frozen runpy>:198);tune (digitsearch/cli.py:85);run_search (digitsearch/search.py:255);connect (digitsearch/ray_session.py:40);init (ray/_private/worker.py:1500) 100
-process 10:"python -m digitsearch.cli tune";_run_module_as_main (<frozen runpy>:198);tune (digitsearch/cli.py:85);run_search (digitsearch/search.py:256);load_data (digitsearch/search.py:270) 25
-process 10:"";process 12:"ray::ImplicitFunc.train";Thread._bootstrap (threading.py:1002);train_trial (digitsearch/trainable.py:120);train_epoch (digitsearch/engine.py:130) 50
-process 10:"";process 12:"ray::ImplicitFunc.train";Thread._bootstrap (threading.py:1002);train_trial (digitsearch/trainable.py:121);evaluate (digitsearch/engine.py:160) 10
-process 10:"";process 11:"raylet";main (raylet.cc:1) 999
-"""
+DRIVER = 'process 10:"python -m digitsearch.cli tune";_run_module_as_main (<frozen runpy>:198);' \
+         'tune (digitsearch/cli/tune.py:85)'
+WORKER = 'process 10:"";process 12:"ray::ImplicitFunc.train";Thread._bootstrap (threading.py:1002)'
+# py-spy's raw format: one whole stack per line, frames joined by ";", then the sample count
+RAW_PROFILE = "\n".join([
+    f"{DRIVER};run_search (digitsearch/search/runner.py:45);connect (digitsearch/search/session.py:40);"
+    "init (ray/_private/worker.py:1500) 100",
+    f"{DRIVER};run_search (digitsearch/search/runner.py:46);load_data (digitsearch/search/rounds.py:30) 25",
+    f"{WORKER};train_trial (digitsearch/search/trainable.py:120);train_epoch (digitsearch/core/engine.py:130) 50",
+    f"{WORKER};train_trial (digitsearch/search/trainable.py:121);evaluate (digitsearch/core/engine.py:160) 10",
+    'process 10:"";process 11:"raylet";main (raylet.cc:1) 999',
+]) + "\n"
 
 
 def test_the_profile_summary_keeps_the_driver_and_the_trial_workers(tmp_path):
-    from digitsearch import bench_profile
+    from digitsearch.bench import profile as bench_profile
 
     raw = tmp_path / "startup.raw"
     raw.write_text(RAW_PROFILE)
     summary = bench_profile.summarise(raw)
     driver, worker = dict(summary["driver"]), dict(summary["trial worker"])
-    assert driver["run_search (digitsearch/search.py)"] == 2.5  # 125 samples at 50 Hz, line numbers merged
-    assert driver["init (ray/_private/worker.py)"] == 2.0 and driver["load_data (digitsearch/search.py)"] == 0.5
-    assert worker == {"train_trial (digitsearch/trainable.py)": 1.2, "train_epoch (digitsearch/engine.py)": 1.0,
-                      "evaluate (digitsearch/engine.py)": 0.2}  # Ray's raylet and Python's plumbing left out
+    assert driver["run_search (digitsearch/search/runner.py)"] == 2.5  # 125 samples at 50 Hz, line numbers merged
+    assert driver["init (ray/_private/worker.py)"] == 2.0
+    assert driver["load_data (digitsearch/search/rounds.py)"] == 0.5
+    assert worker == {"train_trial (digitsearch/search/trainable.py)": 1.2,
+                      "train_epoch (digitsearch/core/engine.py)": 1.0,
+                      "evaluate (digitsearch/core/engine.py)": 0.2}  # Ray's raylet and Python's plumbing left out
     text = bench_profile.markdown(summary, "digitsearch tune --trials 2")
     assert "| 2.0 | `init (ray/_private/worker.py)` |" in text and "## trial worker" in text
 
 
 def test_the_profile_needs_py_spy(monkeypatch, tmp_path):
-    from digitsearch import bench_profile
+    from digitsearch.bench import profile as bench_profile
     from digitsearch.errors import UserError
 
     monkeypatch.setattr(bench_profile.shutil, "which", lambda name: None)

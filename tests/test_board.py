@@ -25,28 +25,18 @@ from tensorboard.plugins.hparams import metadata
 
 from conftest import ROOT, assert_one_line_error, run_cli
 from digitsearch import spaces
-from digitsearch.board import UNUSED, TrialBoard, hparam_values, trial_runs_dir
-from digitsearch.retrain_board import run_dir
+from digitsearch.search.callbacks.board import UNUSED, TrialBoard, hparam_values
+from digitsearch.store.layout import retrain_run_dir as run_dir
+from digitsearch.store.layout import trial_runs_dir
 
 SPACE = spaces.load("cnn")
 
 
 @pytest.fixture(scope="module")
-def search(tmp_path_factory):
-    results = tmp_path_factory.mktemp("board") / "results"
-    # --quiet too: the search that checks the views also checks that the terminal stays quiet
-    run = run_cli("tune", "--space", "cnn", "--dataset", "digits", "--trials", "4", "--max-epochs", "3",
-                  "--grace-epochs", "1", "--name", "seen", "--results", str(results), "--seed", "3", "--quiet")
-    assert run.returncode == 0, run.stdout + run.stderr
-    table = pd.read_csv(results / "seen" / "leaderboard.csv", dtype={"trial_id": str})
-    return results, results / "seen", table, run
-
-
-def test_quiet_prints_only_the_outcome(search):
-    run = search[3]
-    lines = [line for line in run.stdout.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("best: ") and "--name seen --retrain" in lines[0]
-    assert run.stderr.strip() == ""
+def search(shared_search):
+    """The session's shared search (conftest.SharedSearch); --quiet is checked in test_faults."""
+    table = pd.read_csv(shared_search.folder / "leaderboard.csv", dtype={"trial_id": str})
+    return shared_search.results, shared_search.folder, table, shared_search.tune
 
 
 def _read(run_folder) -> EventAccumulator:
@@ -126,11 +116,8 @@ def test_the_optuna_study_holds_every_trial(search):
 
 
 @pytest.fixture(scope="module")
-def retrained(search):
-    results, folder, _, _ = search
-    run = run_cli("best", "--results", str(results), "--name", "seen", "--retrain", "--epochs", "2")
-    assert run.returncode == 0, run.stdout + run.stderr
-    return folder
+def retrained(shared_search):
+    return shared_search.folder  # retrained for 2 epochs by the shared fixture
 
 
 def test_retrain_writes_curves_and_pictures(retrained):
@@ -175,7 +162,7 @@ def _stop(proc: subprocess.Popen) -> str:
 
 def test_dashboard_serves_the_trials_and_their_hparams(search):
     results, _, table, _ = search
-    proc, url = _start_dashboard("--results", str(results), "--name", "seen", "--port", str(_free_port()))
+    proc, url = _start_dashboard("--results", str(results), "--name", "shared", "--port", str(_free_port()))
     try:
         assert url.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(url, timeout=30) as page:
@@ -218,7 +205,7 @@ def test_dashboard_bad_inputs_are_one_line(search, tmp_path):
 
 def test_report_writes_markdown_and_decodable_pngs(search, retrained):
     results, folder, table, _ = search
-    run = run_cli("report", "--results", str(results), "--name", "seen")
+    run = run_cli("report", "--results", str(results), "--name", "shared")
     assert run.returncode == 0, run.stdout + run.stderr
     out = folder / "report"
     text = (out / "report.md").read_text()
@@ -249,14 +236,15 @@ def test_report_before_retrain_says_what_to_run(tmp_path, search):
     shutil.copytree(folder, copy / folder.name, ignore=shutil.ignore_patterns("final", "report", "tensorboard"))
     run = run_cli("report", "--results", str(copy))
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "Not retrained yet: `digitsearch best --retrain`" in (copy / folder.name / "report" / "report.md").read_text()
+    text = (copy / folder.name / "report" / "report.md").read_text()
+    assert "Not retrained yet: `digitsearch best --retrain`" in text
     missing = run_cli("report", "--results", str(copy), "--name", "nope")
     assert missing.returncode == 2
     assert_one_line_error(missing.stderr, "no experiment 'nope'")
 
 
 def test_a_second_retrain_replaces_the_first_runs_events(tmp_path):
-    from digitsearch import retrain_board
+    from digitsearch.viz import retrain_board
 
     history = [{"train_loss": 1.0, "train_acc": 0.5, "epoch_seconds": 1.0, "images_per_second": 10.0}]
     retrain_board.write(tmp_path, history)

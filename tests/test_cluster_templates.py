@@ -1,9 +1,11 @@
 """`digitsearch cluster slurm|kuberay`: the printed sbatch script and RayJob manifest, and bad input.
 
-In-process (Typer's CliRunner) plus `bash -n`; no Ray starts, no SLURM or Kubernetes is needed.
+In-process (Typer's CliRunner) plus `bash -n` and shellcheck; no Ray starts, no SLURM or
+Kubernetes is needed.
 """
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -14,8 +16,10 @@ import yaml
 from typer.testing import CliRunner
 
 from conftest import assert_one_line_error, run_cli
-from digitsearch import cluster
 from digitsearch.cli import app
+from digitsearch.errors import UserError
+from digitsearch.launch.checks import tune_command
+from digitsearch.launch.slurm import slurm_script, slurm_time
 
 runner = CliRunner()
 TUNE = ["tune", "--space", "cnn", "--trials", "20", "--name", "it's \"a\" $HOME; run"]
@@ -62,6 +66,25 @@ def test_slurm_script_is_valid_bash(tmp_path, options):
     path.write_text(slurm(*options))
     checked = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
+    if shutil.which("shellcheck") is None:
+        # .ci/run installs it (Debian's shellcheck): on CI a missing one is a failure, not a skip
+        assert not os.environ.get("CI"), "shellcheck is not installed; .ci/run should have installed it"
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    # warnings and errors; shellcheck's info notes are about the user's own words (--setup lines, the
+    # quoted search arguments), which the script passes on as they are
+    linted = subprocess.run(["shellcheck", "--severity=warning", "--shell=bash", str(path)],
+                            capture_output=True, text=True)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+def test_the_slurm_script_is_a_template_file_in_the_package():
+    from importlib.resources import files
+
+    template = files("digitsearch.launch") / "templates" / "slurm.sh.j2"
+    text = template.read_text()
+    assert text.count("{{ search }}") == 1 and "srun" in text
+    script = slurm("--nodes", "3")
+    assert "{{" not in script and "{%" not in script and "<#--" not in script  # every placeholder filled
 
 
 def test_slurm_script_names_resources_ports_and_search():
@@ -79,7 +102,8 @@ def test_slurm_script_names_resources_ports_and_search():
     assert "--port=6379" in head.group(0) and "--dashboard-port=8265" in head.group(0)
     assert '--node-ip-address="$head_ip"' in head.group(0)
     assert "--num-cpus=16 --num-gpus=2 --block &" in head.group(0)
-    assert re.search(r'srun [^\n]*\n\s+ray start --address="\$head_address" --num-cpus=16 --num-gpus=2 --block &', script)
+    worker = r'srun [^\n]*\n\s+ray start --address="\$head_address" --num-cpus=16 --num-gpus=2 --block &'
+    assert re.search(worker, script)
     assert "expected_nodes=4" in script and "wait_timeout=300" in script
     assert shlex.join(["digitsearch", *TUNE]) + ' --address "$head_address"' == search_line(script)
 
@@ -156,7 +180,7 @@ def test_kuberay_header_says_where_results_go():
 
 
 @pytest.mark.parametrize("args, needles", [
-    (("cluster", "slurm", "--nodes", "0", "--", "tune"), ("--nodes", "at least 1")),
+    (("cluster", "slurm", "--nodes", "0", "--", "tune"), ("--nodes", "greater than or equal to 1")),
     (("cluster", "slurm", "--cpus-per-node", "0", "--", "tune"), ("--cpus-per-node",)),
     (("cluster", "slurm", "--gpus-per-node", "-1", "--", "tune"), ("--gpus-per-node",)),
     (("cluster", "slurm", "--time", "2h", "--", "tune"), ("--time", "HH:MM")),
@@ -193,7 +217,7 @@ def test_a_typer_usage_error_through_the_real_command_line(tmp_path):
 
 
 def test_library_builders_check_input_themselves():
-    with pytest.raises(cluster.UserError, match="--nodes"):
-        cluster.slurm_script(["tune"], nodes=0, cpus_per_node=1, gpus_per_node=0, time="01:00")
-    assert cluster.slurm_time("1:05") == "01:05:00"
-    assert cluster.tune_command(["tune", "--name", "a b"]) == "digitsearch tune --name 'a b'"
+    with pytest.raises(UserError, match="--nodes"):
+        slurm_script(["tune"], nodes=0, cpus_per_node=1, gpus_per_node=0, time="01:00")
+    assert slurm_time("1:05") == "01:05:00"
+    assert tune_command(["tune", "--name", "a b"]) == "digitsearch tune --name 'a b'"

@@ -1,7 +1,7 @@
 """The flat Tune dict is parsed once, and strictly."""
 import pytest
 
-from digitsearch.config import TrainSettings, TrialConfig, gather_indexed
+from digitsearch.core.config import TrainSettings, TrialConfig, gather_indexed
 from digitsearch.errors import UserError
 
 

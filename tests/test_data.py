@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitsearch.data import Bundle, Split, idx, list_datasets, load, read_images
 from conftest import shared_data
+from digitsearch.data import Bundle, Split, idx, list_datasets, load, read_images
 from digitsearch.errors import UserError
 
 SHARED = shared_data()
@@ -96,6 +96,7 @@ def test_digits_shapes_and_classes(digits):
 
 def test_digits_splits_partition_the_data(digits):
     from sklearn.datasets import load_digits
+
     from digitsearch.data.digits import mnist_like
 
     raw = load_digits()

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from digitsearch import engine, models
-from digitsearch.config import TrainSettings
+from digitsearch import models
+from digitsearch.core import engine
+from digitsearch.core.config import TrainSettings
 
 
 def test_fit_learns_digits(digits_bundle):

@@ -11,9 +11,12 @@ import torch
 from typer.testing import CliRunner
 
 from conftest import assert_one_line_error, run_cli, shared_data
-from digitsearch import engine, export, export_formats, models, tasks
+from digitsearch import models
 from digitsearch.cli import app
+from digitsearch.core import engine, tasks
 from digitsearch.errors import UserError
+from digitsearch.final import export
+from digitsearch.final import formats as export_formats
 
 onnxruntime = pytest.importorskip("onnxruntime")  # in the dev and onnx extras; CI installs dev
 # torch 2.14 marks TorchScript deprecated (in favour of torch.export); loading still works
@@ -137,20 +140,16 @@ def test_onnx_without_its_packages_is_one_line(monkeypatch, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def searched(tmp_path_factory):
-    results = tmp_path_factory.mktemp("exports") / "results"
-    run = run_cli("tune", "--space", "cnn", "--dataset", "digits", "--trials", "2", "--max-epochs", "1",
-                  "--name", "x", "--results", str(results))
-    assert run.returncode == 0, run.stdout + run.stderr
-    return results
+def searched(shared_search):
+    """The session's shared search, retrained with `--export torchscript,onnx` (conftest)."""
+    return shared_search
 
 
 def test_best_retrain_exports_torchscript_and_onnx(searched):
     from digitsearch.data import load
 
-    run = run_cli("best", "--results", str(searched), "--retrain", "--export", "torchscript,onnx")
-    assert run.returncode == 0, run.stdout + run.stderr
-    final = searched / "x" / "final"
+    run = searched.retrain
+    final = searched.folder / "final"
     assert {"model.pt", "model.ts", "model.onnx"} <= {p.name for p in final.iterdir()}
     wrote = next(line for line in run.stdout.splitlines() if line.startswith("wrote "))
     assert "model.onnx" in wrote and "model.ts" in wrote
@@ -167,7 +166,7 @@ def test_best_retrain_exports_torchscript_and_onnx(searched):
     (["--export", "onnx"], ("--export needs --retrain",)),
 ])
 def test_bad_export_requests_are_one_line_before_anything_runs(searched, args, needles):
-    run = run_cli("best", "--results", str(searched), "--name", "x", *args)
+    run = run_cli("best", "--results", str(searched.results), "--name", searched.folder.name, *args)
     assert run.returncode == 2
     assert_one_line_error(run.stderr, *needles)
     assert run.stdout == ""  # refused before the experiment is even read, let alone retrained

@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-
 from typer.testing import CliRunner
 
 from conftest import assert_one_line_error, run_cli
-from digitsearch import export, models
+from digitsearch import models
 from digitsearch.cli import app
+from digitsearch.final import export
 
 IMAGE_FAMILIES = ["lenet", "vgg", "resnet", "lstm"]
 

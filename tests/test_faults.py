@@ -92,6 +92,10 @@ def test_add_trials_extends_the_finished_search_in_the_same_study(killed_and_res
     assert_one_line_error(again.stderr, "already finished", "--add-trials")
     more = run_cli("tune", "--results", str(folder.parent), "--name", "k", "--resume", "--add-trials", "2", "--quiet")
     assert more.returncode == 0, more.stdout + more.stderr
+    # --quiet prints the outcome only: no progress lines, no table, nothing on stderr
+    lines = [line for line in more.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("best: ") and "--name k --retrain" in lines[0], more.stdout
+    assert more.stderr.strip() == ""
     table = pd.read_csv(folder / "leaderboard.csv")
     assert len(table) == TRIALS + 2
     assert len(list((killed_and_resumed[3] / "tune-2").glob("trial_*"))) == 2  # the new round, beside the first
@@ -134,7 +138,7 @@ def test_a_trial_that_raises_or_diverges_is_recorded_and_the_search_goes_on(tmp_
 def test_a_trial_the_killed_driver_asked_for_but_never_ran_is_marked_failed(tmp_path):
     import optuna
 
-    from digitsearch.resume import _fail_orphans
+    from digitsearch.search.resume import fail_orphans
 
     folder = tmp_path / "exp"
     folder.mkdir()
@@ -142,5 +146,5 @@ def test_a_trial_the_killed_driver_asked_for_but_never_ran_is_marked_failed(tmp_
     done = study.ask()
     study.tell(done, 0.9)
     study.ask()  # asked, then the driver died
-    _fail_orphans(folder)
+    fail_orphans(folder)
     assert (_study_trials(folder), _study_trials(folder, "RUNNING"), _study_trials(folder, "FAIL")) == (1, 0, 1)

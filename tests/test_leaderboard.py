@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from digitsearch import leaderboard
+from digitsearch.store import leaderboard
 
 
 def result(trial_id: str, accs: list[float], params: int, seconds: float, config: dict):

@@ -2,10 +2,10 @@
 infeasible kwargs, and parameter counts against the hand arithmetic of param_counts.py."""
 import pytest
 import torch
+from param_counts import FORMULAS
 
 from digitsearch import models, spaces
-from digitsearch.config import TrialConfig
-from param_counts import FORMULAS
+from digitsearch.core.config import TrialConfig
 
 FAMILIES = ["lenet", "vgg", "resnet", "lstm"]
 SIZES = [28, [28, 84]]
@@ -108,7 +108,8 @@ def test_vgg_doubles_widths_caps_them_and_does_not_pool_a_1_pixel_side():
 def test_resnet_projects_only_where_the_shape_changes():
     model = models.create("resnet", stages=3, blocks=[2, 1, 2], base_width=16)
     blocks = [m for m in model.modules() if type(m).__name__ == "BasicBlock"]
-    assert [type(b.shortcut).__name__ for b in blocks] == ["Identity", "Identity", "Sequential", "Sequential", "Identity"]
+    shortcuts = [type(b.shortcut).__name__ for b in blocks]
+    assert shortcuts == ["Identity", "Identity", "Sequential", "Sequential", "Identity"]
     assert [b.conv1.stride for b in blocks] == [(1, 1), (1, 1), (2, 2), (2, 2), (1, 1)]
     assert [b.conv2.out_channels for b in blocks] == [16, 16, 32, 64, 64]
     assert model[-1].in_features == 64

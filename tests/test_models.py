@@ -2,8 +2,9 @@
 import pytest
 import torch
 
-from digitsearch import models, spaces, tasks
-from digitsearch.config import TrialConfig
+from digitsearch import models, spaces
+from digitsearch.core import tasks
+from digitsearch.core.config import TrialConfig
 from digitsearch.errors import UserError
 
 KERAS_SIMPLE_CONVNET = dict(depth=2, filters=[32, 64], kernel=3, padding="valid", pool="max", dropout=0.5)

@@ -11,10 +11,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from conftest import assert_one_line_error, run_cli, shared_data
-from digitsearch import engine, export, models
+from digitsearch import models
 from digitsearch.cli import app
-from digitsearch.config import TrainSettings
+from digitsearch.core import engine
+from digitsearch.core.config import TrainSettings
 from digitsearch.data import user_images
+from digitsearch.final import export
 
 CNN = dict(depth=2, filters=[16, 32], dense_layers=1, dense=[64])
 SCANS = 100
@@ -49,7 +51,8 @@ def model_file(digit_sets, tmp_path_factory):
     mean, std = train.pixel_stats()
     torch.manual_seed(0)
     model = models.create("cnn", **CNN)
-    engine.fit(model, engine.to_tensors(train.images, train.labels, mean, std), TrainSettings(), 2 if source == "mnist" else 5)
+    epochs = 2 if source == "mnist" else 5
+    engine.fit(model, engine.to_tensors(train.images, train.labels, mean, std), TrainSettings(), epochs)
     path = tmp_path_factory.mktemp("model") / "model.pt"
     export.save_model(path, model.eval(), family="cnn", model_args=CNN, mean=mean, std=std,
                       class_names=[str(i) for i in range(10)], image_size=28)
@@ -74,7 +77,8 @@ def scans(digit_sets, tmp_path_factory):
     _, _, held_out = digit_sets
     root = tmp_path_factory.mktemp("scans")
     images, labels = held_out.images[:SCANS], held_out.labels[:SCANS]
-    return write_scans(root / "paper", images, labels), write_scans(root / "screen", images, labels, paper=False), labels
+    paper = write_scans(root / "paper", images, labels)
+    return paper, write_scans(root / "screen", images, labels, paper=False), labels
 
 
 def invoke(*args: str):
@@ -177,7 +181,7 @@ def test_bad_folders_are_one_line(model_file, scans, tmp_path):
 
 def test_bad_invert_requests_are_one_line(model_file, scans, tmp_path):
     paper = scans[0]
-    _bad(model_file, paper, "--invert", "maybe", needles=("--invert must be one of auto, yes, no",))
+    _bad(model_file, paper, "--invert", "maybe", needles=("--invert", "'auto', 'yes', 'no'"))
     from conftest import write_kaggle_csv
 
     csv = write_kaggle_csv(tmp_path / "x.csv", np.zeros((2, 28, 28), np.uint8), None)

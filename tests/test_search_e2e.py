@@ -1,7 +1,8 @@
 """Real searches through the real command line: Ray Tune, Optuna, ASHA, retrain, predict.
 
-Each search is tiny (bundled digits or a small CSV, a few trials, 1-2 epochs) but runs
-every real component; together they take about two minutes on 2 cores.
+Each search is tiny (bundled digits or a small CSV, a few trials, 1-3 epochs) but runs every
+real component. The main one is the session's shared search (conftest.shared_search), which
+test_board and test_exports read too.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -17,47 +19,43 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import ROOT, assert_one_line_error, run_cli, write_kaggle_csv
-from digitsearch import export
+from conftest import ROOT, SHARED_SEED, assert_one_line_error, run_cli, write_kaggle_csv
+from digitsearch.core import engine
 from digitsearch.data import load
+from digitsearch.final import export
 
 REPORTED = {"val_acc", "val_loss", "train_loss", "train_acc", "epoch_seconds", "images_per_second", "params"}
 
 
 @pytest.fixture(scope="module")
-def digits_search(tmp_path_factory):
-    results = tmp_path_factory.mktemp("e2e") / "results"
-    run = run_cli("tune", "--space", "cnn", "--dataset", "digits", "--trials", "3", "--max-epochs", "2",
-                  "--grace-epochs", "1", "--name", "tiny", "--results", str(results), "--seed", "1")
-    assert run.returncode == 0, run.stdout + run.stderr
-    return results, results / "tiny", run
+def digits_search(shared_search):
+    """The session's shared search (conftest.SharedSearch): 4 trials of the cnn space on the digits."""
+    return shared_search.results, shared_search.folder, shared_search.tune
 
 
 @pytest.fixture(scope="module")
 def search_bundle():
     """The data exactly as the search split them (same seed)."""
-    return load("digits", seed=1)
+    return load("digits", seed=int(SHARED_SEED))
 
 
 @pytest.fixture(scope="module")
-def retrained(digits_search):
-    results, folder, _ = digits_search
-    run = run_cli("best", "--results", str(results), "--retrain", "--epochs", "2")
-    assert run.returncode == 0, run.stdout + run.stderr
-    return folder / "final", run
+def retrained(shared_search):
+    return shared_search.folder / "final", shared_search.retrain
 
 
 def test_search_prints_progress_and_top_table(digits_search):
     _, _, run = digits_search
-    assert "[3/3]" in run.stdout and "top 3 of 3 trials" in run.stdout and "best:" in run.stdout
+    assert "[4/4]" in run.stdout and "top 4 of 4 trials" in run.stdout and "best:" in run.stdout
     assert "Traceback" not in run.stderr
 
 
 def test_leaderboard_has_one_row_per_trial(digits_search):
     _, folder, _ = digits_search
     table = pd.read_csv(folder / "leaderboard.csv")
-    assert len(table) == 3
-    assert {"trial_id", "status", "val_acc", "best_epoch", "epochs", "n_params", "seconds", "cnn.depth", "lr"} <= set(table.columns)
+    assert len(table) == 4
+    columns = {"trial_id", "status", "val_acc", "best_epoch", "epochs", "n_params", "seconds", "cnn.depth", "lr"}
+    assert columns <= set(table.columns)
     assert set(table["status"]) <= {"completed", "stopped early", "infeasible", "over budget", "diverged"}
     assert table["val_acc"].is_monotonic_decreasing
     best = json.loads((folder / "best.json").read_text())
@@ -70,7 +68,7 @@ def test_starting_points_run_first(digits_search):
     from digitsearch import spaces
 
     _, folder, _ = digits_search
-    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{folder / 'optuna.db'}")
+    study = optuna.load_study(study_name=folder.name, storage=f"sqlite:///{folder / 'optuna.db'}")
     first_two = sorted(study.trials, key=lambda t: t.number)[:2]
     for trial, point in zip(first_two, spaces.load("cnn").starting_points):
         assert {k: trial.params[k] for k in point} == point
@@ -90,14 +88,14 @@ def test_every_epoch_reports_the_metrics(digits_search):
 
 def test_optuna_study_has_every_trial(digits_search):
     _, folder, _ = digits_search
-    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{folder / 'optuna.db'}")
-    assert len(study.trials) == 3
+    study = optuna.load_study(study_name=folder.name, storage=f"sqlite:///{folder / 'optuna.db'}")
+    assert len(study.trials) == 4
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) >= 1
 
 
 def test_best_prints_config(digits_search):
-    results, _, _ = digits_search
-    run = run_cli("best", "--results", str(results), "--name", "tiny")
+    results, folder, _ = digits_search
+    run = run_cli("best", "--results", str(results), "--name", folder.name)
     assert run.returncode == 0 and "best trial" in run.stdout and "cnn.depth = " in run.stdout
 
 
@@ -119,25 +117,33 @@ def test_retrain_writes_artifacts(retrained, search_bundle):
     assert accuracy == pytest.approx(metrics["test_accuracy"])
 
 
-def test_starting_points_retrain_beside_the_best(digits_search, retrained):
+def test_starting_points_retrain_beside_the_best(digits_search, retrained, tmp_path):
     """`best --retrain --starting-points`: every hand-made starting point that is not the best
-    (the search's 3 trials are the cnn space's 3 starting points) retrained into final-<id>/
-    with the config Tune recorded, and compared with the best in the report's table."""
-    from digitsearch import experiments, report
+    (the search's first 3 trials are the cnn space's 3 starting points) retrained into
+    final-<id>/ with the config Tune recorded, and compared with the best in the report's table.
+    Run on a copy of the shared experiment: it retrains the best into final/ again."""
+    import shutil
 
-    results, folder, _ = digits_search
-    starts = experiments.starting_point_trials(folder)
-    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{folder / 'optuna.db'}")
+    from digitsearch.store.trials import starting_point_trials
+    from digitsearch.viz import report
+
+    _, shared, _ = digits_search
+    results = tmp_path / "results"
+    folder = Path(shutil.copytree(shared, results / shared.name, ignore=shutil.ignore_patterns("final*", "report")))
+    starts = starting_point_trials(folder)
+    study = optuna.load_study(study_name=folder.name, storage=f"sqlite:///{folder / 'optuna.db'}")
     keras_params = sorted(study.trials, key=lambda t: t.number)[0].params
     keras = next(t for t, k in starts.items() if k == 1)
     assert sorted(starts.values()) == [1, 2, 3]
     assert json.loads((folder / "tune" / f"trial_{keras}" / "params.json").read_text()) == keras_params
     best = json.loads((folder / "best.json").read_text())["trial_id"]
-    run = run_cli("best", "--results", str(results), "--name", "tiny", "--retrain", "--starting-points", "--epochs", "1")
+    run = run_cli("best", "--results", str(results), "--name", folder.name, "--retrain", "--starting-points",
+                  "--epochs", "1")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert f"starting point {starts[best]} (trial {best}): the best itself; not retrained" in run.stdout
+    if best in starts:
+        assert f"starting point {starts[best]} (trial {best}): the best itself; not retrained" in run.stdout
     table = pd.read_csv(folder / "leaderboard.csv", dtype={"trial_id": str}).set_index("trial_id")
-    for trial_id, k in starts.items():
+    for trial_id in starts:
         if trial_id == best:
             continue
         metrics = json.loads((folder / f"final-{trial_id}" / "metrics.json").read_text())
@@ -148,8 +154,9 @@ def test_starting_points_retrain_beside_the_best(digits_search, retrained):
         assert (folder / "tensorboard" / f"final-{trial_id}").is_dir()
     compared = report.retrained_md(folder, table.reset_index()).splitlines()
     assert compared[0] == "| model | trial | family | parameters | epochs | s/epoch | test accuracy |"
-    assert compared[2].startswith(f"| searched best (starting point {starts[best]}) | {best} |")
-    assert len(compared) == 2 + 3
+    searched = f"searched best (starting point {starts[best]})" if best in starts else "searched best"
+    assert compared[2].startswith(f"| {searched} | {best} |")
+    assert len(compared) == 2 + 1 + len(set(starts) - {best})
     if keras != best:
         row = next(line for line in compared if line.startswith("| starting point 1 |"))
         assert f"| {keras} | cnn | 34,826 | 1 |" in row
@@ -158,9 +165,9 @@ def test_starting_points_retrain_beside_the_best(digits_search, retrained):
 def test_best_shows_any_trial_and_refuses_an_unknown_one(digits_search):
     results, folder, _ = digits_search
     trial_id = pd.read_csv(folder / "leaderboard.csv", dtype={"trial_id": str})["trial_id"].iloc[-1]
-    shown = run_cli("best", "--results", str(results), "--name", "tiny", "--trial", trial_id)
+    shown = run_cli("best", "--results", str(results), "--name", folder.name, "--trial", trial_id)
     assert shown.returncode == 0 and f"trial {trial_id}, val_acc" in shown.stdout and "cnn.depth = " in shown.stdout
-    unknown = run_cli("best", "--results", str(results), "--name", "tiny", "--trial", "nosuch")
+    unknown = run_cli("best", "--results", str(results), "--name", folder.name, "--trial", "nosuch")
     assert unknown.returncode == 2
     assert_one_line_error(unknown.stderr, "no trial 'nosuch'")
 
@@ -171,8 +178,6 @@ def test_model_file_describes_itself(retrained, search_bundle):
     assert {"family", "model_args", "state_dict", "normalisation", "class_names"} <= set(raw)
     assert raw["family"] == "cnn" and raw["class_names"] == [str(i) for i in range(10)]
     model, meta = export.load_model(final / "model.pt")
-    from digitsearch import engine
-
     x = engine.to_tensors(search_bundle.test.images, None, meta["normalisation"]["mean"], meta["normalisation"]["std"])
     assert (engine.predict(model, x) == pd.read_csv(final / "predictions.csv")["Label"].to_numpy()).all()
 

@@ -7,8 +7,10 @@ import pytest
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from digitsearch.errors import UserError
-from digitsearch.search import (SYNC_LOGGER, SearchRequest, TransientSyncErrorFilter, _sampler, _scheduler,
-                                concurrency)
+from digitsearch.search.algorithms import sampler as _sampler
+from digitsearch.search.algorithms import scheduler as _scheduler
+from digitsearch.search.request import SearchRequest
+from digitsearch.search.session import SYNC_LOGGER, TransientSyncErrorFilter, concurrency
 
 
 def test_concurrency_fills_every_cpu():
@@ -61,7 +63,8 @@ def test_a_sync_that_raced_the_searchers_save_is_not_shown_other_errors_are():
 
     assert experiment_state.logger.name == SYNC_LOGGER  # the logger the filter goes on
     raced = FileNotFoundError(2, "Failed to open local file '/tmp/ray/x/driver_artifacts/"
-                                 ".8f6da2b7-c6dd-4710-959e-1946648a5012-tmp-search_gen_state-2026-11-22_22-31-11.json'. "
+                                 ".8f6da2b7-c6dd-4710-959e-1946648a5012-tmp-search_gen_state-"
+                                 "2026-11-22_22-31-11.json'. "
                                  "Detail: [errno 2] No such file or directory")
     keep = TransientSyncErrorFilter()
     assert not keep.filter(_record_for(raced))

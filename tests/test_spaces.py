@@ -302,7 +302,8 @@ def test_load_custom_file_with_constants_and_conditions(tmp_path):
             _check_distribution(by_name[name], d)
 
     lines = space.describe()
-    assert any(line.split() == ["mlp.width_3", "int", "16..128", "(log)", "when", "mlp.depth", ">=", "3"] for line in lines)
+    expected = ["mlp.width_3", "int", "16..128", "(log)", "when", "mlp.depth", ">=", "3"]
+    assert any(line.split() == expected for line in lines)
     assert any(line.split() == ["image_channels", "=", "1"] for line in lines)
     assert any(line.split()[:5] == ["step_thing", "uniform", "0.0..1.0", "step", "0.1"] for line in lines)
 

@@ -2,9 +2,9 @@
 import pytest
 
 from digitsearch import spaces
-from digitsearch.config import TrialConfig
+from digitsearch.core.config import TrialConfig
 from digitsearch.errors import UserError
-from digitsearch.search import SearchRequest, parse_overrides, resolve_limits
+from digitsearch.search.request import SearchRequest, parse_overrides, resolve_limits
 
 
 def write(tmp_path, text: str, name: str = "space.yaml"):

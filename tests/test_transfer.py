@@ -7,12 +7,12 @@ import time
 import pytest
 import torch
 import torchvision
+from param_counts_transfer import FORMULAS
 
 from digitsearch import models
 from digitsearch.errors import UserError
-from digitsearch.export import save_model
+from digitsearch.final.export import save_model
 from digitsearch.models import transfer as tr
-from param_counts_transfer import FORMULAS
 
 BACKBONES = list(tr.BACKBONES)
 

@@ -6,8 +6,8 @@ models, augmentation and normalisation never need to know which loader produced 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 

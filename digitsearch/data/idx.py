@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from digitsearch.data.bundle import Split
+from digitsearch.data.catalog import REGISTERED_IDX
 from digitsearch.errors import UserError
 
 IMAGES_MAGIC = 0x00000803
@@ -28,13 +29,8 @@ FILE_NAMES = ("train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
               "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz")
 
 # name -> (torchvision dataset class, one-line description)
-REGISTERED = {
-    "mnist": ("MNIST", "MNIST handwritten digits, 60,000 train + 10,000 test, 28x28"),
-    "fashion-mnist": ("FashionMNIST", "Zalando Fashion-MNIST clothing, 60,000 train + "
-                      "10,000 test, 28x28, 10 classes"),
-    "kmnist": ("KMNIST", "Kuzushiji-MNIST cursive Japanese characters, 60,000 train + "
-               "10,000 test, 28x28, 10 classes"),
-}
+# name -> (torchvision class, description): the sets `load` finds or downloads by name
+REGISTERED = REGISTERED_IDX
 
 # Places a distribution may have installed a set (Debian: dataset-fashion-mnist).
 # Module-level so tests can empty it.

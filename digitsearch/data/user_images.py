@@ -15,10 +15,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
+from digitsearch.data.invert import INVERT_CHOICES
 from digitsearch.errors import UserError
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
-INVERT_CHOICES = ("auto", "yes", "no")
 MNIST_FRAME, MNIST_BOX = 28, 20  # the digit's longer side fills 20 of the frame's 28 px
 MAX_SIDE = 1024  # larger photos are shrunk first: the digit ends up 20 px anyway
 BORDER = 0.05  # the outer 5% of each side is taken to be background (paper)
@@ -112,7 +112,8 @@ def centre(ink: np.ndarray, size: int) -> np.ndarray:
     scale = box / max(crop.shape)
     height, width = (max(1, round(side * scale)) for side in crop.shape)
     # Pillow filters over every source pixel when shrinking: thin strokes fade, not vanish
-    resized = Image.fromarray(np.ascontiguousarray(crop, dtype=np.float32)).resize((width, height), Image.Resampling.LANCZOS)
+    source = Image.fromarray(np.ascontiguousarray(crop, dtype=np.float32))
+    resized = source.resize((width, height), Image.Resampling.LANCZOS)
     patch = np.clip(np.asarray(resized), 0.0, 1.0)  # Lanczos overshoots a little at stroke edges
     com_row, com_col = ndimage.center_of_mass(patch) if patch.any() else ((height - 1) / 2, (width - 1) / 2)
     # MNIST's centres of mass sit at (14, 14) in index terms: size / 2, not (size - 1) / 2

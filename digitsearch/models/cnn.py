@@ -56,12 +56,12 @@ def cnn(
     num_classes: int = 10,
     image_size: int | Sequence[int] = 28,
 ) -> nn.Sequential:
-    """Plain CNN: 1-5 conv blocks (filters, kernel, padding, batchnorm, pooling, dropout), flatten/GAP head, dense layers."""
+    """Plain CNN: 1-5 conv blocks (filters, kernel, padding, batchnorm, pooling, dropout), flatten/GAP, dense layers."""
     filters = per_block(filters, depth, "filters", "conv blocks")
     pools = per_block(pool, depth, "pool", "conv blocks")
     dense = per_block(dense, dense_layers, "dense", "dense layers")
     if padding not in ("same", "valid") or head not in ("flatten", "gap"):
-        raise InvalidArchitecture(f"padding must be same|valid and head flatten|gap")
+        raise InvalidArchitecture("padding must be same|valid and head flatten|gap")
     same = padding == "same"
     layers: list[nn.Module] = []
     (height, width), ch = image_hw(image_size), in_channels

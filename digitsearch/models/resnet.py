@@ -1,10 +1,11 @@
 """A small basic-block ResNet for 28x28 digits (He et al., the CIFAR-style variant).
 
 A 3x3 stem conv + BN + ReLU (no 7x7 conv or max pool: a 28x28 image has no pixels
-to spare; `stem_stride` 2 halves it once, for a quarter of the cost), then `stages` stages of basic blocks: the first stage keeps base_width
-channels and the full resolution, each later one doubles the width and halves the
-resolution with a stride-2 first conv. A shortcut is the identity, or a 1x1 conv + BN
-where the block changes the shape. Global average pooling, [dropout], a linear head.
+to spare; `stem_stride` 2 halves it once, for a quarter of the cost), then `stages` stages
+of basic blocks: the first stage keeps base_width channels and the full resolution, each
+later one doubles the width and halves the resolution with a stride-2 first conv. A
+shortcut is the identity, or a 1x1 conv + BN where the block changes the shape. Global
+average pooling, [dropout], a linear head.
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def resnet(
     num_classes: int = 10,
     image_size: int | Sequence[int] = 28,
 ) -> nn.Sequential:
-    """ResNet: 3x3 stem (stride 1|2), 2-4 stages of 1-3 basic blocks, width doubling from base_width, GAP, linear head."""
+    """ResNet: 3x3 stem (stride 1|2), 2-4 stages of 1-3 basic blocks, width doubling from base_width, GAP, linear."""
     if stages < 1 or base_width < 1 or stem_stride not in (1, 2):
         raise InvalidArchitecture(f"stages and base_width must be at least 1 and stem_stride 1 or 2 "
                                   f"(got {stages}, {base_width}, {stem_stride})")

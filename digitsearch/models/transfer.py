@@ -45,7 +45,8 @@ def _tvm():
 
 def _vgg16_trunk() -> nn.Module:
     """vgg16() without its classifier: building that 120M-parameter block costs 2 s and 0.5 GB."""
-    from torchvision.models.vgg import cfgs as vgg_cfgs, make_layers as vgg_layers
+    from torchvision.models.vgg import cfgs as vgg_cfgs
+    from torchvision.models.vgg import make_layers as vgg_layers
 
     trunk = nn.Module()
     trunk.features = vgg_layers(vgg_cfgs["D"], batch_norm=False)
@@ -271,7 +272,7 @@ def transfer(
     image_size: int | Sequence[int] = 28,
     in_channels: int = 1,
 ) -> TransferNet:
-    """Transfer learning: resnet18/vgg16/mobilenet_v3_small, ImageNet/scratch/checkpoint init, freeze, input size, new head."""
+    """Transfer learning: resnet18/vgg16/mobilenet_v3_small, ImageNet/scratch/checkpoint init, freeze, new head."""
     spec = _backbone(backbone)
     check_init(init)
     if freeze not in FREEZES:

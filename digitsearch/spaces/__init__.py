@@ -27,6 +27,7 @@ from digitsearch.spaces.model import CONSTANT, KINDS, MIXED, Condition, Param, S
 
 __all__ = [
     "BUILTIN_DIR",
+    "CONSTANT",
     "Condition",
     "KINDS",
     "MIXED",

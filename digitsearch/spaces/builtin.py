@@ -28,16 +28,9 @@ def _find_builtin_dir() -> Path:
 BUILTIN_DIR: Path = _find_builtin_dir()
 
 
-def _builtin_dir() -> Path:
-    # read through the package so that setting digitsearch.spaces.BUILTIN_DIR (tests) still works
-    import digitsearch.spaces as package
-
-    return getattr(package, "BUILTIN_DIR", BUILTIN_DIR)
-
-
 def _builtin_files() -> dict[str, Path]:
     out: dict[str, Path] = {}
-    folder = _builtin_dir()
+    folder = BUILTIN_DIR
     if folder.is_dir():
         for f in sorted(folder.iterdir()):
             if f.suffix in _YAML_SUFFIXES and f.is_file() and not f.name.startswith("."):
@@ -55,7 +48,7 @@ def load(name_or_path: str | Path) -> SearchSpace:
     text = str(name_or_path)
     builtins = _builtin_files()
     if not isinstance(name_or_path, Path) and text in builtins:
-        return load_file(builtins[text], name=text, shown=builtins[text])
+        return load_file(builtins[text], name=text, shown=builtins[text], load_included=load)
     path = Path(text).expanduser()
     looks_like_path = (
         isinstance(name_or_path, Path)
@@ -77,4 +70,4 @@ def load(name_or_path: str | Path) -> SearchSpace:
         raise UserError(f"{text}: search space file not found; check the path{hint}")
     if not path.is_file():
         raise UserError(f"{text}: not a file; give the path of a search space YAML file")
-    return load_file(path, name=path.stem, shown=text)
+    return load_file(path, name=path.stem, shown=text, load_included=load)

@@ -50,18 +50,27 @@ def parse_condition(
                 f"condition '{text}' refers to '{ref}', which is declared later; move '{ref}' above '{name}'",
             )
         raise pfail(
-            name, f"condition '{text}' refers to unknown parameter '{ref}'; declare '{ref}' above '{name}' or fix the name"
+            name, f"condition '{text}' refers to unknown parameter '{ref}'; declare '{ref}' above '{name}' "
+                  "or fix the name"
         )
 
     try:
         value = yaml.safe_load(vtext)
     except yaml.YAMLError:
-        raise pfail(name, f"cannot parse the value in condition '{text}'; write a plain value or a list like [a, b]") from None
+        raise pfail(name, f"cannot parse the value in condition '{text}'; write a plain value or a list "
+                          "like [a, b]") from None
 
-    target = declared[ref]
+    value = _check_value(name, text, op, value, ref, declared[ref], pfail)
+    return Condition(name=ref, op=op, value=value, text=f"{ref} {op} {vtext}")
+
+
+def _check_value(name: str, text: str, op: str, value: object, ref: str, target: Param,
+                 pfail: Callable[[str, str], UserError]) -> object:
+    """The condition's value (a tuple for `in`), checked against the parameter it tests."""
     if op == "in":
         if not isinstance(value, list) or not value:
-            raise pfail(name, f"condition '{text}': 'in' needs a non-empty list such as [max, avg]; use == for one value")
+            raise pfail(name, f"condition '{text}': 'in' needs a non-empty list such as [max, avg]; "
+                              "use == for one value")
         items = value
         value = tuple(value)
     else:
@@ -71,7 +80,6 @@ def parse_condition(
     for v in items:
         if not isinstance(v, SCALAR_TYPES):
             raise pfail(name, f"condition '{text}': values must be scalars, not {show(v)}")
-
     if op in _ORDER_OPS:
         if not is_number(value):
             raise pfail(name, f"condition '{text}': {op} needs a number; use == or 'in' for other values")
@@ -88,4 +96,4 @@ def parse_condition(
                     f"condition '{text}': {show(v)} is not one of the values of '{ref}' "
                     f"({show(list(target.values))}); fix the value",
                 )
-    return Condition(name=ref, op=op, value=value, text=f"{ref} {op} {vtext}")
+    return value

@@ -16,16 +16,16 @@ them once, shared by every family.
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 from digitsearch.errors import UserError
-from digitsearch.spaces.model import Condition, Param
+from digitsearch.spaces.model import Condition, Param, SearchSpace
 from digitsearch.spaces.start import _Bad, _check_value
 
 
-def included(names: object, shown: str) -> tuple[list[Param], list[dict]]:
-    """(entries, raw starting points) that `include: names` contributes."""
-    from digitsearch.spaces.builtin import load  # builtin imports the parser, which imports us
-
+def included(names: object, shown: str, load: Callable[[str], SearchSpace]) -> tuple[list[Param], list[dict]]:
+    """(entries, raw starting points) that `include: names` contributes; `load` finds a space
+    by name (builtin.load, passed down by the loader so that this module needs no import of it)."""
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise UserError(f"{shown}: 'include' must be a non-empty list of space names, e.g. [cnn, lenet]")
     spaces = [load(name) for name in names]

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import yaml
@@ -17,9 +16,10 @@ import yaml
 from digitsearch.errors import UserError
 from digitsearch.spaces._util import SCALAR_TYPES, is_number, one_line, same, show
 from digitsearch.spaces.conditions import parse_condition
-from digitsearch.spaces.model import CONSTANT, KINDS, MIXED, Condition, Param, SearchSpace
 from digitsearch.spaces.include import included, usable_points
+from digitsearch.spaces.model import CONSTANT, KINDS, MIXED, Condition, Param, SearchSpace
 from digitsearch.spaces.start import check_start
+from digitsearch.spaces.yaml_source import Lines, StrictLoader, lines_of
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.]+")
 _TOP_KEYS = ("family", "description", "include", "limits", "params", "start")
@@ -34,88 +34,34 @@ _ALLOWED_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of silently keeping the last one."""
+def load_file(path: Path, *, name: str, shown: str | Path,
+              load_included: Callable[[str], SearchSpace] | None = None) -> SearchSpace:
+    """Read, parse and validate the search space file ``path`` (``shown`` is how messages name it).
 
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    loader.flatten_mapping(node)
-    seen: set = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            dup = key in seen
-            seen.add(key)
-        except TypeError:
-            continue
-        if dup:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key '{key}'", key_node.start_mark
-            )
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-@dataclass
-class Lines:
-    """1-based line numbers of the keys under ``params:`` and of the ``start:`` points."""
-
-    params: dict[str, int] = field(default_factory=dict)
-    #: per point: (line of the point, {parameter name: line of its key})
-    start: list[tuple[int, dict[str, int]]] = field(default_factory=list)
-
-
-def _key_lines(node: yaml.MappingNode) -> dict[str, int]:
-    return {str(k.value): k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
-
-
-def _lines(text: str) -> Lines:
-    """Where things are in ``text``, for nicer messages (empty if it does not compose)."""
-    lines = Lines()
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return lines
-    if not isinstance(root, yaml.MappingNode):
-        return lines
-    for k, v in root.value:
-        if not isinstance(k, yaml.ScalarNode):
-            continue
-        if k.value == "params" and isinstance(v, yaml.MappingNode):
-            lines.params = _key_lines(v)
-        elif k.value == "start" and isinstance(v, yaml.SequenceNode):
-            lines.start = [
-                (item.start_mark.line + 1, _key_lines(item) if isinstance(item, yaml.MappingNode) else {})
-                for item in v.value
-            ]
-    return lines
-
-
-def load_file(path: Path, *, name: str, shown: str | Path) -> SearchSpace:
-    """Read, parse and validate the search space file ``path`` (``shown`` is how messages name it)."""
+    ``load_included`` finds the spaces an ``include:`` names (the caller's ``load``)."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{shown}: not a UTF-8 text file; give a search space YAML file") from None
     except OSError as e:
-        raise UserError(f"{shown}: cannot read the file ({one_line(e.strerror or e)}); check the path and permissions") from None
+        raise UserError(f"{shown}: cannot read the file ({one_line(e.strerror or e)}); "
+                        "check the path and permissions") from None
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = one_line(getattr(e, "problem", None) or str(e))
         fix = "keep only one of them" if problem.startswith("duplicate key") else "fix the syntax there"
         raise UserError(f"{shown}: not valid YAML{where}: {problem}; {fix}") from None
-    return _Parser(shown, _lines(text)).space(data, name=name, path=path.resolve())
+    return _Parser(shown, lines_of(text), load_included).space(data, name=name, path=path.resolve())
 
 
 class _Parser:
-    def __init__(self, shown: str | Path, lines: Lines):
+    def __init__(self, shown: str | Path, lines: Lines, load_included: Callable[[str], SearchSpace] | None = None):
         self.shown = str(shown)
         self.lines = lines
+        self.load_included = load_included
 
     # -- errors ----------------------------------------------------------------------
 
@@ -130,8 +76,33 @@ class _Parser:
     # -- top level -------------------------------------------------------------------
 
     def space(self, data: object, *, name: str, path: Path) -> SearchSpace:
+        self.top_level(data)
+        family, mixed = self.family(data)
+        description = self.description(data)
+        raw = self.raw_params(data)
+        entries, included_points = self.entries(data, raw)
+        if mixed:
+            family_entry = next(p for p in entries if p.name == "family")
+            if family_entry.when is not None or family_entry.kind not in ("choice", CONSTANT):
+                raise self.pfail("family", "must be a choice of model families (or one constant) without "
+                                           "'when:'; every trial needs a family")
+        points = check_start(data.get("start"), entries, shown=self.shown, lines=self.lines.start)
+        return SearchSpace(
+            name=name,
+            family=family.strip(),
+            description=one_line(description),
+            path=path,
+            params=tuple(p for p in entries if p.kind != CONSTANT),
+            constants={p.name: p.value for p in entries if p.kind == CONSTANT},
+            entries=tuple(entries),
+            starting_points=(*usable_points(included_points, entries), *points),
+            limits=self.limits(data.get("limits")),
+        )
+
+    def top_level(self, data: object) -> None:
         if data is None:
-            raise self.fail("the file is empty; write a mapping with 'family:' and 'params:' (see search_spaces/README.md)")
+            raise self.fail("the file is empty; write a mapping with 'family:' and 'params:' "
+                            "(see search_spaces/README.md)")
         if not isinstance(data, dict):
             raise self.fail(
                 f"the top level is a {type(data).__name__}, not a mapping; "
@@ -142,6 +113,9 @@ class _Parser:
             raise self.fail(
                 f"unknown top-level key '{unknown[0]}'; the allowed keys are {', '.join(_TOP_KEYS)}"
             )
+
+    def family(self, data: dict) -> tuple[str, bool]:
+        """(the space's family, or MIXED for a space across families; whether it is mixed)."""
         family = data.get("family")
         declares_family = isinstance(data.get("params"), dict) and "family" in data["params"]
         if declares_family and "include" in data:
@@ -155,14 +129,20 @@ class _Parser:
             raise self.fail("missing 'family'; add e.g. 'family: cnn' (the model family the space is for), "
                             "or a 'family' parameter under 'params:' for a space across families")
         if mixed:
-            family = MIXED
-        elif not isinstance(family, str) or not family.strip():
+            return MIXED, True
+        if not isinstance(family, str) or not family.strip():
             raise self.fail(f"'family' must be a model name such as cnn, not {show(family)!r}")
+        return family, False
+
+    def description(self, data: dict) -> str:
         description = data.get("description", "")
         if description is None:
-            description = ""
+            return ""
         if not isinstance(description, str):
             raise self.fail("'description' must be one line of text; quote it if it looks like a number")
+        return description
+
+    def raw_params(self, data: dict) -> dict:
         if "params" not in data:
             raise self.fail("missing 'params'; add a 'params:' mapping of parameter name -> spec")
         raw = data["params"]
@@ -173,11 +153,16 @@ class _Parser:
                 f"'params' must be a mapping of parameter name -> spec, not a {type(raw).__name__}; "
                 "write one 'name: {type: ...}' per line under 'params:'"
             )
+        return raw
 
+    def entries(self, data: dict, raw: dict) -> tuple[list[Param], list[dict]]:
+        """Every entry in file order (the included spaces' first), and the included starting points."""
         entries: list[Param] = []
         included_points: list[dict] = []
         if "include" in data:
-            entries, included_points = included(data["include"], self.shown)
+            if self.load_included is None:
+                raise self.fail("'include' needs spaces to include from; load the file with digitsearch.spaces.load")
+            entries, included_points = included(data["include"], self.shown, self.load_included)
         declared: dict[str, Param] = {p.name: p for p in entries}
         names = [*declared, *(str(k) for k in raw)]
         for key, spec in raw.items():
@@ -187,25 +172,7 @@ class _Parser:
             p = self.param(pname, spec, declared, names)
             entries.append(p)
             declared[pname] = p
-
-        if mixed and (declared["family"].when is not None or declared["family"].kind not in ("choice", CONSTANT)):
-            raise self.pfail("family", "must be a choice of model families (or one constant) without "
-                                       "'when:'; every trial needs a family")
-        params = tuple(p for p in entries if p.kind != CONSTANT)
-        constants = {p.name: p.value for p in entries if p.kind == CONSTANT}
-        points = check_start(data.get("start"), entries, shown=self.shown, lines=self.lines.start)
-        points = (*usable_points(included_points, entries), *points)
-        return SearchSpace(
-            name=name,
-            family=family.strip(),
-            description=one_line(description),
-            path=path,
-            params=params,
-            constants=constants,
-            entries=tuple(entries),
-            starting_points=points,
-            limits=self.limits(data.get("limits")),
-        )
+        return entries, included_points
 
     def limits(self, raw: object) -> dict[str, float]:
         if raw is None:
@@ -270,16 +237,19 @@ class _Parser:
 
         if kind == CONSTANT:
             if "value" not in spec:
-                raise self.pfail(name, "a constant needs 'value'; write '{type: constant, value: ...}' or a plain value")
+                raise self.pfail(name, "a constant needs 'value'; write '{type: constant, value: ...}' "
+                                       "or a plain value")
             return Param(name=name, kind=CONSTANT, value=spec["value"], when=when)
         if kind == "choice":
             return Param(name=name, kind=kind, values=self.choices(name, spec), when=when)
-
         for bound in ("low", "high"):
             if bound not in spec or spec[bound] is None:
                 raise self.pfail(name, f"type {kind} needs '{bound}'; add e.g. 'low: 0.0, high: 1.0'")
         if kind == "int":
             return self.int_param(name, spec, when)
+        return self.float_param(name, kind, spec, when)
+
+    def float_param(self, name: str, kind: str, spec: dict, when: Condition | None) -> Param:
         low = self.number(name, "low", spec["low"])
         high = self.number(name, "high", spec["high"])
         if low > high:
@@ -357,7 +327,8 @@ class _Parser:
             return raw
         value = self.number(name, key, raw)
         if not value.is_integer():
-            raise self.pfail(name, f"{key} must be a whole number for type int, not {show(raw)}; use type uniform for floats")
+            raise self.pfail(name, f"{key} must be a whole number for type int, not {show(raw)}; "
+                                   "use type uniform for floats")
         return int(value)
 
     def choices(self, name: str, spec: dict) -> tuple:

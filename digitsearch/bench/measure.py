@@ -1,0 +1,146 @@
+"""The bench's measurements that run searches: trial efficiency against a bare PyTorch loop,
+search overhead over two search sizes, and ASHA+TPE against FIFO+random. Every search is a
+real `digitsearch tune` process, as a user runs it."""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from digitsearch import spaces
+from digitsearch.bench.plan import Plan
+from digitsearch.store.trials import trial_dirs
+
+
+def keras_convnet() -> dict:
+    """The space's first starting point: the Keras "simple MNIST convnet" (34,826 parameters)."""
+    return dict(spaces.load("cnn").starting_points[0])
+
+
+def fixed_space(folder: Path, config: dict) -> Path:
+    """A space whose every parameter is a constant: all its trials train the same net."""
+    path = folder / "keras_convnet.yaml"
+    path.write_text(yaml.safe_dump({"family": "cnn", "description": "the Keras simple MNIST convnet, fixed",
+                                    "params": config}, sort_keys=False))
+    return path
+
+
+def bare_images_per_second(dataset: str, config: dict, threads: int, epochs: int) -> float:
+    """Median images/s of epochs 2.. of the same net in a plain PyTorch loop, no Ray."""
+    import torch
+
+    from digitsearch import data
+    from digitsearch.core import engine, tasks
+    from digitsearch.core.build import build_model
+    from digitsearch.core.config import TrialConfig
+
+    torch.set_num_threads(threads)
+    bundle = data.load(dataset, seed=0)
+    cfg = TrialConfig.from_flat(config, "cnn")
+    mean, std = bundle.normalisation()
+    torch.manual_seed(0)
+    model = build_model(cfg, bundle, mean, std)
+    train = engine.to_tensors(bundle.train.images, bundle.train.labels, mean, std, "cpu", tasks.for_bundle(bundle))
+    optimizer = engine.make_optimizer(model, cfg.train)
+    generator = torch.Generator().manual_seed(0)
+    speeds = [engine.train_epoch(model, optimizer, train, cfg.train, generator)["images_per_second"]
+              for _ in range(epochs)]
+    return statistics.median(speeds[1:])
+
+
+def _search(results: Path, name: str, echo, **options) -> tuple[Path, float]:
+    """A real `digitsearch tune` process, as a user runs it; returns the experiment folder and
+    the wall time from its "search:" line (Ray up, data loaded) to its "best:" line (the
+    leaderboard written; Ray's shutdown after it is not the search's).
+    (A search run inside the bench's own process measured its 2-thread trial a quarter slower.)"""
+    command = [sys.executable, "-m", "digitsearch.cli", "tune", "--results", str(results), "--name", name,
+               "--seed", "0"]
+    for key, value in options.items():
+        command += [f"--{key.replace('_', '-')}", str(value)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    began, ended, lines = None, None, []
+    for line in proc.stdout:
+        lines.append(line)
+        if began is None and line.startswith("search:"):
+            began = time.perf_counter()
+        if line.startswith("best:"):
+            ended = time.perf_counter()
+    if proc.wait() != 0 or began is None or ended is None:
+        raise RuntimeError(f"the bench's search {name!r} failed:\n" + "".join(lines[-20:]))
+    return results / name, ended - began
+
+
+def trial_images_per_second(results: Path, space: Path, dataset: str, threads: int, epochs: int, echo) -> float:
+    import pandas as pd
+
+    folder, _ = _search(results, f"efficiency-{threads}", echo, space=str(space), dataset=dataset, trials=1,
+                        max_epochs=epochs, scheduler="fifo", cpus_per_trial=threads, max_concurrent=1)
+    trial = next(iter(trial_dirs(folder).values()))
+    progress = pd.read_csv(trial / "progress.csv")
+    return float(progress["images_per_second"].iloc[1:].median())
+
+
+def efficiency(results: Path, plan: Plan, echo) -> list[dict]:
+    config = keras_convnet()
+    space = fixed_space(results, config)
+    rows = []
+    for threads in plan.threads:
+        bare = bare_images_per_second(plan.dataset, config, threads, plan.epochs)
+        trial = trial_images_per_second(results, space, plan.dataset, threads, plan.epochs, echo)
+        rows.append({"threads": threads, "bare_images_per_s": round(bare), "trial_images_per_s": round(trial),
+                     "ratio": round(trial / bare, 3)})
+        echo(f"efficiency, {threads} thread(s): bare {bare:.0f} images/s, in a trial {trial:.0f} ({trial / bare:.2f})")
+    return rows
+
+
+def _overhead_search(results: Path, plan: Plan, trials: int, echo) -> dict:
+    """One search of the fixed Keras net: its wall time, its trials' own time, and the excess."""
+    import pandas as pd
+
+    space = fixed_space(results, keras_convnet())
+    folder, wall = _search(results, f"overhead-{trials}", echo, space=str(space), dataset=plan.dataset,
+                           trials=trials, max_epochs=2, scheduler="fifo", cpus_per_trial=1)
+    own = float(pd.read_csv(folder / "leaderboard.csv")["seconds"].sum())
+    slots = min(trials, os.cpu_count() or 1)
+    # the slot-seconds not spent training: what the search costs beyond its trials
+    excess = wall * slots - own
+    echo(f"overhead: {trials} trials, {slots} at a time: wall {wall:.1f} s vs trials' own {own:.1f} s / {slots} "
+         f"= {own / slots:.1f} s ({wall * slots / own:.2f})")
+    return {"trials": trials, "concurrency": slots, "wall_s": round(wall, 2), "trials_own_s": round(own, 2),
+            "ratio": round(wall * slots / own, 3), "excess_slot_s": round(excess, 2)}
+
+
+def overhead(results: Path, plan: Plan, echo) -> dict:
+    """The larger search's wall/ideal ratio; the two searches' excess split into a cost per
+    trial (the slope) and a cost paid once per search (the intercept: workers starting)."""
+    small, large = (_overhead_search(results, plan, n, echo) for n in plan.overhead_trials)
+    per_trial = (large["excess_slot_s"] - small["excess_slot_s"]) / (large["trials"] - small["trials"])
+    once = (small["excess_slot_s"] - per_trial * small["trials"]) / large["concurrency"]
+    echo(f"overhead: {per_trial:.2f} s fixed cost per trial, {once:.1f} s once per search")
+    return {**large, "fixed_cost_per_trial_s": round(per_trial, 3), "once_per_search_s": round(once, 2),
+            "searches": [small, large]}
+
+
+def scheduler_value(results: Path, plan: Plan, echo) -> dict:
+    import pandas as pd
+
+    runs = {}
+    for scheduler, search in (("asha", "optuna"), ("fifo", "random")):
+        folder, wall = _search(results, f"{scheduler}-{search}", echo, space="cnn", dataset=plan.scheduler_dataset,
+                               trials=plan.scheduler_trials, max_epochs=plan.scheduler_epochs,
+                               scheduler=scheduler, search=search)
+        table = pd.read_csv(folder / "leaderboard.csv")
+        runs[f"{scheduler}+{search}"] = {"best_val_acc": round(float(table["val_acc"].max()), 4),
+                                         "epochs": int(table["epochs"].sum()), "wall_s": round(wall, 1)}
+        echo(f"scheduler: {scheduler} + {search}: best val_acc {table['val_acc'].max():.4f}, "
+             f"{int(table['epochs'].sum())} epochs, {wall:.0f} s")
+    asha, fifo = runs["asha+optuna"], runs["fifo+random"]
+    return {"trials": plan.scheduler_trials, "max_epochs": plan.scheduler_epochs, "dataset": plan.scheduler_dataset,
+            **runs, "gap_points": round((fifo["best_val_acc"] - asha["best_val_acc"]) * 100, 2),
+            "epoch_share": round(asha["epochs"] / max(1, fifo["epochs"]), 3)}

@@ -1,0 +1,91 @@
+"""`digitsearch tune`: a search (or, with --resume, the rest of one). The options are the
+SearchRequest's fields; their defaults are read from it, so they are written once."""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from digitsearch.cli.app import RESULTS, Results, app
+from digitsearch.search.request import Scheduler, Searcher, SearchRequest
+
+DEFAULT = SearchRequest()
+
+SPACE = "Built-in space name (see `digitsearch spaces`) or a YAML file."
+DATASET = "Registered name (see `digitsearch datasets`), a folder of IDX files, or a Kaggle train.csv."
+BASE = ("For --dataset numbers: the digit set the numbers are built from (a registered name or IDX folder) "
+        "(default: digits).")
+TEST = "Kaggle test.csv (pixels only) whose predictions `best --retrain` exports."
+DATA_DIR = "Where to look for IDX files of registered datasets (also $DIGITSEARCH_DATA)."
+VAL_FRACTION = "Stratified share of the training data held out for validation."
+TRIALS = "Number of configurations to try."
+MAX_EPOCHS = "Epochs a trial may train at most."
+GRACE = "ASHA: epochs every trial gets before it can be stopped; its rungs are at N, N*R, N*R^2, ... epochs."
+REDUCTION = "ASHA: R, the rung-to-rung factor; the best 1/R of each rung go on."
+SCHEDULER = "asha (early stopping) or fifo (every trial runs all epochs)."
+SEARCH = "optuna (TPE) or random."
+CPUS = "CPUs per trial (also its torch threads); above 0."
+GPUS = "GPUs per trial; fractions pack several trials on one GPU."
+CONCURRENT = "Trials at once (default: as many as the CPUs/GPUs hold)."
+MAX_PARAMS = ("Configs with more trainable parameters are recorded as over budget, not trained "
+              "(default: the space's limits:, else 3000000).")
+MAX_MFLOPS = ("Configs costing more MFLOPs per image (forward) are recorded as over budget, not trained "
+              "(default: the space's limits:, else 40).")
+SEED = "Seeds the data splits, the searcher and the models."
+NAME = "Experiment name (default: space-dataset-timestamp); an existing one is refused."
+SET = "Fix a parameter of the space: NAME=VALUE (repeatable), e.g. --set transfer.init=scratch."
+VERBOSE = "Show Ray's own logs and status tables."
+QUIET = "Print only the outcome (best trial, or why there is none)."
+ADDRESS = ("Run on an existing Ray cluster: auto, HOST:6379 or ray://HOST:10001 "
+           "(default: a private local Ray).")
+STORAGE = ("Where trials and checkpoints go: a folder every node sees, or a URI (s3://..., gs://...) "
+           "(default: the experiment folder).")
+RESUME = "Finish the search --name left unfinished (a killed driver, Ctrl-C); its stored settings are used."
+ADD_TRIALS = "With --resume: then search this many more trials, continuing the same Optuna study."
+
+
+@app.command()
+def tune(
+    space: Annotated[str, typer.Option(help=SPACE)] = DEFAULT.space,
+    dataset: Annotated[str, typer.Option(help=DATASET)] = DEFAULT.dataset,
+    base: Annotated[Optional[str], typer.Option(help=BASE)] = DEFAULT.base,
+    test: Annotated[Optional[str], typer.Option(help=TEST)] = DEFAULT.test,
+    data_dir: Annotated[Optional[str], typer.Option(help=DATA_DIR)] = DEFAULT.data_dir,
+    val_fraction: Annotated[float, typer.Option(help=VAL_FRACTION)] = DEFAULT.val_fraction,
+    trials: Annotated[int, typer.Option(min=1, help=TRIALS)] = DEFAULT.trials,
+    max_epochs: Annotated[int, typer.Option(min=1, help=MAX_EPOCHS)] = DEFAULT.max_epochs,
+    grace_epochs: Annotated[int, typer.Option(min=1, help=GRACE)] = DEFAULT.grace_epochs,
+    reduction_factor: Annotated[int, typer.Option(min=2, help=REDUCTION)] = DEFAULT.reduction_factor,
+    scheduler: Annotated[Scheduler, typer.Option(help=SCHEDULER)] = Scheduler(DEFAULT.scheduler),
+    search: Annotated[Searcher, typer.Option(help=SEARCH)] = Searcher(DEFAULT.search),
+    cpus_per_trial: Annotated[float, typer.Option(help=CPUS)] = DEFAULT.cpus_per_trial,
+    gpus_per_trial: Annotated[float, typer.Option(min=0, help=GPUS)] = DEFAULT.gpus_per_trial,
+    max_concurrent: Annotated[Optional[int], typer.Option(min=1, help=CONCURRENT)] = DEFAULT.max_concurrent,
+    max_params: Annotated[Optional[int], typer.Option(min=1, help=MAX_PARAMS)] = DEFAULT.max_params,
+    max_mflops: Annotated[Optional[float], typer.Option(help=MAX_MFLOPS)] = DEFAULT.max_mflops,
+    seed: Annotated[int, typer.Option(help=SEED)] = DEFAULT.seed,
+    name: Annotated[Optional[str], typer.Option(help=NAME)] = DEFAULT.name,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help=SET)] = None,
+    results: Results = RESULTS,
+    verbose: Annotated[bool, typer.Option(help=VERBOSE)] = False,
+    quiet: Annotated[bool, typer.Option(help=QUIET)] = False,
+    address: Annotated[Optional[str], typer.Option(help=ADDRESS)] = None,
+    storage: Annotated[Optional[str], typer.Option(help=STORAGE)] = None,
+    resume: Annotated[bool, typer.Option(help=RESUME)] = False,
+    add_trials: Annotated[int, typer.Option(min=0, help=ADD_TRIALS)] = 0,
+):
+    """Search a space with Optuna (TPE) and ASHA; writes results/<name>/ with leaderboard.csv and best.json."""
+    from digitsearch.search.request import parse_overrides
+    from digitsearch.search.runner import run_search
+
+    request = SearchRequest(
+        space=space, dataset=dataset, base=base, test=test, overrides=parse_overrides(set_ or []),
+        data_dir=data_dir, val_fraction=val_fraction, trials=trials, max_epochs=max_epochs,
+        grace_epochs=grace_epochs, reduction_factor=reduction_factor, scheduler=scheduler.value,
+        search=search.value, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+        max_concurrent=max_concurrent, max_params=max_params, max_mflops=max_mflops, seed=seed, name=name,
+        results=results, verbose=verbose, quiet=quiet, address=address, storage=storage, resume=resume,
+        add_trials=add_trials,
+    )
+    if run_search(request, echo=typer.echo).interrupted:
+        raise typer.Exit(130)  # what finished is written; the exit code still says it was cut short

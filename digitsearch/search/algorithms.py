@@ -1,0 +1,49 @@
+"""The search algorithm pieces Tune is given: Optuna's sampler inside Ray's OptunaSearch (the
+study stored in the experiment's optuna.db), and the trial scheduler (ASHA or FIFO)."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from digitsearch.search.request import SearchRequest
+from digitsearch.spaces import SearchSpace
+from digitsearch.store import study
+
+
+def sampler(req: SearchRequest):
+    import optuna
+
+    if req.search == "random":
+        return optuna.samplers.RandomSampler(seed=req.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # group=True models each conditional branch on its own; constant_liar keeps
+        # parallel trials from proposing the same point while others are still running
+        return optuna.samplers.TPESampler(
+            seed=req.seed, multivariate=True, group=True, constant_liar=True,
+            n_startup_trials=max(4, min(10, req.trials // 3)),
+        )
+
+
+def searcher(req: SearchRequest, space: SearchSpace, folder: Path, meta: dict, starting_points: bool = True):
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return OptunaSearch(
+        # the study holds each trial's best epoch, as the leaderboard and the checkpoint do
+        # (ASHA, below, compares the epoch's own val_acc at its rungs)
+        space=space.define_by_run, metric="best_val_acc", mode="max",
+        sampler=sampler(req), storage=study.storage(folder), study_name=study.name(folder, meta),
+        # the space's hand-made nets go first; a later round (--add-trials) continues the study
+        points_to_evaluate=(space.points_to_evaluate() or None) if starting_points else None,
+    )
+
+
+def scheduler(req: SearchRequest):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if req.scheduler == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr="training_iteration", metric="val_acc", mode="max", max_t=req.max_epochs,
+                         grace_period=req.grace_epochs, reduction_factor=req.reduction_factor)

@@ -1,0 +1,56 @@
+"""The durable record of which trials ended and how: finished.txt, written as each trial ends.
+
+A Tune callback of its own, apart from the printer: `tune --resume` counts on from this file
+after a killed driver, so it must not depend on what the terminal shows (--quiet prints nothing).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from ray import tune
+
+from digitsearch.store import ledger
+
+
+def outcome_of(trial, max_epochs: int) -> str:
+    """How a trial that completed (no error) ended: done, stopped early, or not trained."""
+    last = trial.last_result or {}
+    if last.get("note"):  # infeasible, over budget, diverged, out of memory
+        return "not trained"
+    return "done" if last.get("epoch", 0) >= max_epochs else "stopped"
+
+
+class Ledger(tune.Callback):
+    """trial_id -> outcome for every trial that ended on its own, this run's and earlier runs'.
+
+    `path` None keeps it in memory only (tests)."""
+
+    def __init__(self, path: Path | None, max_epochs: int):
+        self.path, self.max_epochs = path, max_epochs
+        self.outcomes: dict[str, str] = ledger.read(path) if path else {}
+        self.resumed_with = len(self.outcomes)  # what earlier drivers recorded
+
+    @property
+    def finished(self) -> set[str]:
+        return set(self.outcomes)
+
+    @property
+    def done(self) -> int:
+        return len(self.outcomes)
+
+    def counts(self) -> Counter:
+        return Counter(self.outcomes.values())
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._record(trial.trial_id, outcome_of(trial, self.max_epochs))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._record(trial.trial_id, "errored")
+
+    def _record(self, trial_id: str, outcome: str) -> None:
+        if trial_id in self.outcomes:
+            return
+        if self.path:
+            ledger.append(self.path, trial_id, outcome)
+        self.outcomes[trial_id] = outcome

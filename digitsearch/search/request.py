@@ -1,0 +1,136 @@
+"""SearchRequest: everything `digitsearch tune` (or `digitsearch.tune()`) asks for, checked once.
+
+The CLI and the Python API both build one; nothing here imports Ray, torch or pandas, so the
+CLI can take its defaults and choices from it at import time.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from digitsearch.errors import UserError
+
+if TYPE_CHECKING:
+    from digitsearch.spaces import SearchSpace
+
+# a trial over either limit is recorded as over budget, not trained: one such trial could
+# cost as much as a dozen ordinary ones on a CPU
+DEFAULT_LIMITS = {"max_params": 3_000_000, "max_mflops": 40.0}
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+class Scheduler(str, Enum):
+    """asha: early stopping at rungs; fifo: every trial runs all its epochs."""
+
+    asha = "asha"
+    fifo = "fifo"
+
+
+class Searcher(str, Enum):
+    """optuna: TPE (multivariate, per branch); random: random sampling."""
+
+    optuna = "optuna"
+    random = "random"
+
+
+def _one_of(value: str, choices: type[Enum], option: str) -> str:
+    names = [member.value for member in choices]
+    if value not in names:
+        raise UserError(f"{option} must be one of {', '.join(names)} (got {value!r})")
+    return value
+
+
+@dataclass
+class SearchRequest:
+    space: str = "cnn"
+    dataset: str = "digits"
+    base: str | None = None  # the digit set `--dataset numbers` builds its numbers from
+    test: str | None = None
+    data_dir: str | None = None
+    val_fraction: float = 0.1
+    trials: int = 12
+    max_epochs: int = 15
+    # ASHA's rungs are grace x reduction_factor^k epochs; 1 (ASHA's own default) lets a search
+    # drop its weak configs after one epoch, which `digitsearch bench` measured to cost no best val_acc
+    grace_epochs: int = 1
+    # ASHA keeps the top 1/reduction_factor at each rung; 4 is the ASHA paper's eta. On MNIST-10k
+    # 3 trained 0.38 of FIFO's epochs for the same best val_acc (`digitsearch bench`, 2026-11-25)
+    reduction_factor: int = 4
+    scheduler: str = Scheduler.asha.value
+    search: str = Searcher.optuna.value
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None
+    max_params: int | None = None  # None: the space's `limits:`, else DEFAULT_LIMITS
+    max_mflops: float | None = None
+    seed: int = 0
+    name: str | None = None
+    overrides: dict = field(default_factory=dict)  # --set name=value: parameters fixed as constants
+    results: Path = field(default_factory=lambda: Path("results"))
+    verbose: bool = False
+    quiet: bool = False  # only the outcome: no data notes, no line per trial, no top table
+    address: str | None = None  # an existing Ray cluster; None: a private local Ray
+    storage: str | None = None  # where Tune keeps trials and checkpoints (a shared folder or a URI)
+    resume: bool = False  # finish (or with add_trials, extend) the experiment `name`
+    add_trials: int = 0
+
+    def check(self) -> None:
+        """Refuse a bad request before anything is loaded or written. The CLI's own range
+        checks (Typer's min=) catch most of these first; the Python API relies on this."""
+        self._check_budget()
+        _one_of(self.scheduler, Scheduler, "--scheduler")
+        _one_of(self.search, Searcher, "--search")
+        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
+            raise UserError("--cpus-per-trial must be above 0 and --gpus-per-trial at least 0")
+        if (self.max_params is not None and self.max_params < 1) or \
+                (self.max_mflops is not None and self.max_mflops <= 0):
+            raise UserError("--max-params and --max-mflops must be above 0")
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise UserError(f"--max-concurrent must be at least 1 (got {self.max_concurrent})")
+        if self.quiet and self.verbose:
+            raise UserError("--quiet and --verbose exclude each other; pick one")
+        if self.add_trials < 0 or (self.add_trials and not self.resume):
+            raise UserError("--add-trials K extends a finished search: use it with --resume --name NAME, K >= 1")
+        if self.resume and not self.name:
+            raise UserError("--resume needs --name NAME: the experiment to finish or extend")
+
+    def _check_budget(self) -> None:
+        if self.trials < 1:
+            raise UserError(f"--trials must be at least 1 (got {self.trials})")
+        if self.max_epochs < 1:
+            raise UserError(f"--max-epochs must be at least 1 (got {self.max_epochs})")
+        if not 1 <= self.grace_epochs <= self.max_epochs:
+            raise UserError(f"--grace-epochs must be between 1 and --max-epochs ({self.max_epochs}), "
+                            f"got {self.grace_epochs}")
+        if self.reduction_factor < 2:
+            raise UserError(f"--reduction-factor must be at least 2 (got {self.reduction_factor})")
+
+
+def resolve_limits(req: SearchRequest, space: SearchSpace) -> None:
+    """Budget: the command line's, else the space's `limits:`, else DEFAULT_LIMITS."""
+    limits = {**DEFAULT_LIMITS, **space.limits}
+    req.max_params = int(req.max_params if req.max_params is not None else limits["max_params"])
+    req.max_mflops = float(req.max_mflops if req.max_mflops is not None else limits["max_mflops"])
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """`--set name=value` items -> {name: value}; values read as YAML (3, 0.5, true, text)."""
+    import yaml
+
+    overrides = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--set {item!r}: write NAME=VALUE, e.g. --set transfer.init=scratch")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        if isinstance(value, str) and _NUMBER.fullmatch(value):
+            value = float(value)  # PyYAML reads 1e-3 (no dot) as text
+        # a scalar as YAML reads it; anything else (a mapping from "a: b", an empty text) stays text
+        overrides[name.strip()] = value if isinstance(value, (bool, int, float, str)) else text
+    return overrides

@@ -1,0 +1,163 @@
+"""One round of a search: a Tuner (new, or restored after a killed driver) with its callbacks,
+and what every round ends with: the status, the leaderboard over every round, best.json.
+
+Shared by a new search (runner) and `--resume` (resume); neither imports the other.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+from digitsearch import data
+from digitsearch.search import algorithms, session
+from digitsearch.search.callbacks.ledger import Ledger
+from digitsearch.search.callbacks.progress import SearchProgress
+from digitsearch.search.request import SearchRequest
+from digitsearch.store import experiments, leaderboard
+from digitsearch.store.layout import BEST_FILE, LEADERBOARD_FILE, LEDGER_FILE, is_uri, round_path, rounds
+
+
+class SearchOutcome(NamedTuple):
+    folder: Path
+    interrupted: bool  # stopped (Ctrl-C) before every trial finished; what finished is written
+
+
+def load_data(req: SearchRequest) -> data.Bundle:
+    return data.load(req.dataset, test=req.test, data_dir=req.data_dir, val_fraction=req.val_fraction,
+                     seed=req.seed, base=req.base)
+
+
+def watchers(req: SearchRequest, folder: Path, echo: Callable[[str], None]) -> tuple[Ledger, SearchProgress]:
+    """The ledger (finished.txt, read back on --resume) and the printer that reads it."""
+    ledger = Ledger(folder / LEDGER_FILE, req.max_epochs)
+    return ledger, SearchProgress(req.trials, ledger, echo)
+
+
+def _trial_name(trial) -> str:
+    # short folder names; the config is in each trial's params.json and the leaderboard
+    return f"trial_{trial.trial_id}"
+
+
+def _environment(meta: dict) -> None:
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our SearchProgress replaces Tune's tables
+    # our TrialBoard replaces Ray's TensorBoard logger (which drops conditional HParams);
+    # Ray's CSV and JSON loggers are added back in tune_round
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    if not is_uri(meta["tune_root"]):
+        # Tune snapshots its state at most this often: a killed driver loses at most a second
+        # of bookkeeping (a trial that ended within it runs its last epochs again on --resume)
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+
+
+def tune_round(req, space, bundle, meta: dict, ledger: Ledger, progress: SearchProgress, echo,
+               restore: bool = False) -> None:
+    """Run the experiment's last round: a new Tuner, or with `restore` Ray's restore of a
+    round a killed or interrupted driver left unfinished."""
+    _environment(meta)
+    ray = session.start(req.address, req.verbose)
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from digitsearch.search.callbacks.board import TrialBoard
+    from digitsearch.search.trainable import TrialRuntime, train_trial
+
+    folder = req.results.resolve() / meta["name"]
+    warning = session.storage_warning(meta["tune_root"], len(session.alive_nodes(ray)))
+    if warning:
+        echo(warning)
+    resources = ray.cluster_resources()
+    this_round = meta["rounds"][-1]
+    slots = session.concurrency(req, resources.get("CPU", 1), resources.get("GPU", 0), this_round["trials"])
+    runtime = TrialRuntime(family=space.family, max_epochs=req.max_epochs,
+                           threads=max(1, int(req.cpus_per_trial)), seed=req.seed, max_params=req.max_params,
+                           max_mflops=req.max_mflops)
+    trainable = tune.with_resources(
+        tune.with_parameters(train_trial, bundle=bundle, runtime=runtime),
+        {"cpu": req.cpus_per_trial, "gpu": req.gpus_per_trial},
+    )
+    # the ledger first: callbacks run in list order, and the printer reads the ledger's counts
+    callbacks = [ledger, progress, TrialBoard(folder, space), CSVLoggerCallback(), JsonLoggerCallback()]
+    path = round_path(meta, this_round)
+    echo(f"search: {this_round['trials']} trials of space {space.name!r} ({req.search} + {req.scheduler}), "
+         f"up to {req.max_epochs} epochs each, {slots} at a time -> {path}")
+    if restore:
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True)
+        # callbacks are not part of what Ray restores usefully (they were pickled with the
+        # first driver's printer); this run's ledger, printer and board take their place
+        tuner._local_tuner.get_run_config().callbacks = callbacks
+    else:
+        tuner = _new_tuner(req, space, folder, meta, trainable, callbacks, slots)
+    tuner.fit()
+
+
+def _new_tuner(req, space, folder, meta, trainable, callbacks, slots):
+    from ray import tune
+
+    this_round = meta["rounds"][-1]
+    first = len(meta["rounds"]) == 1  # the space's hand-made starting points go in the first round only
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=algorithms.searcher(req, space, folder, meta, starting_points=first),
+            scheduler=algorithms.scheduler(req),
+            num_samples=this_round["trials"], max_concurrent_trials=slots, reuse_actors=True,
+            trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=this_round["dir"], storage_path=meta["tune_root"], verbose=2 if req.verbose else 0,
+            callbacks=callbacks,
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=1, checkpoint_score_attribute="val_acc", checkpoint_score_order="max"),
+            failure_config=tune.FailureConfig(max_failures=1),
+        ),
+    )
+
+
+def load_results(meta: dict) -> list:
+    """Every round's Tune results (ray.tune.Result), read back from storage, in round order."""
+    from ray.tune import ExperimentAnalysis, ResultGrid
+
+    results = []
+    for round_ in rounds(meta):
+        try:
+            results.extend(ResultGrid(ExperimentAnalysis(round_path(meta, round_))))
+        except (FileNotFoundError, ValueError):
+            continue  # a round killed before Tune wrote its first state: nothing ran
+    for result in results:
+        if not result.config and not is_uri(str(result.path)):
+            # a trial that failed before its first report: its config is only in params.json
+            params = Path(result.path) / "params.json"
+            config = json.loads(params.read_text()) if params.is_file() else {}
+            result.metrics = {**(result.metrics or {}), "config": config}
+    return results
+
+
+def finish(req: SearchRequest, space, meta: dict, ledger: Ledger, echo, chatter) -> SearchOutcome:
+    """Mark the experiment finished or interrupted, and write the leaderboard over every round."""
+    folder = req.results.resolve() / meta["name"]
+    interrupted = ledger.done < req.trials
+    meta["status"] = "interrupted" if interrupted else "finished"
+    experiments.write_meta(folder, meta)
+    if interrupted:
+        echo(f"interrupted after {ledger.done} of {req.trials} trials; writing what finished; "
+             f"`digitsearch tune --name {folder.name} --resume` finishes it")
+    _write_results(req, space, load_results(meta), ledger.finished, folder, echo, chatter)
+    return SearchOutcome(folder, interrupted)
+
+
+def _write_results(req, space, results, finished: set[str], folder: Path, echo, chatter) -> None:
+    table = leaderboard.build(results, req.max_epochs, finished, family=space.family)
+    table.to_csv(folder / LEADERBOARD_FILE, index=False)
+    configs = leaderboard.configs_by_trial(results)
+    best = leaderboard.best_trial(table, configs)
+    chatter(f"\ntop {min(5, len(table))} of {len(table)} trials (all in {folder / LEADERBOARD_FILE}):")
+    chatter(leaderboard.top_table(table, configs))
+    if best is None:
+        echo("no trial completed: nothing to retrain; see the leaderboard's status and note columns")
+        return
+    experiments.write_json(folder / BEST_FILE, {**best, "experiment": folder.name})
+    chatter("")
+    echo(f"best: {best['trial_id']} val_acc {best['val_acc']:.4f} at epoch {best['best_epoch']}; "
+         f"next: digitsearch best --name {folder.name} --retrain")

@@ -1,0 +1,66 @@
+"""run_search(): Ray Tune's Tuner + Optuna's define-by-run search + ASHA, over one space.
+
+The dataset is loaded once here on the driver and put in the object store once
+(tune.with_parameters); trials fill every CPU slot (max_concurrent_trials, which in
+Ray 2.60 also lifts OptunaSearch's one-pending-trial limit, Ray issue 46965).
+Everything that can be refused is refused before a folder is written or Ray starts.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+from digitsearch import spaces
+from digitsearch.search import preflight, resume, rounds, session
+from digitsearch.search.request import SearchRequest, resolve_limits
+from digitsearch.search.rounds import SearchOutcome
+from digitsearch.store import experiments
+from digitsearch.store.layout import FIRST_ROUND, tune_root
+
+
+def run_search(req: SearchRequest, echo: Callable[[str], None] = print) -> SearchOutcome:
+    """Search, then write leaderboard.csv and best.json. `echo` gets the outcome; with
+    req.quiet nothing else (the progress lines and tables go to `chatter`).
+    With req.resume: finish the named experiment, then run req.add_trials more."""
+    req.check()
+    if req.resume:
+        return resume.run(req, echo)
+    session.check_reachable(req.address)
+    chatter = (lambda line: None) if req.quiet else echo
+    space = spaces.load(req.space)
+    if req.overrides:
+        space = space.fixed(req.overrides)
+    resolve_limits(req, space)
+    bundle = rounds.load_data(req)
+    space = preflight.check(space, bundle.task, bundle.name, echo)  # bad pairings fail here, not in every trial
+    folder = experiments.create(req.results, req.name or experiments.default_name(space.name, req.dataset))
+    folder = folder.resolve()
+    meta = describe_run(req, space, bundle, folder)
+    experiments.write_meta(folder, meta)
+    for note in bundle.notes:
+        chatter(f"data: {note}")
+    unit, classes = ("sequences", f"{bundle.num_classes} symbols") if bundle.task == "sequence" else \
+        ("images", f"{bundle.num_classes} classes")
+    chatter(f"data: {len(bundle.train)} train / {len(bundle.val)} val / {meta['sizes']['test']} test {unit}, {classes}")
+    ledger, progress = rounds.watchers(req, folder, chatter)
+    rounds.tune_round(req, space, bundle, meta, ledger, progress, chatter)
+    return rounds.finish(req, space, meta, ledger, echo, chatter)
+
+
+def describe_run(req: SearchRequest, space, bundle, folder: Path) -> dict:
+    """experiment.json as a new search writes it: the request, the data, where Tune's rounds go."""
+    def absolute(path):
+        return str(Path(path).resolve()) if path and Path(path).exists() else path
+
+    return {
+        **asdict(req), "results": str(req.results), "name": folder.name, "created": time.time(),
+        "study_name": folder.name, "family": space.family, "families": list(space.families),
+        "space_path": str(space.path), "task": bundle.task, "base": absolute(req.base),
+        "dataset": absolute(req.dataset), "test": absolute(req.test), "data_dir": absolute(req.data_dir),
+        "dataset_name": bundle.name, "dataset_notes": bundle.notes, "class_names": bundle.class_names,
+        "sizes": {"train": len(bundle.train), "val": len(bundle.val), "test": len(bundle.test) if bundle.test else 0},
+        "status": "running", "tune_root": tune_root(folder, req.storage),
+        "rounds": [{"dir": FIRST_ROUND, "trials": req.trials}],
+    }

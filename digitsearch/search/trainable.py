@@ -1,0 +1,127 @@
+"""The Ray Tune adapter: build the model, loop epochs, report. Nothing else.
+
+All training is core.engine's plain PyTorch, and the model comes from core.build. The dataset arrives through
+`tune.with_parameters` (in the object store once, not shipped with every trial) and
+becomes tensors once per trial. Only an epoch that beats the trial's best so far is
+checkpointed, so a long search keeps one checkpoint per trial; the checkpoint holds the
+optimizer, scheduler and sampler state too, so a trial that Ray restarts (a retried error,
+a lost node, `tune --resume`) continues from its best epoch instead of from scratch.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+
+import ray
+import torch
+from ray import tune
+
+from digitsearch import models
+from digitsearch.core import engine, tasks
+from digitsearch.core.build import build_model
+from digitsearch.core.config import TrialConfig
+from digitsearch.data.bundle import Bundle
+from digitsearch.errors import UserError
+
+CHECKPOINT_FILE = "model.pt"
+
+
+@dataclass(frozen=True)
+class TrialRuntime:
+    """What every trial of one search shares, apart from the data."""
+
+    family: str
+    max_epochs: int
+    threads: int
+    seed: int
+    max_params: int
+    max_mflops: float
+
+
+def _report_unusable(why: str, reason: str, params: int = 0, mflops: float = 0.0) -> None:
+    # val_acc 0 tells the searcher this region is bad; `note` puts the reason in the leaderboard
+    tune.report({"val_acc": 0.0, "best_val_acc": 0.0, "epoch": 0, "params": params, "mflops": mflops,
+                 "note": f"{why}: {reason}"})
+
+
+def _report_with_checkpoint(model, optimizer, scheduler, generator, metrics: dict) -> None:
+    # Ray copies the folder into the experiment's storage during report(); ours is temporary
+    state = {"state_dict": model.state_dict(), "metrics": metrics, "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "generator": generator.get_state()}
+    with tempfile.TemporaryDirectory(prefix="digitsearch-ckpt-") as folder:
+        torch.save(state, os.path.join(folder, CHECKPOINT_FILE))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _restore(model, optimizer, scheduler, generator) -> tuple[int, float, int]:
+    """(next epoch, best val_acc, best epoch): from Ray's checkpoint when this trial is a
+    restart, else a fresh start."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return 1, -1.0, 0
+    with checkpoint.as_directory() as folder:
+        state = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location="cpu", weights_only=False)
+    model.load_state_dict(state["state_dict"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    generator.set_state(state["generator"])
+    metrics = state["metrics"]
+    return metrics["epoch"] + 1, metrics["val_acc"], metrics["epoch"]
+
+
+def _node() -> str:
+    # which machine trained the trial: the leaderboard's `node` column (a cluster's node id)
+    return ray.get_runtime_context().get_node_id()
+
+
+def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
+    torch.set_num_threads(runtime.threads)
+    torch.manual_seed(runtime.seed)
+    cfg = TrialConfig.from_flat(config, runtime.family)
+    mean, std = bundle.normalisation()
+    try:
+        model = build_model(cfg, bundle, mean, std)
+    except (models.InvalidArchitecture, UserError) as err:
+        # e.g. a feature map pooled to nothing, or ImageNet weights this machine cannot get
+        return _report_unusable("infeasible", str(err))
+    device = engine.default_device()
+    task = tasks.for_bundle(bundle)
+    train = engine.to_tensors(bundle.train.images, bundle.train.labels, mean, std, device, task)
+    val = engine.to_tensors(bundle.val.images, bundle.val.labels, mean, std, device, task)
+    model = engine.prepare_model(model, device)
+    params, mflops = models.count_params(model), models.forward_mflops(model, train.x[:1])
+    if params > runtime.max_params or mflops > runtime.max_mflops:
+        # the budget guard: one such trial would cost as much as many ordinary ones
+        return _report_unusable("over budget", f"{params:,} parameters, {mflops:.0f} MFLOPs per image "
+                                f"(limits --max-params {runtime.max_params:,}, --max-mflops {runtime.max_mflops:g})",
+                                params, mflops)
+    optimizer = engine.make_optimizer(model, cfg.train)
+    scheduler = engine.make_scheduler(optimizer, cfg.train)
+    generator = torch.Generator().manual_seed(runtime.seed)
+    start, best_acc, best_epoch = _restore(model, optimizer, scheduler, generator)
+    fixed = {"params": params, "mflops": mflops, "node": _node()}
+    for epoch in range(start, runtime.max_epochs + 1):
+        lr = optimizer.param_groups[0]["lr"]
+        try:
+            metrics = engine.train_epoch(model, optimizer, train, cfg.train, generator)
+            metrics.update(engine.evaluate(model, val))
+        except torch.OutOfMemoryError as err:
+            # recorded, not retried: the same config would run out of memory again
+            first = str(err).strip().splitlines()[0] if str(err).strip() else "CUDA"
+            return tune.report({"val_acc": 0.0, "best_val_acc": 0.0, "epoch": epoch, **fixed,
+                                "note": f"out of memory: {first[:150]}"})
+        scheduler.step()
+        if not engine.is_finite(metrics):
+            # a diverged trial is recorded, not retried: the config, not the machine, is at fault
+            tune.report({**metrics, "val_acc": 0.0, "best_val_acc": 0.0, "epoch": epoch, **fixed,
+                         "note": "diverged: non-finite loss"})
+            return
+        improved = metrics["val_acc"] > best_acc
+        if improved:
+            best_acc, best_epoch = metrics["val_acc"], epoch
+        metrics.update(epoch=epoch, lr=lr, **fixed, best_val_acc=best_acc, best_epoch=best_epoch, note="")
+        if improved:
+            _report_with_checkpoint(model, optimizer, scheduler, generator, metrics)
+        else:
+            tune.report(metrics)

@@ -1,0 +1,90 @@
+"""The results folder: one folder per experiment, found by name or as the latest; its JSON files.
+
+Every write goes through a temporary file and a rename, so an interrupted write never leaves
+half a file; an existing experiment is never overwritten.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+from digitsearch.errors import UserError
+from digitsearch.store.layout import BEST_FILE, EXPERIMENT_FILE, LEADERBOARD_FILE
+
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def default_name(space: str, dataset: str) -> str:
+    """Unique and readable: space-dataset-timestamp."""
+    stem = Path(dataset.rstrip("/")).stem if ("/" in dataset or dataset.endswith(".csv")) else dataset
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem) or "data"
+    return f"{Path(space).stem}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise UserError(f"experiment name {name!r} may only hold letters, digits, '.', '_' and '-'")
+    return name
+
+
+def create(results: Path, name: str) -> Path:
+    """Make results/<name>; an existing experiment is never overwritten."""
+    folder = results / check_name(name)
+    if folder.exists():
+        raise UserError(f"experiment {name!r} already exists in {results}; choose another --name or remove {folder}")
+    folder.mkdir(parents=True)
+    return folder
+
+
+def list_all(results: Path) -> list[Path]:
+    """Experiments in `results`, oldest first."""
+    if not results.is_dir():
+        return []
+    found = [p.parent for p in results.glob(f"*/{EXPERIMENT_FILE}")]
+    return sorted(found, key=lambda p: read_json(p / EXPERIMENT_FILE).get("created", 0))
+
+
+def resolve(results: Path, name: str | None) -> Path:
+    """The named experiment, or the latest one."""
+    if name:
+        folder = results / name
+        if not (folder / EXPERIMENT_FILE).is_file():
+            known = ", ".join(p.name for p in list_all(results)) or "none"
+            raise UserError(f"no experiment {name!r} in {results} (known: {known}); run `digitsearch tune` first")
+        return folder
+    every = list_all(results)
+    if not every:
+        raise UserError(f"no experiment in {results}; run `digitsearch tune --space cnn` first (or pass --results DIR)")
+    return every[-1]
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def write_json(path: Path, data: dict) -> None:
+    # write then rename, so an interrupted write never leaves half a file behind
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
+def read_meta(folder: Path) -> dict:
+    """experiment.json: the request, the data, the rounds, the status."""
+    return read_json(folder / EXPERIMENT_FILE)
+
+
+def write_meta(folder: Path, meta: dict) -> None:
+    write_json(folder / EXPERIMENT_FILE, meta)
+
+
+def read_best(folder: Path) -> dict:
+    path = folder / BEST_FILE
+    if not path.is_file():
+        raise UserError(
+            f"experiment {folder.name!r} has no completed trial (no {BEST_FILE}); "
+            f"look at {folder / LEADERBOARD_FILE} for errors, or run a new search"
+        )
+    return read_json(path)

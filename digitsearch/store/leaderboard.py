@@ -1,0 +1,119 @@
+"""Turn Ray Tune's results into the leaderboard (one row per trial) and best.json."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from digitsearch.core.config import gather_indexed
+
+SUMMARY_COLUMNS = ["trial_id", "family", "status", "val_acc", "best_epoch", "epochs", "n_params", "mflops", "seconds",
+                   "note", "node", "checkpoint"]
+TOP_COLUMNS = SUMMARY_COLUMNS[:9]  # what the terminal's top table shows beside each config
+
+
+def _status(result, epochs: int, max_epochs: int, note: str, finished: bool) -> str:
+    if result.error is not None:
+        return "error"
+    if not finished:
+        return "interrupted"
+    if note:
+        return note.split(":")[0]  # infeasible / over budget / diverged
+    return "completed" if epochs >= max_epochs else "stopped early"
+
+
+def trial_row(result, max_epochs: int, finished: bool = True, family: str = "") -> dict:
+    """One trial's row: how it ended, its best val_acc and the epoch it came at, its config.
+
+    `family`: the space's; a space across families puts each trial's own in its config.
+    """
+    last = result.metrics or {}
+    row = {"trial_id": trial_row_id(result), "family": (result.config or {}).get("family", family),
+           "val_acc": math.nan, "best_epoch": 0, "epochs": 0,
+           "n_params": last.get("params", 0), "mflops": last.get("mflops", 0.0),
+           "seconds": last.get("time_total_s", 0.0)}
+    history = result.metrics_dataframe
+    if history is not None and len(history) and "val_acc" in history:
+        best = history["val_acc"].idxmax()
+        row.update(val_acc=float(history["val_acc"].max()), best_epoch=int(history.loc[best].get("epoch", 0)),
+                   epochs=int(history["epoch"].max()) if "epoch" in history else 0)
+    note = str(last.get("note") or "")  # why the trainable stopped: infeasible, over budget, diverged
+    row["status"] = _status(result, row["epochs"], max_epochs, note, finished)
+    row["note"] = str(result.error).strip().splitlines()[-1][:200] if result.error is not None else note
+    row["node"] = str(last.get("node") or "")  # the Ray node that trained it last
+    row["checkpoint"] = _where(result.checkpoint) if result.checkpoint else ""
+    return {**row, **(result.config or {})}
+
+
+def build(result_grid, max_epochs: int, finished: set[str] | None = None, family: str = "") -> pd.DataFrame:
+    """`finished`: ids of trials that ended on their own; the others were cut off by an interrupt."""
+    rows = [trial_row(r, max_epochs, finished is None or trial_row_id(r) in finished, family) for r in result_grid]
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    config_columns = [c for c in table.columns if c not in SUMMARY_COLUMNS]
+    table = table[SUMMARY_COLUMNS + config_columns]
+    # among equally accurate trials the smaller, then the quicker one comes first (and is "best"):
+    # on the addition task several configs reach val_acc 1.0, and one is 6x the size of another
+    return table.sort_values(["val_acc", "n_params", "seconds"], ascending=[False, True, True],
+                             na_position="last", kind="stable").reset_index(drop=True)
+
+
+# a trial with a real best epoch (and its checkpoint): one the best may be, or that may be retrained
+TRAINED_STATUSES = ("completed", "stopped early", "interrupted")
+
+
+def best_trial(table: pd.DataFrame, configs: dict[str, dict]) -> dict | None:
+    """The best usable trial (finished or stopped early, val_acc above zero), or None.
+
+    The config comes from Tune's own record (`configs` by trial id), not the table,
+    where a conditional parameter's ints turn into floats beside NaN.
+    """
+    # an interrupted trial's best epoch is real and checkpointed, so it may still be the best
+    usable = table[table["status"].isin(TRAINED_STATUSES) & (table["val_acc"] > 0)]
+    if usable.empty:
+        return None
+    row = usable.iloc[0]
+    summary = {c: _plain(row[c]) for c in SUMMARY_COLUMNS}
+    return {**summary, "config": configs[row["trial_id"]]}
+
+
+def configs_by_trial(result_grid) -> dict[str, dict]:
+    return {trial_row_id(r): dict(r.config or {}) for r in result_grid}
+
+
+def trial_row_id(result) -> str:
+    # a trial that failed before its first report has no metrics: its folder, trial_<id>, names it
+    return (result.metrics or {}).get("trial_id") or result.path.rstrip("/").split("/")[-1].removeprefix("trial_")
+
+
+def _where(checkpoint) -> str:
+    """A checkpoint's folder, as a URI when it is not on this machine's filesystem (s3://...)."""
+    kind = getattr(checkpoint.filesystem, "type_name", "local")
+    return checkpoint.path if kind == "local" else f"{kind}://{checkpoint.path}"
+
+
+def _plain(value):
+    """numpy scalars -> Python, so best.json round-trips exactly."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def top_table(table: pd.DataFrame, configs: dict[str, dict], n: int = 5) -> str:
+    """Top n rows: the summary columns and each trial's config in one short column."""
+    shown = table.head(n)[TOP_COLUMNS].copy()
+    shown["config"] = [short_config(configs.get(t, {})) for t in shown["trial_id"]]
+    return shown.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=90)
+
+
+def short_config(config: dict, width: int = 90) -> str:
+    """{"cnn.filters_1": 32, "cnn.filters_2": 64, "lr": 0.00123} -> "filters=32/64 lr=0.00123"."""
+    flat = {key.split(".", 1)[-1]: value for key, value in config.items()}
+    parts = []
+    for key, value in gather_indexed(flat).items():
+        if isinstance(value, list):
+            value = "/".join(str(v) for v in value)
+        elif isinstance(value, float):
+            value = f"{value:.3g}"
+        parts.append(f"{key}={value}")
+    text = " ".join(parts)
+    return text if len(text) <= width else text[: width - 1] + "…"

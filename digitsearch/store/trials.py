@@ -1,0 +1,74 @@
+"""Reading an experiment's trials back from this machine: their Tune folders, one trial as
+best.json describes the best, and which trials were the space's hand-made starting points."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from digitsearch import spaces
+from digitsearch.errors import UserError
+from digitsearch.store.experiments import read_json, read_meta
+from digitsearch.store.layout import LEADERBOARD_FILE, is_uri, rounds
+
+PARAMS_FILE = "params.json"  # Tune's record of a trial's config, beside its results
+
+
+def trial_dirs(folder: Path) -> dict[str, Path]:
+    """trial_id -> its Tune folder (params.json, progress.csv) on this machine, over every round."""
+    meta = read_meta(folder)
+    if is_uri(meta.get("tune_root", "")):
+        return {}  # a URI: nothing to read locally
+    root = Path(meta.get("tune_root") or folder)
+    found = {}
+    for round_ in rounds(meta):
+        for trial in (root / round_["dir"]).glob("trial_*"):
+            found[trial.name.removeprefix("trial_")] = trial
+    return found
+
+
+def configs(folder: Path, trial_ids=None) -> dict[str, dict]:
+    """trial_id -> its config as Tune recorded it ({} where params.json is not on this machine)."""
+    dirs = trial_dirs(folder)
+    wanted = dirs if trial_ids is None else trial_ids
+    found = {}
+    for trial_id in wanted:
+        params = dirs.get(trial_id, folder / "missing") / PARAMS_FILE
+        found[trial_id] = read_json(params) if params.is_file() else {}
+    return found
+
+
+def read_trial(folder: Path, trial_id: str) -> dict:
+    """One trial as best.json describes the best: its leaderboard row, and its config as Tune
+    recorded it (params.json: the table turns a conditional parameter's ints into floats)."""
+    import pandas as pd
+
+    table = pd.read_csv(folder / LEADERBOARD_FILE, dtype={"trial_id": str})
+    rows = table[table["trial_id"] == trial_id]
+    if rows.empty:
+        raise UserError(f"experiment {folder.name!r} has no trial {trial_id!r}; "
+                        f"its trials are listed in {folder / LEADERBOARD_FILE}")
+    params = trial_dirs(folder).get(trial_id, Path("/nonexistent")) / PARAMS_FILE
+    if not params.is_file():
+        raise UserError(f"trial {trial_id!r}: its config ({params.name}) is not on this machine")
+    row = {k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v) for k, v in rows.iloc[0].items()}
+    return {**row, "config": read_json(params), "experiment": folder.name}
+
+
+def experiment_space(meta: dict) -> spaces.SearchSpace:
+    """The space the experiment searched: its file (absolute in experiment.json) with the
+    command line's --set overrides applied again."""
+    space = spaces.load(meta.get("space_path") or meta.get("space", "cnn"))
+    return space.fixed(meta["overrides"]) if meta.get("overrides") else space
+
+
+def starting_point_trials(folder: Path) -> dict[str, int]:
+    """trial_id -> k for the trials that evaluated the space's k-th starting point (the
+    hand-made nets the search must beat), found by their configs (params.json)."""
+    space = experiment_space(read_meta(folder))
+    recorded = {trial_id: config for trial_id, config in configs(folder).items() if config}
+    found = {}
+    for k, point in enumerate(space.starting_points, start=1):
+        for trial_id, config in recorded.items():
+            if trial_id not in found and all(config.get(name) == value for name, value in point.items()):
+                found[trial_id] = k
+                break
+    return found

@@ -1,0 +1,224 @@
+"""`digitsearch report`: results/<name>/report/report.md and its PNGs, from what a search and
+its retrain wrote (leaderboard.csv, Tune's per-trial progress.csv, optuna.db, final/)."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from digitsearch.errors import UserError
+from digitsearch.store import experiments, study, trials
+from digitsearch.store.layout import FINAL_DIR, LEADERBOARD_FILE, METRICS_FILE, REPORT_DIR, final_dir
+from digitsearch.store.leaderboard import SUMMARY_COLUMNS, short_config
+from digitsearch.viz import plots, report_plots
+
+TOP = 10
+
+
+def _curves(folder: Path, table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each trained trial's val_acc per epoch, from the CSV Tune wrote beside it."""
+    curves, dirs = {}, trials.trial_dirs(folder)
+    for row in table.itertuples():
+        progress = dirs.get(row.trial_id, folder / "missing") / "progress.csv"
+        if row.epochs > 0 and progress.is_file():
+            curve = pd.read_csv(progress)
+            curve = curve[curve["epoch"] > 0][["epoch", "val_acc"]]
+            if len(curve):
+                curves[row.trial_id] = curve
+    return curves
+
+
+def _md_table(frame: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _in_space_order(config: dict, table: pd.DataFrame) -> dict:
+    """The leaderboard's column order is the space's (architecture first, then training);
+    params.json is alphabetical."""
+    order = [c for c in table.columns if c not in SUMMARY_COLUMNS]
+    return {k: config[k] for k in sorted(config, key=lambda k: order.index(k) if k in order else len(order))}
+
+
+def leaderboard_md(table: pd.DataFrame, configs: dict[str, dict]) -> str:
+    top = table.head(TOP)
+    per_epoch = [f"{s / e:.1f}" if e else "-" for s, e in zip(top["seconds"], top["epochs"])]
+    shown = pd.DataFrame({
+        "rank": range(1, len(top) + 1), "trial": top["trial_id"], "family": top["family"],
+        "key parameters": [short_config(_in_space_order(configs.get(t, {}), table), width=90).replace("|", "/")
+                           for t in top["trial_id"]],
+        "parameters": [f"{int(n):,}" if n > 0 else "-" for n in top["n_params"]],  # 0: never built
+        "epochs run": top["epochs"],
+        "s/epoch": per_epoch, "val acc": [f"{v:.4f}" if v == v else "-" for v in top["val_acc"]],
+        "status": top["status"],
+    })
+    return _md_table(shown)
+
+
+def families_md(table: pd.DataFrame) -> str:
+    """The reports' "results compared" table: one row per family."""
+    rows = []
+    for family, group in table.groupby("family", sort=False):
+        trained = group[group["epochs"] > 0]
+        best = trained.iloc[0] if len(trained) else None
+        rows.append({
+            "family": family, "trials": len(group), "trained": len(trained),
+            "best val acc": f"{best.val_acc:.4f}" if best is not None else "-",
+            "median val acc": f"{trained.val_acc.median():.4f}" if len(trained) else "-",
+            "parameters of the best": f"{int(best.n_params):,}" if best is not None else "-",
+            "median s/epoch": f"{(trained.seconds / trained.epochs).median():.1f}" if len(trained) else "-",
+        })
+    return _md_table(pd.DataFrame(rows))
+
+
+def _importances(study) -> dict[str, float]:
+    """{} when the study cannot say (fewer than two finished trials, nothing varied)."""
+    import optuna
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)  # the same figure every time
+            return optuna.importance.get_param_importances(study, evaluator=evaluator)
+    except (RuntimeError, ValueError):
+        return {}
+
+
+class ReportWriter:
+    """Collects the report's sections and saves its figures as PNGs beside report.md."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.sections: list[str] = []
+        self.pngs: list[str] = []
+
+    def add(self, *parts: str) -> None:
+        self.sections.append("\n\n".join(parts))
+
+    def figure(self, fig, name: str, caption: str) -> str:
+        fig.savefig(self.out / name, dpi=110)
+        self.pngs.append(name)
+        return f"![{caption}]({name})"
+
+    def save(self) -> Path:
+        path = self.out / "report.md"
+        path.write_text("\n\n".join(self.sections) + "\n")
+        return path
+
+
+def _search_sections(doc: ReportWriter, folder: Path, meta: dict, table: pd.DataFrame) -> None:
+    configs = trials.configs(folder, table["trial_id"])
+    counts = table["status"].value_counts()
+    doc.add(f"## Leaderboard (top {min(TOP, len(table))} of {len(table)})",
+            leaderboard_md(table, configs),
+            "Status counts: " + ", ".join(f"{status} {n}" for status, n in counts.items()) + ".")
+    curves = _curves(folder, table)
+    if curves:
+        status = dict(zip(table["trial_id"], table["status"]))
+        fig = report_plots.val_acc_by_epoch(curves, status, int(meta["max_epochs"]))
+        trained = int(table["epochs"].sum())
+        doc.add("## Validation accuracy per epoch",
+                doc.figure(fig, "val_acc_by_epoch.png", "val_acc against epoch for every trial"),
+                f"{len(curves)} trials trained {trained} epochs in all; running every trial to "
+                f"{meta['max_epochs']} epochs would have taken {len(curves) * int(meta['max_epochs'])}.")
+    searched = study.load(folder)
+    values = _importances(searched)
+    if values:
+        top = list(values)[:6]
+        finished = sum(t.value is not None for t in searched.trials)
+        doc.add("## What mattered",
+                f"Optuna's fANOVA importances over the {finished} finished trials of the study "
+                f"(`optuna.db`); with few trials they are a rough guide.",
+                doc.figure(report_plots.importances(values), "param_importances.png", "parameter importances"),
+                doc.figure(report_plots.parallel_coordinates(searched, top), "parallel_coordinates.png",
+                           "parallel coordinates of the most important parameters"))
+    doc.add("## Families compared", families_md(table))
+
+
+def _retrain_sections(doc: ReportWriter, folder: Path) -> None:
+    final = final_dir(folder)
+    if not (final / METRICS_FILE).is_file():
+        doc.add("## The retrained model", "Not retrained yet: `digitsearch best --retrain`, then report again.")
+        return
+    metrics = experiments.read_json(final / METRICS_FILE)
+    parts = [f"Trial {metrics['trial_id']} ({metrics['family']}) retrained for {metrics['epochs']} epochs on "
+             f"{metrics['train_examples']:,} examples (train + validation)."]
+    if "test_sequences" in metrics:
+        parts.append(f"Test exact-match accuracy **{metrics['test_accuracy']:.4f}** on {metrics['test_sequences']:,} "
+                     f"held-out sequences (per symbol {metrics['test_symbol_accuracy']:.4f}).")
+    elif "test_accuracy" in metrics:
+        parts.append(f"Test accuracy **{metrics['test_accuracy']:.4f}** on {metrics['test_images']:,} held-out images.")
+        per_class = pd.DataFrame(metrics["per_class"]).T.reset_index(names="class")
+        for column in ("precision", "recall", "f1"):
+            per_class[column] = per_class[column].map(lambda v: f"{v:.3f}")
+        per_class["support"] = per_class["support"].astype(int)
+        parts.append(_md_table(per_class))
+    matrix_csv = final / "confusion_matrix.csv"
+    if matrix_csv.is_file():
+        matrix = pd.read_csv(matrix_csv, index_col=0)
+        fig = plots.confusion_matrix_figure(matrix.to_numpy(dtype=np.int64), [str(c) for c in matrix.columns])
+        parts.append(doc.figure(fig, "confusion_matrix.png", "confusion matrix of the retrained model"))
+    if metrics.get("history"):
+        parts.append(doc.figure(plots.curves_figure(metrics["history"]), "retrain_curves.png", "retrain curves"))
+    doc.add("## The retrained model", *parts)
+
+
+def retrained_md(folder: Path, table: pd.DataFrame) -> str | None:
+    """The searched best beside every trial retrained with `best --trial` (e.g. the hand-made
+    starting points), on the same data: parameters, seconds per epoch, test accuracy."""
+    finals = list(folder.glob(f"{FINAL_DIR}-*/{METRICS_FILE}"))
+    best = final_dir(folder) / METRICS_FILE
+    if not finals or not best.is_file():
+        return None
+    params = table.set_index("trial_id")["n_params"]
+    try:
+        starts = trials.starting_point_trials(folder)
+    except (UserError, OSError):  # the space file has moved: rows are named by trial only
+        starts = {}
+    # the starting points in the space's order, then any other trial retrained with --trial
+    finals.sort(key=lambda p: (starts.get(p.parent.name.removeprefix(f"{FINAL_DIR}-"), len(starts) + 1), p.parent.name))
+    rows = []
+    for path in [best, *finals]:
+        m = experiments.read_json(path)
+        seconds = [epoch["epoch_seconds"] for epoch in m.get("history", [])]
+        start = f"starting point {starts[m['trial_id']]}" if m["trial_id"] in starts else f"trial {m['trial_id']}"
+        rows.append({
+            "model": ("searched best" + (f" ({start})" if m["trial_id"] in starts else "")) if path == best
+            else start,
+            "trial": m["trial_id"], "family": m["family"],
+            "parameters": f"{int(params.get(m['trial_id'], 0)):,}", "epochs": m["epochs"],
+            "s/epoch": f"{sum(seconds) / len(seconds):.1f}" if seconds else "-",
+            "test accuracy": f"{m['test_accuracy']:.4f}" if "test_accuracy" in m else "-",
+        })
+    return _md_table(pd.DataFrame(rows))
+
+
+def write(results: Path, name: str | None, echo: Callable[[str], None] = print) -> Path:
+    folder = experiments.resolve(results, name)
+    meta = experiments.read_meta(folder)
+    table = pd.read_csv(folder / LEADERBOARD_FILE, dtype={"trial_id": str})
+    out = folder / REPORT_DIR
+    out.mkdir(exist_ok=True)
+    doc = ReportWriter(out)
+    doc.add(f"# Search report: {folder.name}",
+            f"Space `{meta['space']}` ({', '.join(meta.get('families', [meta['family']]))}) on dataset "
+            f"`{meta['dataset_name']}`: {meta['sizes']['train']:,} train / {meta['sizes']['val']:,} validation / "
+            f"{meta['sizes']['test']:,} test examples; {meta['trials']} trials, up to {meta['max_epochs']} epochs each "
+            f"({meta['search']} + {meta['scheduler']}, seed {meta['seed']}). Written by `digitsearch report --name "
+            f"{folder.name}`.")
+    _search_sections(doc, folder, meta, table)
+    _retrain_sections(doc, folder)
+    compared = retrained_md(folder, table)
+    if compared:
+        doc.add("## Retrained models compared",
+                "The searched best and the trials retrained beside it by "
+                "`digitsearch best --retrain --starting-points` "
+                "(the space's hand-made nets) or `--trial ID`: each on train + validation, tested on the same held-out "
+                "images; s/epoch is the retrain's.", compared)
+    path = doc.save()
+    echo(f"wrote {path} and {len(doc.pngs)} PNGs: {', '.join(doc.pngs)}")
+    return path

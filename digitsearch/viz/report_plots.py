@@ -1,0 +1,66 @@
+"""Figures of a whole search for `digitsearch report`: learning curves of every trial, what the
+searcher learned about the parameters (importances, parallel coordinates)."""
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
+
+from digitsearch.viz.plots import new_figure
+
+STATUS_STYLE = {"completed": ("tab:blue", "ran every epoch"), "stopped early": ("tab:orange", "stopped early by ASHA"),
+                "interrupted": ("tab:gray", "interrupted"), "error": ("tab:red", "error")}
+
+
+def val_acc_by_epoch(curves: dict[str, pd.DataFrame], status: dict[str, str], max_epochs: int):
+    """val_acc against epoch, one line per trial, coloured by how it ended (ASHA's stops show as x)."""
+    fig = new_figure(8, 4.5)
+    ax = fig.subplots()
+    shown = set()
+    for trial_id, curve in curves.items():
+        color, label = STATUS_STYLE.get(status.get(trial_id, ""), ("tab:gray", "other"))
+        ax.plot(curve["epoch"], curve["val_acc"], color=color, alpha=0.8, linewidth=1.2,
+                label=None if label in shown else label)
+        shown.add(label)
+        if status.get(trial_id) == "stopped early":
+            ax.plot(curve["epoch"].iloc[-1], curve["val_acc"].iloc[-1], "x", color=color, markersize=8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.set_xlim(0.8, max_epochs + 0.2)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(f"validation accuracy of every trained trial ({len(curves)})")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def importances(values: dict[str, float]):
+    names = list(values)[::-1]  # the largest on top
+    fig = new_figure(7, 0.35 * len(names) + 1.4)
+    ax = fig.subplots()
+    ax.barh(names, [values[n] for n in names], color="tab:blue")
+    ax.set_xlabel("importance for val_acc (Optuna, fANOVA; sums to 1)")
+    ax.set_title("which parameters mattered")
+    fig.tight_layout()
+    return fig
+
+
+def parallel_coordinates(study, params: list[str]):
+    """Optuna's own plot. It draws through pyplot and sets its ggplot style globally: the
+    rc_context undoes the style, and closing the pyplot handle leaves a plain Figure."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    import optuna
+
+    with warnings.catch_warnings(), matplotlib.rc_context():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        ax = optuna.visualization.matplotlib.plot_parallel_coordinate(study, params=params, target_name="val_acc")
+        fig = ax.figure
+        plt.close(fig)
+        fig.set_size_inches(max(8, 1.6 * len(params) + 2), 5.5)
+        ax.set_title("")  # Optuna's title sits on the top tick labels; ours goes above the axes
+        fig.suptitle(f"the {len(params)} most important parameters of every finished trial, coloured by val_acc")
+        fig.tight_layout()
+    return fig
