@@ -133,6 +133,11 @@ def test_no_module_or_function_outgrows_the_agreed_size():
 def test_the_version_comes_from_the_package_metadata():
     from importlib.metadata import version
 
+    from typer.testing import CliRunner
+
     import digitsearch
+    from digitsearch.cli import app
 
     assert digitsearch.__version__ == version("digitsearch")
+    shown = CliRunner().invoke(app, ["--version"])
+    assert shown.exit_code == 0 and shown.stdout.strip() == f"digitsearch {version('digitsearch')}"

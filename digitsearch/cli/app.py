@@ -39,7 +39,9 @@ class OneLineErrors(TyperGroup):
         except TyperException as err:
             message = err.format_message() if hasattr(err, "format_message") else str(err)
             if message:  # empty after `digitsearch` alone, whose help Typer has just printed
-                typer.echo(f"error: {message} (see `digitsearch --help`)", err=True)
+                context = getattr(err, "ctx", None)
+                where = context.command_path if context is not None else "digitsearch"
+                typer.echo(f"error: {message} (see `{where} --help`)", err=True)
             code = getattr(err, "exit_code", USAGE_EXIT)
         except typer.Abort:  # Ctrl-C at a prompt, or an EOF
             typer.echo("aborted", err=True)
@@ -52,9 +54,24 @@ class OneLineErrors(TyperGroup):
 
 app = typer.Typer(
     cls=OneLineErrors,
-    help="Hyperparameter and architecture search for MNIST-like image classifiers (Ray Tune + Optuna + ASHA).",
     add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
 )
+
+
+
+def _version(asked: bool) -> None:
+    if asked:
+        from digitsearch import __version__
+
+        typer.echo(f"digitsearch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_version,
+                                                help="Print the version and exit.")] = False) -> None:
+    """Hyperparameter and architecture search for MNIST-like image classifiers (Ray Tune + Optuna + ASHA)."""
+
 
 Results = Annotated[Path, typer.Option(help="Folder holding the experiments.")]
 Name = Annotated[Optional[str], typer.Option(help="Experiment name (default: the latest in --results).")]

@@ -12,8 +12,9 @@ from digitsearch.errors import UserError
 
 RETRAIN = "Retrain the best config on train+val, test it, export model and predictions (replaces an earlier final/)."
 EPOCHS = "Retrain epochs (default: the best trial's best epoch)."
+# help texts are rich markup: "\\[" keeps a literal bracket
 EXPORT = ("With --retrain, also write these beside model.pt, comma-separated: torchscript,onnx "
-          "(onnx needs `pip install .[onnx]`).")
+          "(onnx needs `pip install .\\[onnx]`).")
 TRIAL = ("Another trial of the leaderboard instead of the best, e.g. a hand-made starting point to compare; "
          "--retrain writes final-<trial>/.")
 STARTING_POINTS = ("With --retrain: also retrain each trained starting point of the space (the hand-made nets) "
