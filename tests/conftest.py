@@ -30,7 +30,8 @@ def pytest_configure(config):
 # order, and a long file started last would run on alone at the end. test_search_e2e makes the
 # shared search early, so that test_board and test_exports, later, find it made and never wait
 SLOWEST_FIRST = ("test_families_search.py", "test_search_e2e.py", "test_bench.py", "test_cluster.py",
-                 "test_faults.py", "test_board.py", "test_exports.py", "test_packaging.py", "test_layout.py")
+                 "test_faults.py", "test_board.py", "test_exports.py", "test_docs.py", "test_layout.py",
+                 "test_packaging.py")
 
 
 def pytest_collection_modifyitems(config, items):
