@@ -191,3 +191,32 @@ def test_an_unreachable_cluster_fails_at_once_and_writes_nothing(results, addres
 ])
 def test_resume_and_add_trials_misuse(results, args, needle):
     expect_error(*tune(results, *args), needles=(needle,))
+
+
+def test_a_half_written_experiment_is_one_line_not_a_traceback(results):
+    """A driver killed before its first leaderboard leaves experiment.json alone (status running)."""
+    folder = results / "halfway"
+    folder.mkdir(parents=True)
+    (folder / "experiment.json").write_text(json.dumps({"created": 1, "status": "running"}))
+    expect_error("best", "--results", str(results), "--trial", "abc", needles=("no leaderboard.csv yet", "--resume"))
+    expect_error("report", "--results", str(results), needles=("no leaderboard.csv yet", "--name halfway --resume"))
+
+
+def test_a_name_taken_meanwhile_is_refused_by_the_folder_itself(results):
+    from digitsearch.errors import UserError
+    from digitsearch.store import experiments
+
+    experiments.create(results, "once")
+    with pytest.raises(UserError, match="already exists"):
+        experiments.create(results, "once")  # what a second `tune --name once` started together meets
+
+
+def test_a_trial_bigger_than_the_machine_is_refused_before_anything_is_written(tmp_path):
+    """Ray has to be up to say what the machine (or cluster) holds: it starts, nothing is written."""
+    from conftest import run_cli
+
+    results = tmp_path / "results"
+    run = run_cli("tune", "--results", str(results), "--trials", "1", "--cpus-per-trial", "512", timeout=180)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert_one_line_error(run.stderr, "one trial needs 512", "--cpus-per-trial")
+    assert not results.exists()

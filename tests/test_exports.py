@@ -170,3 +170,26 @@ def test_bad_export_requests_are_one_line_before_anything_runs(searched, args, n
     assert run.returncode == 2
     assert_one_line_error(run.stderr, *needles)
     assert run.stdout == ""  # refused before the experiment is even read, let alone retrained
+
+
+def test_a_failed_export_is_one_line_and_keeps_the_retrain(searched, tmp_path, monkeypatch):
+    """The exports come last: when one fails, model.pt, metrics.json and the predictions stay."""
+    import shutil
+
+    from digitsearch.final import retrain
+
+    copy = tmp_path / searched.folder.name
+    shutil.copytree(searched.folder, copy, ignore=shutil.ignore_patterns("final*", "report", "tensorboard"))
+
+    def broken(*args):
+        raise RuntimeError("the exporter fell over\nsecond line")
+
+    monkeypatch.setitem(export_formats._WRITERS, "onnx", broken)
+    with pytest.raises(UserError) as refused:
+        retrain.run(copy, epochs=1, exports=("torchscript", "onnx"))
+    message = str(refused.value)
+    assert "\n" not in message and "--export onnx failed (RuntimeError: the exporter fell over)" in message
+    assert "kept in" in message
+    final = copy / "final"
+    assert {"model.pt", "metrics.json", "predictions.csv", "model.ts"} <= {p.name for p in final.iterdir()}
+    assert not (final / "model.onnx").exists()

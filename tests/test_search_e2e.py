@@ -172,6 +172,25 @@ def test_best_shows_any_trial_and_refuses_an_unknown_one(digits_search):
     assert_one_line_error(unknown.stderr, "no trial 'nosuch'")
 
 
+def test_best_on_a_trial_that_never_trained_says_so(digits_search, tmp_path):
+    """`best --trial ID` shows an errored trial (no val_acc: "-"); `--retrain` of it is one line."""
+    import shutil
+
+    _, shared, _ = digits_search
+    folder = tmp_path / "results" / shared.name
+    shutil.copytree(shared, folder, ignore=shutil.ignore_patterns("final*", "report", "tensorboard"))
+    table = pd.read_csv(folder / "leaderboard.csv", dtype={"trial_id": str})
+    broken = table["trial_id"].iloc[-1]
+    table.loc[table.index[-1], ["status", "val_acc", "note"]] = ["error", float("nan"), "ValueError: boom"]
+    table.to_csv(folder / "leaderboard.csv", index=False)
+    shown = run_cli("best", "--results", str(folder.parent), "--trial", broken)
+    assert shown.returncode == 0 and f"trial {broken}, val_acc - at epoch" in shown.stdout, shown.stderr
+    refused = run_cli("best", "--results", str(folder.parent), "--trial", broken, "--retrain")
+    assert refused.returncode == 2
+    assert_one_line_error(refused.stderr, f"trial {broken} ended as error: ValueError: boom", "no trained epoch")
+    assert not (folder / f"final-{broken}").exists()
+
+
 def test_model_file_describes_itself(retrained, search_bundle):
     final, _ = retrained
     raw = torch.load(final / "model.pt", weights_only=True)

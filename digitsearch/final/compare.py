@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-from digitsearch.store.layout import LEADERBOARD_FILE
 from digitsearch.store.leaderboard import TRAINED_STATUSES
 from digitsearch.store.trials import starting_point_trials
 
@@ -17,9 +16,9 @@ class StartingPoint(NamedTuple):
 
 
 def starting_points(folder: Path, best_trial: str) -> list[StartingPoint]:
-    import pandas as pd
+    from digitsearch.store import leaderboard
 
-    table = pd.read_csv(folder / LEADERBOARD_FILE, dtype={"trial_id": str}).set_index("trial_id")
+    table = leaderboard.read(folder).set_index("trial_id")
     found = []
     for trial_id, k in starting_point_trials(folder).items():
         status = table.loc[trial_id, "status"] if trial_id in table.index else "unknown"

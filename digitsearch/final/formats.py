@@ -79,7 +79,12 @@ def write(model_file: Path, formats: tuple[str, ...]) -> list[Path]:
     written = []
     for fmt in formats:
         path = model_file.with_name(FILES[fmt])
-        _WRITERS[fmt](model, example, path, describe(meta))
+        try:
+            _WRITERS[fmt](model, example, path, describe(meta))
+        except Exception as err:  # the exporters raise many kinds; the user needs which one and why
+            path.unlink(missing_ok=True)  # no half-written file beside a good model.pt
+            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+            raise UserError(f"--export {fmt} failed ({type(err).__name__}: {first})") from None
         written.append(path)
     return written
 

@@ -20,6 +20,7 @@ from digitsearch.errors import UserError
 from digitsearch.final import evaluation, export, formats
 from digitsearch.store import experiments
 from digitsearch.store.layout import METRICS_FILE, MODEL_FILE, final_dir
+from digitsearch.store.leaderboard import TRAINED_STATUSES
 from digitsearch.store.trials import read_trial
 from digitsearch.viz import retrain_board
 
@@ -55,6 +56,10 @@ def load_bundle(meta: dict) -> data.Bundle:
 def plan(folder: Path, epochs: int | None = None, exports: tuple[str, ...] = (), trial: str | None = None) -> Plan:
     meta = experiments.read_meta(folder)
     chosen = read_trial(folder, trial) if trial else experiments.read_best(folder)
+    if chosen.get("status") not in (*TRAINED_STATUSES, None):  # best.json holds only trained trials
+        why = f": {chosen['note']}" if chosen.get("note") else ""
+        raise UserError(f"trial {chosen['trial_id']} ended as {chosen['status']}{why}; it has no trained epoch to "
+                        f"retrain (`digitsearch best` names the best trial that has)")
     if epochs is not None and epochs < 1:
         raise UserError(f"--epochs must be at least 1 (got {epochs})")
     exports = formats.validate(exports)
@@ -80,7 +85,10 @@ def run(folder: Path, epochs: int | None = None, progress: Callable | None = Non
     experiments.write_json(job.out / METRICS_FILE, metrics)
     retrain_board.write(folder, trained.history, run=job.out.name, model=trained.model, bundle=bundle,
                         test_x=test_x, predicted=predicted)
-    formats.write(job.out / MODEL_FILE, job.exports)  # also removes exports an earlier retrain left
+    try:
+        formats.write(job.out / MODEL_FILE, job.exports)  # also removes exports an earlier retrain left
+    except UserError as err:
+        raise UserError(f"{err}; the retrained model.pt, metrics.json and predictions are kept in {job.out}") from None
     return metrics
 
 

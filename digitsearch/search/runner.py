@@ -28,25 +28,34 @@ def run_search(req: SearchRequest, echo: Callable[[str], None] = print) -> Searc
     if req.resume:
         return resume.run(req, echo)
     session.check_reachable(req.address)
+    if req.name:
+        experiments.check_free(req.results, req.name)
     chatter = (lambda line: None) if req.quiet else echo
+    space, bundle = _prepare(req, echo, chatter)
+    session.check_resources(req)  # starts Ray: a trial the machine cannot hold is refused here
+    folder = experiments.create(req.results, req.name or experiments.default_name(space.name, req.dataset))
+    meta = describe_run(req, space, bundle, folder.resolve())
+    experiments.write_meta(folder, meta)
+    ledger, progress = rounds.watchers(req, folder.resolve(), chatter)
+    rounds.tune_round(req, space, bundle, meta, ledger, progress, chatter)
+    return rounds.finish(req, space, meta, ledger, echo, chatter)
+
+
+def _prepare(req: SearchRequest, echo, chatter):
+    """The space (with --set and its budget) and the data, checked against each other."""
     space = spaces.load(req.space)
     if req.overrides:
         space = space.fixed(req.overrides)
     resolve_limits(req, space)
     bundle = rounds.load_data(req)
     space = preflight.check(space, bundle.task, bundle.name, echo)  # bad pairings fail here, not in every trial
-    folder = experiments.create(req.results, req.name or experiments.default_name(space.name, req.dataset))
-    folder = folder.resolve()
-    meta = describe_run(req, space, bundle, folder)
-    experiments.write_meta(folder, meta)
     for note in bundle.notes:
         chatter(f"data: {note}")
     unit, classes = ("sequences", f"{bundle.num_classes} symbols") if bundle.task == "sequence" else \
         ("images", f"{bundle.num_classes} classes")
-    chatter(f"data: {len(bundle.train)} train / {len(bundle.val)} val / {meta['sizes']['test']} test {unit}, {classes}")
-    ledger, progress = rounds.watchers(req, folder, chatter)
-    rounds.tune_round(req, space, bundle, meta, ledger, progress, chatter)
-    return rounds.finish(req, space, meta, ledger, echo, chatter)
+    tests = len(bundle.test) if bundle.test else 0
+    chatter(f"data: {len(bundle.train)} train / {len(bundle.val)} val / {tests} test {unit}, {classes}")
+    return space, bundle
 
 
 def describe_run(req: SearchRequest, space, bundle, folder: Path) -> dict:

@@ -124,6 +124,13 @@ def start(address: str | None, verbose: bool):
     return ray
 
 
+def check_resources(req) -> int:
+    """Ray up (started or joined), and the trials it can run at once; a trial bigger than the
+    machine or cluster is refused here, before an experiment folder is written."""
+    resources = start(req.address, req.verbose).cluster_resources()
+    return concurrency(req, resources.get("CPU", 1), resources.get("GPU", 0))
+
+
 def concurrency(req, cpus: float, gpus: float, trials: int | None = None) -> int:
     """As many trials at once as the resources hold, unless the user asked for fewer."""
     slots = int(cpus // req.cpus_per_trial)

@@ -9,16 +9,16 @@ a lost node, `tune --resume`) continues from its best epoch instead of from scra
 """
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import ray
 import torch
 from ray import tune
 
 from digitsearch import models
-from digitsearch.core import engine, tasks
+from digitsearch.core import checkpoint, engine, tasks
 from digitsearch.core.build import build_model
 from digitsearch.core.config import TrialConfig
 from digitsearch.data.bundle import Bundle
@@ -47,27 +47,20 @@ def _report_unusable(why: str, reason: str, params: int = 0, mflops: float = 0.0
 
 def _report_with_checkpoint(model, optimizer, scheduler, generator, metrics: dict) -> None:
     # Ray copies the folder into the experiment's storage during report(); ours is temporary
-    state = {"state_dict": model.state_dict(), "metrics": metrics, "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "generator": generator.get_state()}
     with tempfile.TemporaryDirectory(prefix="digitsearch-ckpt-") as folder:
-        torch.save(state, os.path.join(folder, CHECKPOINT_FILE))
+        checkpoint.save(Path(folder) / CHECKPOINT_FILE, model, optimizer, scheduler, generator, metrics)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
 def _restore(model, optimizer, scheduler, generator) -> tuple[int, float, int]:
     """(next epoch, best val_acc, best epoch): from Ray's checkpoint when this trial is a
     restart, else a fresh start."""
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is None:
+    saved = tune.get_checkpoint()
+    if saved is None:
         return 1, -1.0, 0
-    with checkpoint.as_directory() as folder:
-        state = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location="cpu", weights_only=False)
-    model.load_state_dict(state["state_dict"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    generator.set_state(state["generator"])
-    metrics = state["metrics"]
-    return metrics["epoch"] + 1, metrics["val_acc"], metrics["epoch"]
+    with saved.as_directory() as folder:
+        state = checkpoint.load(Path(folder) / CHECKPOINT_FILE)
+    return checkpoint.restore(state, model, optimizer, scheduler, generator)
 
 
 def _node() -> str:

@@ -29,12 +29,23 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_free(results: Path, name: str) -> None:
+    """Refuse a name in use before any work is done (create() makes the final, atomic check)."""
+    if (results / check_name(name)).exists():
+        raise UserError(f"experiment {name!r} already exists in {results}; choose another --name or remove "
+                        f"{results / name}")
+
+
 def create(results: Path, name: str) -> Path:
-    """Make results/<name>; an existing experiment is never overwritten."""
+    """Make results/<name>; an existing experiment is never overwritten. The mkdir itself is the
+    check, so of two searches started with the same --name at once exactly one gets the folder."""
     folder = results / check_name(name)
-    if folder.exists():
-        raise UserError(f"experiment {name!r} already exists in {results}; choose another --name or remove {folder}")
-    folder.mkdir(parents=True)
+    results.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        raise UserError(f"experiment {name!r} already exists in {results}; choose another --name or remove {folder}")\
+            from None
     return folder
 
 

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
 from digitsearch.core.config import gather_indexed
+from digitsearch.errors import UserError
+from digitsearch.store.layout import LEADERBOARD_FILE
 
 SUMMARY_COLUMNS = ["trial_id", "family", "status", "val_acc", "best_epoch", "epochs", "n_params", "mflops", "seconds",
                    "note", "node", "checkpoint"]
@@ -117,3 +120,13 @@ def short_config(config: dict, width: int = 90) -> str:
         parts.append(f"{key}={value}")
     text = " ".join(parts)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def read(folder: Path) -> pd.DataFrame:
+    """leaderboard.csv of an experiment (trial ids as text); a search that has not written one
+    yet (still running, or its driver killed) is a UserError naming the --resume that finishes it."""
+    path = folder / LEADERBOARD_FILE
+    if not path.is_file():
+        raise UserError(f"experiment {folder.name!r} has no {LEADERBOARD_FILE} yet: its search is still running, "
+                        f"or its driver was stopped (`digitsearch tune --name {folder.name} --resume` finishes it)")
+    return pd.read_csv(path, dtype={"trial_id": str})

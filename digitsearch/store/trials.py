@@ -41,7 +41,9 @@ def read_trial(folder: Path, trial_id: str) -> dict:
     recorded it (params.json: the table turns a conditional parameter's ints into floats)."""
     import pandas as pd
 
-    table = pd.read_csv(folder / LEADERBOARD_FILE, dtype={"trial_id": str})
+    from digitsearch.store import leaderboard  # pandas: only when a trial is read
+
+    table = leaderboard.read(folder)
     rows = table[table["trial_id"] == trial_id]
     if rows.empty:
         raise UserError(f"experiment {folder.name!r} has no trial {trial_id!r}; "

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from digitsearch.errors import UserError
-from digitsearch.store import experiments, study, trials
-from digitsearch.store.layout import FINAL_DIR, LEADERBOARD_FILE, METRICS_FILE, REPORT_DIR, final_dir
+from digitsearch.store import experiments, leaderboard, study, trials
+from digitsearch.store.layout import FINAL_DIR, METRICS_FILE, REPORT_DIR, final_dir
 from digitsearch.store.leaderboard import SUMMARY_COLUMNS, short_config
 from digitsearch.viz import plots, report_plots
 
@@ -200,7 +200,7 @@ def retrained_md(folder: Path, table: pd.DataFrame) -> str | None:
 def write(results: Path, name: str | None, echo: Callable[[str], None] = print) -> Path:
     folder = experiments.resolve(results, name)
     meta = experiments.read_meta(folder)
-    table = pd.read_csv(folder / LEADERBOARD_FILE, dtype={"trial_id": str})
+    table = leaderboard.read(folder)
     out = folder / REPORT_DIR
     out.mkdir(exist_ok=True)
     doc = ReportWriter(out)
