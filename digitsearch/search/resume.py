@@ -18,7 +18,7 @@ from digitsearch.search import rounds, session
 from digitsearch.search.request import SearchRequest
 from digitsearch.store import experiments, layout, study
 from digitsearch.store.layout import FIRST_ROUND, STUDY_FILE, round_path
-from digitsearch.store.trials import experiment_space
+from digitsearch.store.trials import experiment_space, space_source
 
 # what the command line may change on --resume; everything else is the stored search's
 RUNTIME_FIELDS = ("address", "verbose", "quiet", "resume", "add_trials", "results", "name")
@@ -28,7 +28,7 @@ def stored_request(req: SearchRequest, meta: dict) -> SearchRequest:
     """The original SearchRequest, from experiment.json, with this command's runtime choices."""
     known = {f.name for f in fields(SearchRequest)} - set(RUNTIME_FIELDS)
     stored = {k: meta[k] for k in known if k in meta}
-    stored["space"] = meta.get("space_path") or stored.get("space", "cnn")  # absolute: any cwd works
+    stored["space"] = space_source(meta)
     stored["trials"] = sum(r["trials"] for r in layout.rounds(meta))
     return SearchRequest(**stored, **{k: getattr(req, k) for k in RUNTIME_FIELDS})
 

@@ -16,7 +16,7 @@ from digitsearch.search.callbacks.ledger import Ledger
 from digitsearch.search.callbacks.progress import SearchProgress
 from digitsearch.search.request import SearchRequest
 from digitsearch.store import experiments, leaderboard
-from digitsearch.store.layout import BEST_FILE, LEADERBOARD_FILE, LEDGER_FILE, is_uri, round_path, rounds
+from digitsearch.store.layout import BEST_FILE, LEADERBOARD_FILE, LEDGER_FILE, PARAMS_FILE, is_uri, round_path, rounds
 
 
 class SearchOutcome(NamedTuple):
@@ -128,7 +128,7 @@ def load_results(meta: dict) -> list:
     for result in results:
         if not result.config and not is_uri(str(result.path)):
             # a trial that failed before its first report: its config is only in params.json
-            params = Path(result.path) / "params.json"
+            params = Path(result.path) / PARAMS_FILE
             config = json.loads(params.read_text()) if params.is_file() else {}
             result.metrics = {**(result.metrics or {}), "config": config}
     return results

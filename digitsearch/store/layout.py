@@ -29,6 +29,7 @@ REPORT_DIR = "report"
 FIRST_ROUND = "tune"
 METRICS_FILE = "metrics.json"
 MODEL_FILE = "model.pt"
+PARAMS_FILE = "params.json"  # Tune's record of a trial's config, in the trial's folder
 
 
 def final_dir(folder: Path, trial: str | None = None) -> Path:

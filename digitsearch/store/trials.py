@@ -7,9 +7,7 @@ from pathlib import Path
 from digitsearch import spaces
 from digitsearch.errors import UserError
 from digitsearch.store.experiments import read_json, read_meta
-from digitsearch.store.layout import LEADERBOARD_FILE, is_uri, rounds
-
-PARAMS_FILE = "params.json"  # Tune's record of a trial's config, beside its results
+from digitsearch.store.layout import LEADERBOARD_FILE, PARAMS_FILE, is_uri, rounds
 
 
 def trial_dirs(folder: Path) -> dict[str, Path]:
@@ -55,10 +53,16 @@ def read_trial(folder: Path, trial_id: str) -> dict:
     return {**row, "config": read_json(params), "experiment": folder.name}
 
 
+def space_source(meta: dict) -> str:
+    """The experiment's space file: absolute in experiment.json, so any working directory finds it
+    (older experiments recorded only the name or path given to `tune --space`)."""
+    return meta.get("space_path") or meta.get("space", "cnn")
+
+
 def experiment_space(meta: dict) -> spaces.SearchSpace:
     """The space the experiment searched: its file (absolute in experiment.json) with the
     command line's --set overrides applied again."""
-    space = spaces.load(meta.get("space_path") or meta.get("space", "cnn"))
+    space = spaces.load(space_source(meta))
     return space.fixed(meta["overrides"]) if meta.get("overrides") else space
 
 
