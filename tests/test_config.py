@@ -22,8 +22,15 @@ def test_family_key_wins():
 @pytest.mark.parametrize("flat, needle", [
     ({"lstm.hidden": 64}, "'lstm.hidden' is neither"),
     ({"learning_rate": 0.1}, "'learning_rate' is neither"),
-    ({"optimizer": "adagrad"}, "optimizer 'adagrad'"),
-    ({"augment": "heavy"}, "augment 'heavy'"),
+    ({"optimizer": "adagrad"}, "training setting 'optimizer': must be 'adam', 'adamw', 'rmsprop' or 'sgd', not 'adagrad'"),
+    ({"augment": "heavy"}, "training setting 'augment': must be 'none', 'light' or 'strong', not 'heavy'"),
+    ({"lr": -1.0}, "training setting 'lr': must be greater than 0, not -1.0"),
+    ({"lr": "fast"}, "training setting 'lr': must be a valid number.*, not 'fast'"),
+    ({"lr": True}, "training setting 'lr': must be a number, not True"),
+    ({"batch_size": 0}, "training setting 'batch_size': must be greater than or equal to 1, not 0"),
+    ({"batch_size": 32.5}, "training setting 'batch_size': must be a valid integer, not 32.5"),
+    ({"momentum": 3}, "training setting 'momentum': must be less than 1, not 3"),
+    ({"label_smoothing": float("nan")}, "training setting 'label_smoothing': must be a finite number"),
 ])
 def test_unknown_keys_and_values_are_errors(flat, needle):
     with pytest.raises(UserError, match=needle):

@@ -1,15 +1,22 @@
-"""Parse the flat Tune config once, at the boundary (after nanoGPT's GPTConfig).
+"""Parse the flat Tune config once, at the boundary (after nanoGPT's GPTConfig; pydantic at
+the edge, as ARCHITECTURE.md asks).
 
 A trial's config is a flat dict like {"cnn.depth": 2, "cnn.filters_1": 32, "lr": 1e-3}.
 Keys prefixed by the family become model kwargs, with `name_1, name_2, ...` gathered
 into a list `name`; unprefixed keys are training settings. An unknown key is an error,
 not a silent default, and a model never sees the Tune dict.
+
+TrainSettings is the one schema of the training settings: its types and bounds are what
+preflight checks every space against before a search starts, what a trial and the retrain
+parse their configs with, and what docs/spaces.md lists.
 """
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass, field
+from typing import Annotated, Literal, get_args
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from digitsearch.errors import UserError
 
@@ -19,33 +26,65 @@ BALANCES = ("none", "oversample", "class_weight")
 _INDEXED = re.compile(r"^(?P<name>.+)_(?P<index>\d+)$")
 
 
-@dataclass(frozen=True)
-class TrainSettings:
+def _not_bool(value):
+    # pydantic reads true as 1.0; in a space `lr: true` is a slip, not a learning rate
+    if isinstance(value, bool):
+        raise ValueError("Input should be a number")
+    return value
+
+
+Real = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
+Whole = Annotated[int, Field(strict=True)]
+
+
+class TrainSettings(BaseModel):
     """How to train: everything in a config that is not the model."""
 
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9  # sgd only
-    weight_decay: float = 0.0
-    batch_size: int = 128
-    lr_decay: float = 1.0  # multiply the learning rate by this ...
-    decay_every: int = 1  # ... every this many epochs
-    label_smoothing: float = 0.0
-    augment: str = "none"
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    optimizer: Literal[OPTIMIZERS] = "adam"  # type: ignore[valid-type]
+    lr: Annotated[Real, Field(gt=0)] = 1e-3
+    momentum: Annotated[Real, Field(ge=0, lt=1)] = 0.9  # sgd only
+    weight_decay: Annotated[Real, Field(ge=0, lt=1)] = 0.0
+    batch_size: Annotated[Whole, Field(ge=1)] = 128
+    lr_decay: Annotated[Real, Field(gt=0, le=1)] = 1.0  # multiply the learning rate by this ...
+    decay_every: Annotated[Whole, Field(ge=1)] = 1  # ... every this many epochs
+    label_smoothing: Annotated[Real, Field(ge=0, lt=1)] = 0.0
+    augment: Literal[AUGMENTS] = "none"  # type: ignore[valid-type]
     # class imbalance, as the users' reports handled it: draw rare classes more often, or
     # weight the loss by inverse class frequency
-    balance: str = "none"
+    balance: Literal[BALANCES] = "none"  # type: ignore[valid-type]
 
-    def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise UserError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
-        if self.augment not in AUGMENTS:
-            raise UserError(f"augment {self.augment!r} is not one of {', '.join(AUGMENTS)}")
-        if self.balance not in BALANCES:
-            raise UserError(f"balance {self.balance!r} is not one of {', '.join(BALANCES)}")
+    @classmethod
+    def parse(cls, values: dict) -> "TrainSettings":
+        """TrainSettings(**values), or a UserError naming the first bad setting."""
+        try:
+            return cls(**values)
+        except ValidationError as err:
+            raise UserError(describe_error(err)) from None
+
+    @classmethod
+    def check_value(cls, name: str, value) -> None:
+        """Raises a UserError when training setting `name` cannot take `value`."""
+        cls.parse({name: value})
 
 
-TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainSettings)}
+TRAIN_KEYS = tuple(TrainSettings.model_fields)
+
+
+def describe_error(err: ValidationError) -> str:
+    """pydantic's first complaint, in one line: `training setting 'lr': must be greater than 0, not -1.0`."""
+    first = err.errors()[0]
+    name = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return f"unknown training setting {name!r}; the training settings are {', '.join(TRAIN_KEYS)}"
+    message = first["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+    return f"training setting {name!r}: {message}, not {first['input']!r}"
+
+
+def choices_of(name: str) -> tuple:
+    """The values a Literal training setting allows (optimizer, augment, balance), else ()."""
+    return get_args(TrainSettings.model_fields[name].annotation)
 
 
 @dataclass(frozen=True)
@@ -72,7 +111,7 @@ class TrialConfig:
                     f"config key {key!r} is neither a {family!r} model parameter ({prefix}...) "
                     f"nor a training setting ({', '.join(sorted(TRAIN_KEYS))})"
                 )
-        return cls(family=family, model_args=gather_indexed(model_flat), train=TrainSettings(**train))
+        return cls(family=family, model_args=gather_indexed(model_flat), train=TrainSettings.parse(train))
 
 
 def gather_indexed(flat: dict) -> dict:

@@ -10,7 +10,9 @@ from digitsearch.models import (  # noqa: F401  (register "lenet", "lstm", "resn
 )
 from digitsearch.models._registry import (
     TASKS,
+    BadKwarg,
     InvalidArchitecture,
+    check_kwargs,
     check_serves,
     count_params,
     create,
@@ -24,5 +26,5 @@ from digitsearch.models._registry import (
     task_of,
 )
 
-__all__ = ["InvalidArchitecture", "check_serves", "takes", "TASKS", "image_hw", "task_of", "family", "forward_mflops",
-           "count_params", "create", "describe", "list_models", "register"]
+__all__ = ["BadKwarg", "InvalidArchitecture", "check_kwargs", "check_serves", "takes", "TASKS", "image_hw",
+           "task_of", "family", "forward_mflops", "count_params", "create", "describe", "list_models", "register"]

@@ -6,9 +6,11 @@ only, so Ray workers (which import the package afresh) see every family.
 """
 from __future__ import annotations
 
+import functools
 import inspect
-from typing import Callable
+from typing import Any, Callable
 
+import pydantic
 from torch import nn
 
 from digitsearch.errors import UserError
@@ -87,15 +89,48 @@ def family(name: str) -> Callable[..., nn.Module]:
 
 def create(name: str, **kwargs) -> nn.Module:
     """Build family `name`; an unknown keyword is a UserError, not a silent default."""
-    fn = family(name)
-    accepted = inspect.signature(fn).parameters
+    check_kwargs(name, kwargs)
+    return family(name)(**kwargs)
+
+
+def check_kwargs(name: str, kwargs: dict) -> None:
+    """Every keyword a family is given must be one it takes, of the type its signature says.
+
+    The families' typed signatures are the schema (pydantic reads them), so a typo or a value
+    of the wrong type is one line before a model is built, not a TypeError deep in a layer."""
+    accepted = inspect.signature(family(name)).parameters
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
-        raise UserError(
-            f"model family {name!r} does not take {', '.join(unknown)}; "
-            f"it takes: {', '.join(accepted)}"
-        )
-    return fn(**kwargs)
+        raise BadKwarg(f"model family {name!r} does not take {', '.join(unknown)}; it takes: {', '.join(accepted)}",
+                       (unknown[0],))
+    try:
+        _kwargs_schema(name).model_validate(kwargs)
+    except pydantic.ValidationError as err:
+        first = err.errors()[0]
+        where = "".join(f"[{part}]" if isinstance(part, int) else str(part) for part in first["loc"])
+        message = first["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+        raise BadKwarg(f"model family {name!r}: {where} {message}, not {first['input']!r}",
+                       first["loc"]) from None
+
+
+class BadKwarg(UserError):
+    """A kwarg the family does not take, or of the wrong type; `loc` is the path to it,
+    e.g. ("kernal",) or pydantic's ("filters", 1)."""
+
+    def __init__(self, message: str, loc: tuple):
+        super().__init__(message)
+        self.loc = loc
+
+
+@functools.cache
+def _kwargs_schema(name: str) -> type[pydantic.BaseModel]:
+    """A pydantic model of family `name`'s keyword arguments, from its annotations."""
+    fields: dict[str, Any] = {}
+    for p in inspect.signature(family(name), eval_str=True).parameters.values():
+        annotation = Any if p.annotation is inspect.Parameter.empty else p.annotation
+        fields[p.name] = (annotation, ... if p.default is inspect.Parameter.empty else p.default)
+    config = pydantic.ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+    return pydantic.create_model(f"{name}_kwargs", __config__=config, **fields)
 
 
 def count_params(model: nn.Module) -> int:

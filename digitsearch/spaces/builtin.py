@@ -5,27 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from digitsearch.errors import UserError
+from digitsearch.spaces.folder import BUILTIN_DIR
 from digitsearch.spaces.model import SearchSpace
 from digitsearch.spaces.parser import load_file
 
 _YAML_SUFFIXES = (".yaml", ".yml")
-
-
-def _find_builtin_dir() -> Path:
-    # a checkout (or editable install): <root>/digitsearch/spaces/builtin.py -> <root>/search_spaces
-    checkout = Path(__file__).resolve().parents[2] / "search_spaces"
-    if checkout.is_dir() and any(checkout.glob("*.y*ml")):
-        return checkout
-    try:  # a wheel: the folder ships as the package digitsearch.search_spaces
-        from importlib.resources import files
-
-        return Path(str(files("digitsearch.search_spaces")))
-    except (ImportError, ModuleNotFoundError, TypeError):
-        return checkout
-
-
-#: The folder holding the built-in search space files (``<name>.yaml``).
-BUILTIN_DIR: Path = _find_builtin_dir()
 
 
 def _builtin_files() -> dict[str, Path]:

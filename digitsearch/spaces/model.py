@@ -75,6 +75,8 @@ class Param:
     values: tuple = ()
     value: Any = field(default=None, hash=False)
     when: Condition | None = None
+    #: where it is declared, "search_spaces/cnn.yaml:21" (for messages; "" when built by hand)
+    where: str = field(default="", compare=False)
 
     @property
     def is_constant(self) -> bool:
@@ -158,8 +160,9 @@ class SearchSpace:
         """This space with parameters turned into constants (`tune --set name=value`).
 
         A fixed parameter keeps its `when:`, so it still appears only where it applies;
-        starting points lose the fixed keys. A name must exist, so a typo is an error, not
-        a silent extra key; a value may leave the searched range (e.g.
+        starting points lose the fixed keys, and with `--set family=F` the points of other
+        families go. A name must exist, so a typo is an error, not a silent extra key; a
+        value may leave the searched range (e.g.
         `transfer.init=checkpoint:PATH`): the model checks it when it is built.
         """
         known = {p.name: p for p in self.entries}
@@ -171,7 +174,11 @@ class SearchSpace:
             old = known[name]
             entries[entries.index(old)] = Param(name=name, kind=CONSTANT, value=value, when=old.when)
         fixed = set(overrides)
-        points = tuple({k: v for k, v in point.items() if k not in fixed} for point in self.starting_points)
+        # a point that picked another family describes that family's net: with `family` fixed
+        # it could only run as a random net of the fixed family, so it goes, not just its key
+        family = overrides.get("family")
+        kept = [p for p in self.starting_points if family is None or p.get("family", family) == family]
+        points = tuple({k: v for k, v in point.items() if k not in fixed} for point in kept)
         return dataclasses.replace(
             self, params=tuple(p for p in entries if p.kind != CONSTANT),
             constants={p.name: p.value for p in entries if p.kind == CONSTANT}, entries=tuple(entries),

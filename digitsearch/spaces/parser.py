@@ -6,6 +6,7 @@ file (with the line number where known), the parameter, the problem and the fix.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -19,10 +20,13 @@ from digitsearch.spaces.conditions import parse_condition
 from digitsearch.spaces.include import included, usable_points
 from digitsearch.spaces.model import CONSTANT, KINDS, MIXED, Condition, Param, SearchSpace
 from digitsearch.spaces.start import check_start
+from digitsearch.spaces.training import find_block
 from digitsearch.spaces.yaml_source import Lines, StrictLoader, lines_of
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.]+")
-_TOP_KEYS = ("family", "description", "include", "limits", "params", "start")
+_TOP_KEYS = ("family", "description", "include", "training", "limits", "params", "start")
+# a shared training block (search_spaces/training/<name>.yaml) holds only these
+_TRAINING_TOP_KEYS = ("description", "params")
 # budget defaults a space may set for its trials (--max-params / --max-mflops still win)
 _LIMIT_KEYS = ("max_params", "max_mflops")
 _ALLOWED_KEYS: dict[str, tuple[str, ...]] = {
@@ -143,6 +147,8 @@ class _Parser:
         return description
 
     def raw_params(self, data: dict) -> dict:
+        if "params" not in data and ("include" in data or "training" in data):
+            return {}  # everything comes from the included spaces and the training block
         if "params" not in data:
             raise self.fail("missing 'params'; add a 'params:' mapping of parameter name -> spec")
         raw = data["params"]
@@ -164,15 +170,47 @@ class _Parser:
                 raise self.fail("'include' needs spaces to include from; load the file with digitsearch.spaces.load")
             entries, included_points = included(data["include"], self.shown, self.load_included)
         declared: dict[str, Param] = {p.name: p for p in entries}
-        names = [*declared, *(str(k) for k in raw)]
-        for key, spec in raw.items():
-            pname = self.check_name(key)
+        sources = self.with_training_block(data, raw)
+        names = [*declared, *(str(key) for key, _, _ in sources)]
+        for key, spec, parser in sources:
+            pname = parser.check_name(key)
             if pname in declared:
-                raise self.pfail(pname, "is already declared by an included space; remove it here")
-            p = self.param(pname, spec, declared, names)
+                raise parser.pfail(pname, "is already declared by an included space; remove it here")
+            p = dataclasses.replace(parser.param(pname, spec, declared, names), where=parser.where(pname))
             entries.append(p)
             declared[pname] = p
         return entries, included_points
+
+    def with_training_block(self, data: dict, raw: dict) -> list[tuple[object, object, "_Parser"]]:
+        """(name, spec, the parser whose file declares it) for every entry of `params:` and of the
+        shared training block `training:` names. The block's entries come last, in its order; an
+        entry of `params:` with the same name replaces the block's (e.g. a lower lr range)."""
+        if data.get("training") is None:
+            return [(key, spec, self) for key, spec in raw.items()]
+        block, block_parser = self.training_block(data["training"])
+        own = [(key, spec, self) for key, spec in raw.items() if key not in block]
+        return own + [(key, raw[key], self) if key in raw else (key, spec, block_parser) for key, spec in block.items()]
+
+    def training_block(self, name: object) -> tuple[dict, "_Parser"]:
+        path, shown = find_block(name, self.shown)
+        text = path.read_text(encoding="utf-8")
+        block = _Parser(shown, lines_of(text))
+        data = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - SafeLoader subclass
+        if not isinstance(data, dict) or not isinstance(data.get("params"), dict) or not data["params"]:
+            raise block.fail("a training block is a mapping with a non-empty 'params:' of training settings")
+        unknown = [str(k) for k in data if k not in _TRAINING_TOP_KEYS]
+        if unknown:
+            raise block.fail(f"unknown key '{unknown[0]}' in a training block; "
+                             f"it holds {', '.join(_TRAINING_TOP_KEYS)}")
+        prefixed = [str(k) for k in data["params"] if "." in str(k)]
+        if prefixed:
+            raise block.pfail(prefixed[0], "a training block holds training settings only (no family prefix); "
+                                           "declare model parameters in the space's own params:")
+        return data["params"], block
+
+    def where(self, name: str) -> str:
+        line = self.lines.params.get(name)
+        return f"{self.shown}:{line}" if line else self.shown
 
     def limits(self, raw: object) -> dict[str, float]:
         if raw is None:
