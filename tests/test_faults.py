@@ -104,17 +104,19 @@ def test_add_trials_extends_the_finished_search_in_the_same_study(killed_and_res
 
 FAULTY_SPACE = """\
 family: cnn
-description: One trial raises (a negative learning rate), one diverges, one trains.
+description: One trial raises (3 input channels for gray images), one diverges, one trains.
 params:
   cnn.depth: 1
   cnn.filters_1: 8
+  # builds (on the meta device too), then fails on the first batch: preflight cannot know
+  cnn.in_channels: {type: choice, values: [3, 1]}
   optimizer: sgd
   momentum: 0.5
-  lr: {type: choice, values: [-1.0, 1.0e+8, 0.05]}
+  lr: {type: choice, values: [0.04, 1.0e+8, 0.05]}
 start:
-  - {lr: -1.0}
-  - {lr: 1.0e+8}
-  - {lr: 0.05}
+  - {cnn.in_channels: 3, lr: 0.04}
+  - {cnn.in_channels: 1, lr: 1.0e+8}
+  - {cnn.in_channels: 1, lr: 0.05}
 """
 
 
@@ -126,12 +128,12 @@ def test_a_trial_that_raises_or_diverges_is_recorded_and_the_search_goes_on(tmp_
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Traceback" not in run.stdout + run.stderr  # the traceback is in the trial's error.txt
     table = pd.read_csv(tmp_path / "results" / "f" / "leaderboard.csv").set_index("lr")
-    assert table.loc[-1.0, "status"] == "error"
-    assert "Invalid learning rate: -1.0" in table.loc[-1.0, "note"]
+    assert table.loc[0.04, "status"] == "error"
+    assert "expected input" in table.loc[0.04, "note"] and "to have 3 channels" in table.loc[0.04, "note"]
     assert table.loc[1e8, "status"] == "diverged" and "non-finite" in table.loc[1e8, "note"]
     assert table.loc[0.05, "status"] == "completed"
-    assert "error, retried once: ValueError: Invalid learning rate: -1.0" in run.stdout
-    errored = tmp_path / "results" / "f" / "tune" / f"trial_{table.loc[-1.0, 'trial_id']}" / "error.txt"
+    assert "error, retried once: RuntimeError:" in run.stdout
+    errored = tmp_path / "results" / "f" / "tune" / f"trial_{table.loc[0.04, 'trial_id']}" / "error.txt"
     assert "Failure # 2" in errored.read_text()  # retried once, then recorded
 
 

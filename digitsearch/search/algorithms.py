@@ -27,10 +27,12 @@ def sampler(req: SearchRequest):
 
 def searcher(req: SearchRequest, space: SearchSpace, folder: Path, meta: dict, starting_points: bool = True):
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
+
+    from digitsearch.search.reconcile import ResumableOptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return OptunaSearch(
+    # Ray's OptunaSearch, made safe to restore from a snapshot older than the study (reconcile.py)
+    return ResumableOptunaSearch(
         # the study holds each trial's best epoch, as the leaderboard and the checkpoint do
         # (ASHA, below, compares the epoch's own val_acc at its rungs)
         space=space.define_by_run, metric="best_val_acc", mode="max",

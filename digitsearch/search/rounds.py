@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from digitsearch import data
+from digitsearch.errors import UserError
 from digitsearch.search import algorithms, session
 from digitsearch.search.callbacks.ledger import Ledger
 from digitsearch.search.callbacks.progress import SearchProgress
@@ -47,7 +48,8 @@ def _environment(meta: dict) -> None:
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     if not is_uri(meta["tune_root"]):
         # Tune snapshots its state at most this often: a killed driver loses at most a second
-        # of bookkeeping (a trial that ended within it runs its last epochs again on --resume)
+        # of bookkeeping (a trial that ended within it runs its last epochs again on --resume,
+        # counted once: search.reconcile)
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
 
 
@@ -83,13 +85,28 @@ def tune_round(req, space, bundle, meta: dict, ledger: Ledger, progress: SearchP
     echo(f"search: {this_round['trials']} trials of space {space.name!r} ({req.search} + {req.scheduler}), "
          f"up to {req.max_epochs} epochs each, {slots} at a time -> {path}")
     if restore:
-        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True)
-        # callbacks are not part of what Ray restores usefully (they were pickled with the
-        # first driver's printer); this run's ledger, printer and board take their place
-        tuner._local_tuner.get_run_config().callbacks = callbacks
+        tuner = _restored_tuner(path, trainable, callbacks)
     else:
         tuner = _new_tuner(req, space, folder, meta, trainable, callbacks, slots)
     tuner.fit()
+
+
+def _restored_tuner(path: str, trainable, callbacks):
+    """Ray's restore of an unfinished round, with this driver's callbacks in place of the
+    pickled ones (the first driver's printer and ledger). Ray has no public way to swap them:
+    its TunerInternal's run config is set directly, which exists only when the Tuner runs
+    in this process (tests/test_ray_pins.py pins it). Under Ray Client the Tuner runs in an
+    actor on the cluster, so --resume there is refused in one line."""
+    import ray
+    from ray import tune
+
+    if ray.util.client.ray.is_connected():
+        raise UserError("--resume cannot run through Ray Client (a ray:// address): run it on the cluster "
+                        "itself (`--address auto` on its head node, or `digitsearch submit -- tune --name ... "
+                        "--resume`)")
+    tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True)
+    tuner._local_tuner.get_run_config().callbacks = callbacks
+    return tuner
 
 
 def _new_tuner(req, space, folder, meta, trainable, callbacks, slots):

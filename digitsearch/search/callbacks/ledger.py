@@ -30,6 +30,9 @@ class Ledger(tune.Callback):
         self.path, self.max_epochs = path, max_epochs
         self.outcomes: dict[str, str] = ledger.read(path) if path else {}
         self.resumed_with = len(self.outcomes)  # what earlier drivers recorded
+        # trials that ended again here after an earlier driver had recorded them: Tune's
+        # snapshot, up to a second older than this file, had them unfinished (search.reconcile)
+        self.ended_again: set[str] = set()
 
     @property
     def finished(self) -> set[str]:
@@ -49,7 +52,8 @@ class Ledger(tune.Callback):
         self._record(trial.trial_id, "errored")
 
     def _record(self, trial_id: str, outcome: str) -> None:
-        if trial_id in self.outcomes:
+        if trial_id in self.outcomes:  # counted once: the first outcome stays
+            self.ended_again.add(trial_id)
             return
         if self.path:
             ledger.append(self.path, trial_id, outcome)

@@ -40,10 +40,20 @@ class SearchProgress(tune.Callback):
             self.best, self.best_config = (acc, trial.trial_id), dict(trial.config)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._line(trials, trial, self._how(trial))
+        if not self._again(trial):
+            self._line(trials, trial, self._how(trial))
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._line(trials, trial, f"error, retried once: {last_error_line(trial)}")
+        if not self._again(trial):
+            self._line(trials, trial, f"error, retried once: {last_error_line(trial)}")
+
+    def _again(self, trial) -> bool:
+        """A trial an earlier driver had already counted: said once, not counted again."""
+        if trial.trial_id not in self.ledger.ended_again:
+            return False
+        self.echo(f"resume: {trial.trial_id} had ended just before the driver stopped; its last epochs ran "
+                  f"again to bring its files up to date (counted once)")
+        return True
 
     def _how(self, trial) -> str:
         last = trial.last_result or {}

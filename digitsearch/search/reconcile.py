@@ -1,0 +1,105 @@
+"""The searcher of a restored round, reconciled with what outlived the killed driver.
+
+Three records outlive a SIGKILLed driver, written at different moments:
+  - the ledger (finished.txt) and the Optuna study (optuna.db): written the moment a trial ends;
+  - Tune's experiment snapshot (trial states, and OptunaSearch's pickled state): at most once
+    a second (TUNE_GLOBAL_CHECKPOINT_S), then copied to storage.
+A kill in between leaves a snapshot up to a second older than the ledger and the study: Tune
+restores a trial that had already ended as unfinished and runs its last epochs again (from
+its best-epoch checkpoint, which brings its files in storage up to date too). Ray's
+OptunaSearch would report those epochs to a study trial that is already COMPLETE, and
+Optuna refuses (UpdateFinishedTrialError, a traceback that ends the resume). And a trial the
+searcher asked Optuna for just before the kill, that the snapshot never saw, stays RUNNING.
+
+`ResumableOptunaSearch` reconciles both when Tune restores it:
+  - a Tune trial whose study trial had already finished is told nothing more: the study keeps
+    its first outcome, as the ledger does (a trial that ended twice counts once);
+  - a study trial RUNNING but unknown to the snapshot (an orphan) is handed to the next trial
+    Tune asks for: it runs with the parameters already sampled, so the study gains no trial
+    that never ran. Orphans left over when the round has all its trials are failed afterwards
+    (resume.fail_orphans) and marked ORPHAN_ATTR.
+
+What counts, then: a study trial with a TUNE_TRIAL_ATTR and without ORPHAN_ATTR is one
+leaderboard row, and each leaderboard row is one such study trial (`ran_trials`).
+
+Ray and Optuna internals used here (each pinned by tests/test_ray_pins.py): OptunaSearch's
+`_ot_trials` (Tune trial id -> optuna.Trial) and `_ot_study`, restore() replacing the
+searcher's __dict__, FrozenTrial's `_trial_id`, the optuna.trial.Trial(study, id) constructor, and
+the text of Optuna's warning about a step reported twice.
+"""
+from __future__ import annotations
+
+import warnings
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+TUNE_TRIAL_ATTR = "tune_trial_id"  # user attr: the Tune trial (the leaderboard's trial_id) a study trial is
+ORPHAN_ATTR = "orphan"  # user attr: asked for by a killed driver, never run by Tune
+REREPORT_WARNING = "The reported value is ignored because this"  # Optuna's text (pinned in test_ray_pins)
+
+
+class ResumableOptunaSearch(OptunaSearch):
+    """Ray's OptunaSearch, safe to restore from a snapshot older than its study."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.told_before: set[str] = set()  # Tune trial ids whose study trial had ended before this driver
+        self.orphans: list[int] = []  # study trial numbers RUNNING but unknown to the restored snapshot
+
+    def suggest(self, trial_id: str):
+        if trial_id not in self._ot_trials and self.orphans:
+            self._ot_trials[trial_id] = _running_trial(self._ot_study, self.orphans.pop(0))
+        config = super().suggest(trial_id)
+        if trial_id in self._ot_trials:
+            self._ot_trials[trial_id].set_user_attr(TUNE_TRIAL_ATTR, trial_id)
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict):
+        if trial_id in self.told_before:
+            return
+        with warnings.catch_warnings():
+            # a trial restarted from its best-epoch checkpoint reports the epochs after it again;
+            # the study keeps each step's first value, and Optuna's warning per step is noise
+            warnings.filterwarnings("ignore", message=REREPORT_WARNING)
+            super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        if trial_id not in self.told_before:
+            super().on_trial_complete(trial_id, result=result, error=error)
+
+    def restore(self, checkpoint_path: str):
+        super().restore(checkpoint_path)  # the snapshot's state: up to a second older than the study
+        self.told_before, self.orphans = reconcile(self._ot_study, self._ot_trials)
+
+
+def reconcile(study, known: dict) -> tuple[set[str], list[int]]:
+    """(Tune trial ids whose study trial has finished, numbers of RUNNING study trials that no
+    Tune trial in `known` (Tune trial id -> optuna.Trial) has), read from the study itself."""
+    states = {trial.number: trial.state for trial in study.get_trials(deepcopy=False)}
+    finished = {tid for tid, trial in known.items() if states.get(trial.number, _UNKNOWN).is_finished()}
+    numbers = {trial.number for trial in known.values()}
+    orphans = sorted(n for n, state in states.items() if state == optuna.trial.TrialState.RUNNING and n not in numbers)
+    return finished, orphans
+
+
+_UNKNOWN = optuna.trial.TrialState.WAITING  # not finished
+
+
+def _running_trial(study, number: int) -> optuna.trial.Trial:
+    # the live handle of an existing RUNNING trial; its suggest_* calls return the values it has
+    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    return optuna.trial.Trial(study, frozen._trial_id)
+
+
+def mark_orphan(study, frozen) -> None:
+    """Fail a RUNNING study trial that no Tune trial ran, marked so that it counts for no row."""
+    live = optuna.trial.Trial(study, frozen._trial_id)
+    live.set_user_attr(ORPHAN_ATTR, True)
+    study.tell(live, state=optuna.trial.TrialState.FAIL)
+
+
+def ran_trials(study) -> list:
+    """The study's finished trials that a Tune trial ran: one per leaderboard row."""
+    return [t for t in study.get_trials(deepcopy=False)
+            if t.state.is_finished() and TUNE_TRIAL_ATTR in t.user_attrs and not t.user_attrs.get(ORPHAN_ATTR)]

@@ -1,0 +1,94 @@
+"""A driver SIGKILLed within a second of a trial's end, again and again: every `--resume`
+finishes, every trial counts once (ledger, leaderboard, Optuna study), and `--resume` through
+Ray Client is refused in one line, leaving the experiment resumable."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import optuna
+import pandas as pd
+import pytest
+from killdriver import ledger_lines, run_and_kill_after_trial_end
+from raycluster import LocalCluster
+
+from conftest import ROOT, assert_one_line_error, run_cli
+from digitsearch.search.reconcile import TUNE_TRIAL_ATTR, ran_trials
+
+TRIALS, EPOCHS = 6, 3
+# learning rates too small to move val_acc: each trial's best epoch (its one checkpoint) is
+# its first, so a trial Tune restores after it ended reports its last epochs again, to a
+# study trial that is already COMPLETE (the window of the issue)
+FLAT_SPACE = """\
+family: cnn
+description: One tiny net whose val_acc never improves after the first epoch.
+params:
+  cnn.depth: 1
+  cnn.filters_1: 8
+  optimizer: sgd
+  momentum: 0.0
+  lr: {type: loguniform, low: 1.0e-12, high: 1.0e-10}
+"""
+
+
+@pytest.fixture(scope="module")
+def killed_thrice(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kills")
+    (root / "flat.yaml").write_text(FLAT_SPACE)
+    results, log = root / "results", root / "drivers.log"
+    folder, common = results / "k", ["--results", str(results), "--name", "k"]
+    first = ["tune", "--space", str(root / "flat.yaml"), "--trials", str(TRIALS), "--max-epochs", str(EPOCHS),
+             "--scheduler", "fifo", "--max-concurrent", "1", *common]
+    kills = [run_and_kill_after_trial_end(first, folder, log, delay=0.1)]
+    for delay in (0.2, 0.4):  # Tune snapshots once a second: each kill lands before the next snapshot, mostly
+        kills.append(run_and_kill_after_trial_end(["tune", *common, "--resume"], folder, log, delay=delay))
+    refused = _resume_through_ray_client(common)
+    final = run_cli("tune", *common, "--resume")
+    return folder, kills, log.read_text(), refused, final
+
+
+def _resume_through_ray_client(common: list[str]) -> subprocess.CompletedProcess:
+    cluster = LocalCluster(cpus=1)
+    try:
+        cluster.start(workers=0)
+        address = f"ray://127.0.0.1:{cluster.nodes[0].ports['ray-client-server-port']}"
+        return subprocess.run([sys.executable, str(ROOT / "cli.py"), "tune", *common, "--resume",
+                               "--address", address], env=cluster.env, cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
+    finally:
+        cluster.stop()
+
+
+def test_every_resume_after_a_kill_at_a_trials_end_finishes(killed_thrice):
+    folder, kills, drivers, _, final = killed_thrice
+    assert [code for code, _ in kills] == [-signal.SIGKILL] * 3, drivers  # each driver killed mid-search
+    assert [lines for _, lines in kills] == sorted({lines for _, lines in kills}), kills  # each after a new end
+    assert "Traceback" not in drivers and "UpdateFinishedTrialError" not in drivers
+    assert final.returncode == 0, final.stdout + final.stderr
+    assert "Traceback" not in final.stdout + final.stderr
+    assert "best: " in final.stdout and (folder / "best.json").is_file()
+    # the window was hit: a trial the ledger had as ended ran its last epochs again, counted once
+    assert "had ended just before the driver stopped" in drivers + final.stdout, drivers + final.stdout
+
+
+def test_each_trial_counts_once_in_the_ledger_the_leaderboard_and_the_study(killed_thrice):
+    folder = killed_thrice[0]
+    ids = [line.split("\t")[0] for line in ledger_lines(folder)]
+    assert len(ids) == len(set(ids)) == TRIALS  # finished.txt: no trial twice
+    table = pd.read_csv(folder / "leaderboard.csv", dtype={"trial_id": str})
+    assert len(table) == TRIALS and table["trial_id"].is_unique and set(table["trial_id"]) == set(ids)
+    assert set(table["status"]) == {"completed"}
+    study = optuna.load_study(study_name="k", storage=f"sqlite:///{folder / 'optuna.db'}")
+    ran = ran_trials(study)
+    assert sorted(t.user_attrs[TUNE_TRIAL_ATTR] for t in ran) == sorted(ids)  # one study trial per row
+    # the trials the killed drivers had asked for but never ran went to the next trials:
+    # the study holds exactly the leaderboard's trials, none left RUNNING
+    assert len(study.trials) == TRIALS and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+def test_resume_through_ray_client_is_refused_in_one_line(killed_thrice):
+    refused = killed_thrice[3]
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert_one_line_error(refused.stderr, "--resume cannot run through Ray Client", "--address auto")
+
