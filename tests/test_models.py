@@ -55,25 +55,38 @@ def _batch(task: str, image_size):
     return torch.randn(8, 1, height, width), torch.arange(8) % 10, tasks.ImageTask()
 
 
+def _model_kwargs(family: str, seed: int, image_size) -> dict:
+    space = spaces.load(family)
+    config = space.random_config(seed)
+    if config.get("transfer.init") == "imagenet":  # no downloads in tests; weights are tested in test_transfer
+        config["transfer.init"] = "scratch"
+    cfg = TrialConfig.from_flat(config, space.family)
+    shape = SEQUENCE_SHAPE if models.task_of(family) == "sequence" else {"num_classes": 10, "image_size": image_size}
+    return {**cfg.model_args, **shape}
+
+
+def _first_working_draw(family: str, seed: int, image_size, tries: int = 20) -> tuple[torch.nn.Module, dict]:
+    """(net, kwargs) of the first draw from seed, seed+1000, ... that describes a working net, so
+    every case trains a net (a draw that pools to nothing is a search's infeasible trial, and
+    the only error a draw may raise)."""
+    for k in range(tries):
+        kwargs = _model_kwargs(family, seed + 1000 * k, image_size)
+        torch.manual_seed(seed)
+        try:
+            return models.create(family, **kwargs), kwargs
+        except models.InvalidArchitecture:
+            continue
+    raise AssertionError(f"{tries} draws of the {family} space describe no working net")
+
+
 @pytest.mark.parametrize("family", models.list_models())
 @pytest.mark.parametrize("seed,image_size", [(0, 28), (1, 28), (2, [28, 84])])
 def test_every_family_trains_on_a_batch(family, seed, image_size):
     """A config drawn from the family's own space builds, runs forward and backward on a batch
     of its task (28x28 digits, 28x84 numbers, or addition sequences), stays finite, and has
     the parameter count its kwargs imply."""
-    space = spaces.load(family)
-    config = space.random_config(seed)
-    if config.get("transfer.init") == "imagenet":  # no downloads in tests; weights are tested in test_transfer
-        config["transfer.init"] = "scratch"
-    cfg = TrialConfig.from_flat(config, space.family)
     task = models.task_of(family)
-    shape = SEQUENCE_SHAPE if task == "sequence" else {"num_classes": 10, "image_size": image_size}
-    kwargs = {**cfg.model_args, **shape}
-    torch.manual_seed(seed)
-    try:
-        model = models.create(family, **kwargs)
-    except models.InvalidArchitecture:
-        pytest.skip("this draw describes no working net (recorded as infeasible in a search)")
+    model, kwargs = _first_working_draw(family, seed, image_size)
     x, y, runner = _batch(task, image_size)
     model.train()
     loss = runner.loss(runner.forward(model, x, y), y)
@@ -105,17 +118,48 @@ def test_lstm_flops_are_counted_by_hand():
     assert models.forward_mflops(model, torch.zeros(1, 1, 28, 28)) == pytest.approx(rows, rel=0.01)
 
 
-def test_seq2seq_reads_its_own_answer_order_back():
-    """reverse_output emits units first but callers always get the answer in reading order."""
+def _adders() -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(units first, reading order): two adders with the same weights, differing only in reverse_output."""
     torch.manual_seed(0)
-    model = models.create("seq2seq", encoder_width=16, decoder_width=16, reverse_output=True,
-                          teacher_forcing=1.0, **SEQUENCE_SHAPE)
+    shape = dict(encoder_width=16, decoder_width=16, teacher_forcing=1.0, **SEQUENCE_SHAPE)
+    units_first = models.create("seq2seq", reverse_output=True, **shape)
+    reading = models.create("seq2seq", reverse_output=False, **shape)
+    reading.load_state_dict(units_first.state_dict())
+    return units_first, reading
+
+
+def test_seq2seq_emitting_units_first_hands_back_the_answer_in_reading_order():
+    """reverse_output decodes the answer's last symbol first and flips it back: its output is the
+    reading-order adder's decoding reversed, and teacher forcing feeds it the targets units first."""
+    units_first, reading = _adders()
     x, y, runner = _batch("sequence", 0)
-    model.train()
-    forced = model(x, y)
-    assert forced.shape == (8, 3, 12)
-    model.eval()
-    assert model(x).shape == (8, 3, 12)
+    units_first.eval(), reading.eval()
+    assert not torch.equal(reading(x), reading(x).flip(1))  # a flip is visible on this input
+    torch.testing.assert_close(units_first(x), reading(x).flip(1), rtol=0, atol=0)
+    units_first.train(), reading.train()
+    forced = units_first(x, y)
+    torch.testing.assert_close(forced, reading(x, y.flip(1)).flip(1), rtol=0, atol=0)
+    assert runner.loss(forced, y).item() == pytest.approx(runner.loss(reading(x, y.flip(1)), y.flip(1)).item())
+
+
+def test_seq2seq_units_first_reads_only_the_later_digits_it_was_fed():
+    """Decoding units first, the units logits see no target (nothing was emitted before them) and the
+    first digit's target is never fed back (it is emitted last); in reading order, the mirror image."""
+    units_first, reading = _adders()
+    units_first.train(), reading.train()
+    x, y, _ = _batch("sequence", 0)
+
+    def changed_positions(model, position: int) -> list[int]:
+        other = y.clone()
+        other[:, position] = (y[:, position] + 1) % 12
+        moved = (model(x, y) - model(x, other)).abs().amax(dim=(0, 2))
+        return [k for k in range(3) if moved[k] > 0]
+
+    assert changed_positions(units_first, 0) == []  # the hundreds: emitted last, never fed back
+    assert changed_positions(units_first, 2) == [0, 1]  # the units: fed to the tens and hundreds steps
+    assert changed_positions(units_first, 1) == [0]
+    assert changed_positions(reading, 2) == []
+    assert changed_positions(reading, 0) == [1, 2]
 
 
 def test_shrinking_to_nothing_is_an_invalid_architecture():

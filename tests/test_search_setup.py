@@ -1,10 +1,11 @@
 """How a search is put together, checked without running one."""
 import logging
 import sys
+from types import SimpleNamespace
 
 import optuna
 import pytest
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from digitsearch.errors import UserError
 from digitsearch.search.algorithms import sampler as _sampler
@@ -34,19 +35,50 @@ def test_too_big_a_trial_is_a_user_error():
 def test_samplers_and_schedulers():
     assert isinstance(_sampler(SearchRequest(search="random")), optuna.samplers.RandomSampler)
     assert isinstance(_sampler(SearchRequest(search="optuna")), optuna.samplers.TPESampler)
-    asha = _scheduler(SearchRequest(max_epochs=12, grace_epochs=2))
-    assert isinstance(asha, ASHAScheduler) and asha._max_t == 12
+    assert isinstance(_scheduler(SearchRequest(max_epochs=12, grace_epochs=2)), ASHAScheduler)
     assert type(_scheduler(SearchRequest(scheduler="fifo"))) is FIFOScheduler
 
 
-def test_asha_rungs_start_after_one_epoch_by_default():
-    request = SearchRequest(max_epochs=12)
+def _epoch_stopped(scheduler, trial_id: str, val_accs: list[float]) -> int | None:
+    """Feed one trial's epochs to the scheduler, as Tune does; the epoch it said STOP at, if any."""
+    trial = SimpleNamespace(trial_id=trial_id)  # all ASHA reads of a trial
+    scheduler.on_trial_add(None, trial)
+    for epoch, val_acc in enumerate(val_accs, start=1):
+        decision = scheduler.on_trial_result(None, trial, {"training_iteration": epoch, "val_acc": val_acc})
+        if decision == TrialScheduler.STOP:
+            return epoch
+    return None
+
+
+def _rung_epochs(request: SearchRequest) -> tuple[list[int], int | None]:
+    """(the epochs a trial can be cut at, the epoch a good trial is stopped at), found by behaviour:
+    after one good trial, a trial as good until epoch k, then far worse, is cut at the first rung
+    at or after k. A fresh scheduler per k, so that no cut trial lowers the next one's bar."""
     request.check()
-    asha = _scheduler(request)
-    assert request.grace_epochs == 1 and asha._reduction_factor == 4
-    assert [rung for rung, _ in asha._brackets[0]._rungs] == [4, 1]
-    asha = _scheduler(SearchRequest(max_epochs=12, reduction_factor=3))
-    assert [rung for rung, _ in asha._brackets[0]._rungs] == [9, 3, 1]
+    cuts = set()
+    for k in range(1, request.max_epochs + 1):
+        asha = _scheduler(request)
+        _epoch_stopped(asha, "good", [0.9] * request.max_epochs)
+        cut = _epoch_stopped(asha, "slump", [0.95] * (k - 1) + [0.1] * (request.max_epochs - k + 1))
+        if cut is not None and cut < request.max_epochs:
+            assert cut >= k, f"cut at {cut} before it fell behind at {k}"
+            cuts.add(cut)
+    return sorted(cuts), _epoch_stopped(_scheduler(request), "alone", [0.9] * (request.max_epochs + 5))
+
+
+def test_asha_cuts_trials_at_rungs_after_one_epoch_then_every_4x():
+    assert SearchRequest().grace_epochs == 1 and SearchRequest().reduction_factor == 4  # the defaults used below
+    assert _rung_epochs(SearchRequest(max_epochs=12)) == ([1, 4], 12)
+    assert _rung_epochs(SearchRequest(max_epochs=12, reduction_factor=3)) == ([1, 3, 9], 12)
+    assert _rung_epochs(SearchRequest(max_epochs=12, grace_epochs=2)) == ([2, 8], 12)
+
+
+def test_asha_judges_a_trial_by_its_val_acc_at_the_rung():
+    """Compared on val_acc, higher is better: one just as good as the first trial goes on."""
+    asha = _scheduler(SearchRequest(max_epochs=12))
+    _epoch_stopped(asha, "first", [0.5] * 12)
+    assert _epoch_stopped(asha, "as good", [0.5] * 3 + [0.6] * 9) == 12
+    assert _epoch_stopped(asha, "worse", [0.4] * 12) == 1
 
 
 def _record_for(error: Exception) -> logging.LogRecord:

@@ -41,12 +41,13 @@ DEPTH2 = {
     "decay_every": 2,
     "label_smoothing": 0.05,
     "augment": "light",
+    "balance": "none",
 }
 
 CNN_NAMES = {
     "cnn.depth", "cnn.kernel", "cnn.padding", "cnn.batchnorm", "cnn.conv_dropout", "cnn.head",
     "cnn.dense_layers", "cnn.dropout", "optimizer", "lr", "momentum", "weight_decay", "batch_size",
-    "lr_decay", "decay_every", "label_smoothing", "augment",
+    "lr_decay", "decay_every", "label_smoothing", "augment", "balance",
     *(f"cnn.filters_{k}" for k in range(1, 6)),
     *(f"cnn.pool_{k}" for k in range(1, 6)),
     "cnn.dense_1", "cnn.dense_2",
@@ -365,11 +366,17 @@ def test_error_unknown_top_level_key(tmp_path):
     assert "parms" in msg
 
 
+def param_error(tmp_path: Path, body: str, line: int = 4, name: str = "a") -> str:
+    """The error for a params: body, which must start by naming the file, the line the bad
+    parameter is declared on (params_yaml puts the first on line 4) and the parameter."""
+    msg = load_error(tmp_path, params_yaml(body))
+    assert msg.startswith(f"{tmp_path / 'space.yaml'}:{line}: parameter '{name}'"), msg
+    return msg
+
+
 def test_error_unknown_type_lists_known(tmp_path):
-    msg = load_error(tmp_path, params_yaml("a: {type: normal, low: 0, high: 1}"))
-    assert "'a'" in msg and "normal" in msg
-    for kind in ("uniform", "loguniform", "int", "choice"):
-        assert kind in msg
+    msg = param_error(tmp_path, "a: {type: normal, low: 0, high: 1}")
+    assert "'normal'" in msg and "uniform, loguniform, int, choice" in msg
 
 
 def test_error_missing_type(tmp_path):
@@ -382,24 +389,23 @@ def test_error_missing_type(tmp_path):
     ("{type: int, low: 1}", "high"),
 ])
 def test_error_missing_low_high(tmp_path, spec, missing):
-    msg = load_error(tmp_path, params_yaml(f"a: {spec}"))
-    assert "'a'" in msg and missing in msg
+    assert f"needs '{missing}'" in param_error(tmp_path, f"a: {spec}")
 
 
-@pytest.mark.parametrize("spec", [
-    "{type: uniform, low: 1.0, high: 0.5}",
-    "{type: loguniform, low: 0.1, high: 0.01}",
-    "{type: int, low: 5, high: 1}",
+@pytest.mark.parametrize("spec,low,high", [
+    ("{type: uniform, low: 1.0, high: 0.5}", "1.0", "0.5"),
+    ("{type: loguniform, low: 0.1, high: 0.01}", "0.1", "0.01"),
+    ("{type: int, low: 5, high: 1}", "5", "1"),
 ])
-def test_error_low_greater_than_high(tmp_path, spec):
-    msg = load_error(tmp_path, params_yaml(f"a: {spec}"))
-    assert "'a'" in msg and "greater than" in msg
+def test_error_low_greater_than_high(tmp_path, spec, low, high):
+    msg = param_error(tmp_path, f"a: {spec}")
+    assert f"low ({low}) is greater than high ({high})" in msg and "swap" in msg
 
 
 @pytest.mark.parametrize("kind", ["uniform", "loguniform"])
 def test_error_float_low_equals_high_suggests_constant(tmp_path, kind):
-    msg = load_error(tmp_path, params_yaml(f"a: {{type: {kind}, low: 0.5, high: 0.5}}"))
-    assert "'a'" in msg and "constant" in msg
+    msg = param_error(tmp_path, f"a: {{type: {kind}, low: 0.5, high: 0.5}}")
+    assert "constant" in msg and "'a: 0.5'" in msg  # the fix, written out
 
 
 def test_int_low_equals_high_is_allowed(tmp_path):
@@ -409,49 +415,49 @@ def test_int_low_equals_high_is_allowed(tmp_path):
 
 @pytest.mark.parametrize("low", ["0.0", "-1.0"])
 def test_error_loguniform_low_not_positive(tmp_path, low):
-    msg = load_error(tmp_path, params_yaml(f"a: {{type: loguniform, low: {low}, high: 1.0}}"))
-    assert "'a'" in msg and "low > 0" in msg
+    msg = param_error(tmp_path, f"a: {{type: loguniform, low: {low}, high: 1.0}}")
+    assert "low > 0" in msg and f"(got {low})" in msg and "type uniform" in msg
 
 
 def test_error_non_numeric_bound(tmp_path):
-    msg = load_error(tmp_path, params_yaml("a: {type: uniform, low: small, high: 1.0}"))
-    assert "'a'" in msg and "number" in msg and "small" in msg
+    msg = param_error(tmp_path, "a: {type: uniform, low: small, high: 1.0}")
+    assert "low must be a number" in msg and "'small'" in msg
 
 
 def test_error_int_with_fractional_bound(tmp_path):
     assert "whole number" in load_error(tmp_path, params_yaml("a: {type: int, low: 1.5, high: 4}"))
 
 
-@pytest.mark.parametrize("body", [
-    "a: {type: int, low: 0, high: 9, step: 2}",
-    "a: {type: uniform, low: 0.0, high: 1.0, step: 0.3}",
-    "a: {type: uniform, low: 0.0, high: 1.0, step: -0.1}",
-    "a: {type: int, low: 1, high: 64, log: true, step: 2}",
-    "a: {type: int, low: 0, high: 64, log: true}",
-    "a: {type: int, low: 1, high: 64, log: maybe}",
+@pytest.mark.parametrize("body,needles", [
+    ("a: {type: int, low: 0, high: 9, step: 2}", ["(9)", "step (2)", "high: 8"]),
+    ("a: {type: uniform, low: 0.0, high: 1.0, step: 0.3}", ["(1.0)", "step (0.3)"]),
+    ("a: {type: uniform, low: 0.0, high: 1.0, step: -0.1}", ["step must be > 0", "(got -0.1)"]),
+    ("a: {type: int, low: 1, high: 64, log: true, step: 2}", ["'log: true'", "step"]),
+    ("a: {type: int, low: 0, high: 64, log: true}", ["low >= 1", "(got 0)"]),
+    ("a: {type: int, low: 1, high: 64, log: maybe}", ["'log'", "maybe"]),
 ])
-def test_error_bad_step_or_log(tmp_path, body):
-    assert "'a'" in load_error(tmp_path, params_yaml(body))
+def test_error_bad_step_or_log(tmp_path, body, needles):
+    msg = param_error(tmp_path, body)
+    assert all(needle in msg for needle in needles), (needles, msg)
 
 
 def test_error_empty_values(tmp_path):
-    msg = load_error(tmp_path, params_yaml("a: {type: choice, values: []}"))
-    assert "'a'" in msg and "empty" in msg
+    assert "'values' is empty" in param_error(tmp_path, "a: {type: choice, values: []}")
 
 
-@pytest.mark.parametrize("body", [
-    "a: {type: choice}",
-    "a: {type: choice, values: 3}",
-    "a: {type: choice, values: [[1, 2], 3]}",
-    "a: {type: choice, values: [1, 1]}",
+@pytest.mark.parametrize("body,needle", [
+    ("a: {type: choice}", "needs 'values'"),
+    ("a: {type: choice, values: 3}", "not 3"),
+    ("a: {type: choice, values: [[1, 2], 3]}", "not [1, 2]"),
+    ("a: {type: choice, values: [1, 1]}", "value 1 is listed twice"),
 ])
-def test_error_bad_values(tmp_path, body):
-    assert "'a'" in load_error(tmp_path, params_yaml(body))
+def test_error_bad_values(tmp_path, body, needle):
+    assert needle in param_error(tmp_path, body)
 
 
 def test_error_unknown_key(tmp_path):
-    msg = load_error(tmp_path, params_yaml("a: {type: uniform, low: 0.0, high: 1.0, lg: true}"))
-    assert "'a'" in msg and "lg" in msg and "allowed" in msg
+    msg = param_error(tmp_path, "a: {type: uniform, low: 0.0, high: 1.0, lg: true}")
+    assert "unknown key 'lg'" in msg and "type, low, high, step, when" in msg  # the keys it could have meant
 
 
 def test_error_log_key_on_uniform_is_unknown(tmp_path):
@@ -459,43 +465,43 @@ def test_error_log_key_on_uniform_is_unknown(tmp_path):
 
 
 def test_error_when_does_not_parse(tmp_path):
-    msg = load_error(tmp_path, params_yaml("""
+    msg = param_error(tmp_path, """
         a: {type: int, low: 1, high: 3}
         b: {type: int, low: 1, high: 3, when: "a is big"}
-    """))
-    assert "'b'" in msg and "a is big" in msg
+    """, line=5, name="b")
+    assert "'a is big'" in msg and "NAME OP VALUE" in msg
 
 
 def test_error_when_unknown_parameter(tmp_path):
-    msg = load_error(tmp_path, params_yaml("""
+    msg = param_error(tmp_path, """
         a: {type: int, low: 1, high: 3}
         b: {type: int, low: 1, high: 3, when: "zz >= 2"}
-    """))
-    assert "'b'" in msg and "zz" in msg and "unknown" in msg
+    """, line=5, name="b")
+    assert "unknown parameter 'zz'" in msg
 
 
 def test_error_when_declared_later(tmp_path):
-    msg = load_error(tmp_path, params_yaml("""
+    msg = param_error(tmp_path, """
         b: {type: int, low: 1, high: 3, when: "a >= 2"}
         a: {type: int, low: 1, high: 3}
-    """))
-    assert "'b'" in msg and "later" in msg
+    """, line=4, name="b")
+    assert "'a >= 2'" in msg and "later" in msg and "move 'a' above 'b'" in msg
 
 
-@pytest.mark.parametrize("cond", [
-    "opt == sgdd",          # not one of the choices
-    "opt >= 2",             # ordering on a non-numeric choice
-    "opt in sgd",           # 'in' needs a list
-    "opt == [sgd, adam]",   # '==' needs one value
-    "opt in [sgd, adam",    # value does not parse
-    "b > 1",                # refers to itself
+@pytest.mark.parametrize("cond,needle", [
+    ("opt == sgdd", "sgdd is not one of the values of 'opt' ([sgd, adam])"),
+    ("opt >= 2", "'opt' is not numeric"),
+    ("opt in sgd", "'in' needs a non-empty list"),
+    ("opt == [sgd, adam]", "== needs a single value"),
+    ("opt in [sgd, adam", "'opt in [sgd, adam'"),
+    ("b > 1", "the parameter itself"),
 ])
-def test_error_bad_condition_values(tmp_path, cond):
-    msg = load_error(tmp_path, params_yaml(f"""
+def test_error_bad_condition_values(tmp_path, cond, needle):
+    msg = param_error(tmp_path, f"""
         opt: {{type: choice, values: [sgd, adam]}}
         b: {{type: int, low: 1, high: 3, when: "{cond}"}}
-    """))
-    assert "'b'" in msg
+    """, line=5, name="b")
+    assert needle in msg
 
 
 @pytest.mark.parametrize("name", ["model/depth", "bad name", "a-b"])
@@ -526,8 +532,7 @@ def test_error_messages_carry_line_numbers(tmp_path):
 
 
 def test_error_constant_mapping_without_value(tmp_path):
-    msg = load_error(tmp_path, params_yaml("a: {type: constant}"))
-    assert "'a'" in msg and "value" in msg
+    assert "needs 'value'" in param_error(tmp_path, "a: {type: constant}")
 
 
 def test_readme_examples_load(tmp_path):
@@ -588,14 +593,14 @@ KERAS_SIMPLE_CONVNET = {
     "cnn.pool_1": "max", "cnn.pool_2": "max", "cnn.batchnorm": False, "cnn.conv_dropout": 0.0,
     "cnn.head": "flatten", "cnn.dense_layers": 0, "cnn.dropout": 0.5, "optimizer": "adam", "lr": 0.001,
     "weight_decay": 1e-6, "batch_size": 128, "lr_decay": 1.0, "decay_every": 1, "label_smoothing": 0.0,
-    "augment": "none",
+    "augment": "none", "balance": "none",
 }
 MODERN_BASELINE = {
     "cnn.depth": 3, "cnn.filters_1": 32, "cnn.filters_2": 64, "cnn.filters_3": 128, "cnn.kernel": 3,
     "cnn.padding": "same", "cnn.pool_1": "max", "cnn.pool_2": "max", "cnn.pool_3": "max", "cnn.batchnorm": True,
     "cnn.conv_dropout": 0.1, "cnn.head": "flatten", "cnn.dense_layers": 1, "cnn.dense_1": 128, "cnn.dropout": 0.3,
     "optimizer": "adamw", "lr": 0.002, "weight_decay": 1e-4, "batch_size": 128, "lr_decay": 0.9,
-    "decay_every": 1, "label_smoothing": 0.05, "augment": "light",
+    "decay_every": 1, "label_smoothing": 0.05, "augment": "light", "balance": "none",
 }
 
 

@@ -156,17 +156,25 @@ class SearchSpace:
         entry = next(p for p in self.entries if p.name == "family")
         return tuple(str(v) for v in entry.values) if entry.kind != CONSTANT else (str(entry.value),)
 
+    def _other_families(self, overrides: Mapping[str, object]) -> tuple[str, ...]:
+        """The prefixes (`lenet.`, ...) of the families `--set family=F` leaves out: each one's
+        parameters are switched on only by its own `family` value (include.py), so never again."""
+        if self.family != MIXED or "family" not in overrides:
+            return ()
+        return tuple(f"{name}." for name in self.families if name != str(overrides["family"]))
+
     def fixed(self, overrides: Mapping[str, object]) -> "SearchSpace":
         """This space with parameters turned into constants (`tune --set name=value`).
 
         A fixed parameter keeps its `when:`, so it still appears only where it applies;
-        starting points lose the fixed keys, and with `--set family=F` the points of other
-        families go. A name must exist, so a typo is an error, not a silent extra key; a
-        value may leave the searched range (e.g.
+        starting points lose the fixed keys. `--set family=F` narrows a space across families
+        to F: the other families' parameters and starting points go. A name must exist, so a
+        typo is an error, not a silent extra key; a value may leave the searched range (e.g.
         `transfer.init=checkpoint:PATH`): the model checks it when it is built.
         """
         known = {p.name: p for p in self.entries}
-        entries = list(self.entries)
+        others = self._other_families(overrides)
+        entries = [p for p in self.entries if p.name in overrides or not p.name.startswith(others)]
         for name, value in overrides.items():
             if name not in known:
                 raise UserError(f"--set {name}: no parameter {name!r} in space {self.name!r}; "

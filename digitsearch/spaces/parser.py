@@ -282,7 +282,8 @@ class _Parser:
             return Param(name=name, kind=kind, values=self.choices(name, spec), when=when)
         for bound in ("low", "high"):
             if bound not in spec or spec[bound] is None:
-                raise self.pfail(name, f"type {kind} needs '{bound}'; add e.g. 'low: 0.0, high: 1.0'")
+                example = "low: 1, high: 5" if kind == "int" else "low: 0.0, high: 1.0"
+                raise self.pfail(name, f"type {kind} needs '{bound}'; add e.g. '{example}'")
         if kind == "int":
             return self.int_param(name, spec, when)
         return self.float_param(name, kind, spec, when)
