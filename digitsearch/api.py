@@ -76,13 +76,17 @@ class Retrained:
 def retrain(folder: str | Path | None = None, *, epochs: int | None = None, exports: tuple[str, ...] = (),
             trial: str | None = None, results: str | Path = "results",
             progress: Callable[[int, dict], None] | None = None,
-            on_start: Callable[[int], None] | None = None) -> Retrained:
+            on_start: Callable[[int], None] | None = None, accept_changed_data: bool = False,
+            note: Callable[[str], None] = print) -> Retrained:
     """Retrain the best config (or `trial`'s) on train+val; test it; write model.pt, predictions
-    and metrics (replacing an earlier retrain of the same trial). exports: "torchscript", "onnx"."""
+    and metrics (replacing an earlier retrain of the same trial). exports: "torchscript", "onnx".
+    Data that differ from those the search saw are a UserError, unless `accept_changed_data`
+    (then `note` gets a warning line)."""
     from digitsearch.final import retrain as retraining
 
     found = experiment(folder, results)
-    metrics = retraining.run(found, epochs, progress=progress, on_start=on_start, exports=tuple(exports), trial=trial)
+    metrics = retraining.run(found, epochs, progress=progress, on_start=on_start, exports=tuple(exports), trial=trial,
+                             accept_changed_data=accept_changed_data, note=note)
     out = final_dir(found, trial)
     return Retrained(out, out / MODEL_FILE, metrics)
 

@@ -17,6 +17,8 @@ EXPORT = ("With --retrain, also write these beside model.pt, comma-separated: to
           "(onnx needs `pip install .\\[onnx]`).")
 TRIAL = ("Another trial of the leaderboard instead of the best, e.g. a hand-made starting point to compare; "
          "--retrain writes final-<trial>/.")
+ACCEPT_CHANGED = ("With --retrain: retrain even when the data are no longer those the search saw (an edited file, "
+                  "another split); without it changed data are refused.")
 STARTING_POINTS = ("With --retrain: also retrain each trained starting point of the space (the hand-made nets) "
                    "into final-<trial>/, to compare with the best in `digitsearch report`.")
 
@@ -30,6 +32,7 @@ def best(
     export: Annotated[Optional[str], typer.Option(help=EXPORT)] = None,
     trial: Annotated[Optional[str], typer.Option(help=TRIAL)] = None,
     starting_points: Annotated[bool, typer.Option("--starting-points", help=STARTING_POINTS)] = False,
+    accept_changed_data: Annotated[bool, typer.Option("--accept-changed-data", help=ACCEPT_CHANGED)] = False,
 ):
     """Print the best config of an experiment; with --retrain, train it on all training data and export."""
     from digitsearch import api
@@ -41,6 +44,8 @@ def best(
     if starting_points and (trial or not retrain):
         raise UserError("--starting-points goes with --retrain (and without --trial): it retrains the best, "
                         "then each starting point")
+    if accept_changed_data and not retrain:
+        raise UserError("--accept-changed-data goes with --retrain: only a retrain loads the data again")
     export_formats.check_available(formats)
     folder = api.experiment(name, results)
     found = api.best(folder, trial=trial)
@@ -50,16 +55,16 @@ def best(
     for key, value in found["config"].items():
         typer.echo(f"  {key} = {value}")
     if retrain:
-        done = _retrain(folder, epochs, formats, trial)
+        done = _retrain(folder, epochs, formats, trial, accept_changed_data)
         if starting_points:
-            _retrain_starting_points(folder, epochs or done.metrics["epochs"], skip=found["trial_id"])
+            _retrain_starting_points(folder, epochs or done.metrics["epochs"], found["trial_id"], accept_changed_data)
 
 
 def _shown(value) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) else "-"  # an errored trial has none
 
 
-def _retrain_starting_points(folder: Path, epochs: int, skip: str) -> None:
+def _retrain_starting_points(folder: Path, epochs: int, skip: str, accept_changed_data: bool) -> None:
     """Each trained starting point, on the best's budget (--epochs, else the best's epochs)."""
     from digitsearch.final.compare import starting_points
 
@@ -69,10 +74,15 @@ def _retrain_starting_points(folder: Path, epochs: int, skip: str) -> None:
             typer.echo(f"{label}: {point.why_not}; not retrained")
             continue
         typer.echo(f"{label}: retraining for {epochs} epochs")
-        _retrain(folder, epochs, (), point.trial_id)
+        _retrain(folder, epochs, (), point.trial_id, accept_changed_data)
 
 
-def _retrain(folder: Path, epochs: int | None, formats: tuple[str, ...] = (), trial: str | None = None):
+def _note(line: str) -> None:
+    typer.echo(line, err=line.startswith("warning:"))
+
+
+def _retrain(folder: Path, epochs: int | None, formats: tuple[str, ...] = (), trial: str | None = None,
+             accept_changed_data: bool = False):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from digitsearch import api
@@ -92,7 +102,8 @@ def _retrain(folder: Path, epochs: int | None, formats: tuple[str, ...] = (), tr
         def start(total: int) -> None:
             bar.update(task, total=total, info="training")
 
-        done = api.retrain(folder, epochs=epochs, exports=formats, trial=trial, progress=on_epoch, on_start=start)
+        done = api.retrain(folder, epochs=epochs, exports=formats, trial=trial, progress=on_epoch, on_start=start,
+                           accept_changed_data=accept_changed_data, note=_note)
     metrics = done.metrics
     if "test_sequences" in metrics:
         typer.echo(f"test exact-match accuracy {metrics['test_accuracy']:.4f} on {metrics['test_sequences']} "

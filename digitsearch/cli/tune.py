@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from digitsearch.cli.app import RESULTS, Results, app
-from digitsearch.search.request import Scheduler, Searcher, SearchRequest
+from digitsearch.search.request import RUNTIME_FIELDS, Scheduler, Searcher, SearchRequest, refuse_on_resume
 
 DEFAULT = SearchRequest()
 
@@ -44,8 +44,28 @@ RESUME = "Finish the search --name left unfinished (a killed driver, Ctrl-C); it
 ADD_TRIALS = "With --resume: then search this many more trials, continuing the same Optuna study."
 
 
+def given_on_command_line(ctx: typer.Context) -> list[str]:
+    """The options typed on this command line (not defaults), as the user wrote them (--max-epochs)."""
+    # by the source's name: Typer 0.29 brings its own copy of click (typer._click), whose enum is not click's
+    return [param.opts[0] for param in ctx.command.params
+            if param.name and getattr(ctx.get_parameter_source(param.name), "name", None) == "COMMANDLINE"]
+
+
+def refuse_fixed_options(ctx: typer.Context, request: SearchRequest) -> None:
+    """On --resume, every option given that is not a runtime one (RUNTIME_FIELDS) is refused,
+    before anything is loaded or Ray starts; the runtime ones apply to this run. The request's
+    own checks (--resume needs --name) and the experiment's existence come first."""
+    from digitsearch.store import experiments
+
+    request.check()
+    experiments.resolve(request.results, request.name)
+    changeable = {f"--{name.replace('_', '-')}" for name in RUNTIME_FIELDS}
+    refuse_on_resume([option for option in given_on_command_line(ctx) if option not in changeable])
+
+
 @app.command()
 def tune(
+    ctx: typer.Context,
     space: Annotated[str, typer.Option(help=SPACE)] = DEFAULT.space,
     dataset: Annotated[str, typer.Option(help=DATASET)] = DEFAULT.dataset,
     base: Annotated[Optional[str], typer.Option(help=BASE)] = DEFAULT.base,
@@ -87,5 +107,7 @@ def tune(
         results=results, verbose=verbose, quiet=quiet, address=address, storage=storage, resume=resume,
         add_trials=add_trials,
     )
+    if resume:
+        refuse_fixed_options(ctx, request)
     if run_search(request, echo=typer.echo).interrupted:
         raise typer.Exit(130)  # what finished is written; the exit code still says it was cut short

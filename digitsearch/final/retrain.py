@@ -1,8 +1,9 @@
 """best config -> fit on train+val -> test metrics -> artifacts in results/<name>/final/.
 
 No Ray anywhere on this path: the model comes from core.build, the loop from core.engine.
-Every check (epochs, export formats, the trial) comes before the data are loaded; the
-exports come last, so a failed export never loses the model, metrics or predictions.
+Every check (epochs, export formats, the trial) comes before the data are loaded, and the
+data are checked against the fingerprint `tune` recorded before any epoch; the exports come
+last, so a failed export never loses the model, metrics or predictions.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from digitsearch import data, models
 from digitsearch.core import engine, tasks
 from digitsearch.core.build import build_model, model_kwargs
 from digitsearch.core.config import TrialConfig
+from digitsearch.data import fingerprint
 from digitsearch.errors import UserError
 from digitsearch.final import evaluation, export, formats
 from digitsearch.store import experiments
@@ -69,19 +71,45 @@ def plan(folder: Path, epochs: int | None = None, exports: tuple[str, ...] = (),
     return Plan(folder, meta, chosen, cfg, epochs, exports, final_dir(folder, trial))
 
 
+def check_data(meta: dict, bundle: data.Bundle, accept_changed: bool = False,
+               note: Callable[[str], None] = print) -> dict:
+    """The data loaded now against the fingerprint `tune` recorded: changed data are a
+    UserError naming what changed, or with `accept_changed` a warning. Returns what metrics.json
+    records: the fingerprint of the data retrained on, and what changed since the search."""
+    now = fingerprint.of(bundle)
+    recorded = meta.get("data_fingerprint")
+    if recorded is None:
+        note("note: this experiment recorded no data fingerprint (made before they were); "
+             "retraining without checking that the data are the search's")
+        return {"data_fingerprint": now}
+    changed = fingerprint.changes(recorded, now)
+    if changed and not accept_changed:
+        raise UserError(f"the data of experiment {meta['name']!r} ({meta['dataset']}) are not those its search saw: "
+                        f"{'; '.join(changed)}; pass --accept-changed-data to retrain on them anyway")
+    if changed:
+        note(f"warning: retraining on changed data ({'; '.join(changed)}); the search's val_acc "
+             f"was measured on other data")
+        return {"data_fingerprint": now, "data_changed": changed}
+    return {"data_fingerprint": now}
+
+
 def run(folder: Path, epochs: int | None = None, progress: Callable | None = None,
         on_start: Callable[[int], None] | None = None, exports: tuple[str, ...] = (),
-        trial: str | None = None) -> dict:
+        trial: str | None = None, accept_changed_data: bool = False,
+        note: Callable[[str], None] = print) -> dict:
     """Retrain the best trial's config (or `trial`'s) on all training data; returns metrics.json's content.
 
     exports: extra formats written beside model.pt (formats.FILES), checked before training.
+    accept_changed_data: retrain even when the data differ from the search's (`note` gets the warning).
     """
     job = plan(folder, epochs, exports, trial)
     bundle = load_bundle(job.meta)
+    identity = check_data(job.meta, bundle, accept_changed_data, note)
     trained = train(job, bundle, progress, on_start)
     job.out.mkdir(exist_ok=True)
     _save_model(job, bundle, trained)
     metrics, test_x, predicted = _test(job, bundle, trained)
+    metrics.update(identity)
     experiments.write_json(job.out / METRICS_FILE, metrics)
     retrain_board.write(folder, trained.history, run=job.out.name, model=trained.model, bundle=bundle,
                         test_x=test_x, predicted=predicted)

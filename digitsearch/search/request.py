@@ -6,7 +6,7 @@ CLI can take its defaults and choices from it at import time.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 # a trial over either limit is recorded as over budget, not trained: one such trial could
 # cost as much as a dozen ordinary ones on a CPU
 DEFAULT_LIMITS = {"max_params": 3_000_000, "max_mflops": 40.0}
+# what `tune --resume` may change: how this run is shown, where it runs, which experiment, how
+# many trials more; everything else (the space, the data, the budget) is the stored search's
+RUNTIME_FIELDS = ("address", "verbose", "quiet", "resume", "add_trials", "results", "name")
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
@@ -107,6 +110,28 @@ class SearchRequest:
                             f"got {self.grace_epochs}")
         if self.reduction_factor < 2:
             raise UserError(f"--reduction-factor must be at least 2 (got {self.reduction_factor})")
+
+
+def option_of(name: str) -> str:
+    """A SearchRequest field's `digitsearch tune` option: max_epochs -> --max-epochs."""
+    return "--set" if name == "overrides" else "--" + name.replace("_", "-")
+
+
+def refuse_on_resume(options: list[str]) -> None:
+    """`--resume` continues the stored search: options it cannot change are refused in one line."""
+    if not options:
+        return
+    hint = " (use --add-trials K for more trials)" if "--trials" in options else ""
+    raise UserError(f"--resume continues the stored search; {', '.join(options)} cannot change{hint}; "
+                    f"drop {'it' if len(options) == 1 else 'them'}, or start a new search with another --name")
+
+
+def fixed_on_resume(req: SearchRequest) -> list[str]:
+    """The options a resumed request sets away from their defaults that --resume cannot change
+    (for the Python API; the CLI also refuses those given explicitly with their default value)."""
+    default = SearchRequest()
+    return [option_of(f.name) for f in fields(SearchRequest)
+            if f.name not in RUNTIME_FIELDS and getattr(req, f.name) != getattr(default, f.name)]
 
 
 def resolve_limits(req: SearchRequest, space: SearchSpace) -> None:

@@ -13,15 +13,13 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Callable
 
+from digitsearch.data import fingerprint
 from digitsearch.errors import UserError
-from digitsearch.search import rounds, session
-from digitsearch.search.request import SearchRequest
+from digitsearch.search import moved_round, rounds, session
+from digitsearch.search.request import RUNTIME_FIELDS, SearchRequest
 from digitsearch.store import experiments, layout, study
 from digitsearch.store.layout import FIRST_ROUND, STUDY_FILE, round_path
 from digitsearch.store.trials import experiment_space, space_source
-
-# what the command line may change on --resume; everything else is the stored search's
-RUNTIME_FIELDS = ("address", "verbose", "quiet", "resume", "add_trials", "results", "name")
 
 
 def stored_request(req: SearchRequest, meta: dict) -> SearchRequest:
@@ -36,8 +34,7 @@ def stored_request(req: SearchRequest, meta: dict) -> SearchRequest:
 def run(req: SearchRequest, echo: Callable[[str], None]) -> rounds.SearchOutcome:
     session.check_reachable(req.address)
     folder = experiments.resolve(req.results, req.name).resolve()
-    meta = experiments.read_meta(folder)
-    meta.setdefault("tune_root", str(folder))
+    meta = experiments.read_meta(folder)  # its paths where the folder is now: a renamed one resumes itself
     meta["rounds"] = layout.rounds(meta)
     stored = stored_request(req, meta)
     chatter = (lambda line: None) if req.quiet else echo
@@ -47,9 +44,17 @@ def run(req: SearchRequest, echo: Callable[[str], None]) -> rounds.SearchOutcome
                         f"pass --add-trials K to search K more")
     space = experiment_space(meta)
     bundle = rounds.load_data(stored)
+    changed = fingerprint.changes(meta["data_fingerprint"], fingerprint.of(bundle)) \
+        if meta.get("data_fingerprint") else []
+    if changed:  # the stored trials' val_acc would not compare with the new ones
+        raise UserError(f"cannot resume {folder.name!r}: the data are not those its search saw: {'; '.join(changed)}; "
+                        f"start a new search on them with another --name")
     ledger, progress = rounds.watchers(stored, folder, chatter)
     if unfinished:
         chatter(f"resume: {ledger.done} of {stored.trials} trials had finished; running the rest")
+        study.expect_at(folder)  # Ray's pickled searcher then writes this folder's study, not the old place's
+        if not layout.is_uri(meta["tune_root"]):
+            moved_round.repoint(Path(round_path(meta, meta["rounds"][-1])))  # its new trials go here too
         _finish_round(stored, space, bundle, meta, ledger, progress, chatter)
         fail_orphans(folder)
     if req.add_trials and ledger.done >= stored.trials:
@@ -73,11 +78,14 @@ def _finish_round(stored, space, bundle, meta: dict, ledger, progress, echo) -> 
 
 def fail_orphans(folder: Path) -> None:
     """A trial the searcher had asked Optuna for just before the driver died, but that Tune's
-    last snapshot never saw, stays RUNNING in the study; once the restored round is done,
-    every trial still RUNNING is such an orphan. Marked failed, it no longer counts for TPE's
-    constant liar as a trial in flight."""
+    last snapshot never saw, stays RUNNING in the study. The restored searcher hands such
+    orphans to the round's new trials (search.reconcile); once the round is done, every trial
+    still RUNNING is one left over. Marked failed (and orphan: no leaderboard row), it no
+    longer counts for TPE's constant liar as a trial in flight."""
     import optuna
+
+    from digitsearch.search.reconcile import mark_orphan
 
     loaded = study.load(folder)
     for trial in loaded.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        loaded.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        mark_orphan(loaded, trial)

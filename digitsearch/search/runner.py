@@ -12,9 +12,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-from digitsearch import spaces
-from digitsearch.search import preflight, resume, rounds, session
-from digitsearch.search.request import SearchRequest, resolve_limits
+from digitsearch import models, spaces
+from digitsearch.data import fingerprint
+from digitsearch.search import preflight, resume, rounds, session, validate
+from digitsearch.search.request import SearchRequest, fixed_on_resume, refuse_on_resume, resolve_limits
 from digitsearch.search.rounds import SearchOutcome
 from digitsearch.store import experiments
 from digitsearch.store.layout import FIRST_ROUND, tune_root
@@ -26,6 +27,7 @@ def run_search(req: SearchRequest, echo: Callable[[str], None] = print) -> Searc
     With req.resume: finish the named experiment, then run req.add_trials more."""
     req.check()
     if req.resume:
+        refuse_on_resume(fixed_on_resume(req))
         return resume.run(req, echo)
     session.check_reachable(req.address)
     if req.name:
@@ -47,8 +49,12 @@ def _prepare(req: SearchRequest, echo, chatter):
     if req.overrides:
         space = space.fixed(req.overrides)
     resolve_limits(req, space)
+    for family in space.families:
+        models.family(family)  # an unknown family: one line before the configs are checked
+    configs = validate.check_space(space, req.overrides, req.seed)  # a typo costs a line, not a search
     bundle = rounds.load_data(req)
     space = preflight.check(space, bundle.task, bundle.name, echo)  # bad pairings fail here, not in every trial
+    validate.check_builds(space, configs, bundle)
     for note in bundle.notes:
         chatter(f"data: {note}")
     unit, classes = ("sequences", f"{bundle.num_classes} symbols") if bundle.task == "sequence" else \
@@ -59,7 +65,9 @@ def _prepare(req: SearchRequest, echo, chatter):
 
 
 def describe_run(req: SearchRequest, space, bundle, folder: Path) -> dict:
-    """experiment.json as a new search writes it: the request, the data, where Tune's rounds go."""
+    """experiment.json as a new search writes it: the request, the data, where Tune's rounds go,
+    and the experiment's identity: the study's name and the data's fingerprint (what
+    `best --retrain` and `--resume` compare the data they load again with)."""
     def absolute(path):
         return str(Path(path).resolve()) if path and Path(path).exists() else path
 
@@ -70,6 +78,7 @@ def describe_run(req: SearchRequest, space, bundle, folder: Path) -> dict:
         "dataset": absolute(req.dataset), "test": absolute(req.test), "data_dir": absolute(req.data_dir),
         "dataset_name": bundle.name, "dataset_notes": bundle.notes, "class_names": bundle.class_names,
         "sizes": {"train": len(bundle.train), "val": len(bundle.val), "test": len(bundle.test) if bundle.test else 0},
+        "data_fingerprint": fingerprint.of(bundle),
         "status": "running", "tune_root": tune_root(folder, req.storage),
         "rounds": [{"dir": FIRST_ROUND, "trials": req.trials}],
     }

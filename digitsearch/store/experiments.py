@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from digitsearch.errors import UserError
-from digitsearch.store.layout import BEST_FILE, EXPERIMENT_FILE, LEADERBOARD_FILE
+from digitsearch.store.layout import BEST_FILE, EXPERIMENT_FILE, LEADERBOARD_FILE, relocate
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -83,8 +83,9 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def read_meta(folder: Path) -> dict:
-    """experiment.json: the request, the data, the rounds, the status."""
-    return read_json(folder / EXPERIMENT_FILE)
+    """experiment.json: the request, the data, the rounds, the status; its paths as seen from
+    where the folder is now (layout.relocate: a copied or renamed experiment reads its own files)."""
+    return relocate(read_json(folder / EXPERIMENT_FILE), folder)
 
 
 def write_meta(folder: Path, meta: dict) -> None:

@@ -63,6 +63,28 @@ def tune_root(folder: Path, storage: str | None) -> str:
     return str(Path(storage).expanduser().resolve() / folder.name)
 
 
+def relocate(meta: dict, folder: Path) -> dict:
+    """experiment.json as read from where it lies now: a copied, renamed or moved experiment
+    folder finds its own Tune rounds, not the place it was written at.
+
+    Without --storage the rounds live in the experiment folder, so `tune_root` is that folder,
+    wherever it is now. A --storage URI stays as given; a --storage folder too, unless it is
+    gone and the rounds were brought into the experiment folder. `name` becomes the folder's;
+    the study keeps the name it was created under (`study_name`; older experiments: the
+    folder's name when the search ran).
+    """
+    meta = dict(meta)
+    here = str(folder.resolve())
+    meta.setdefault("study_name", meta.get("name") or folder.name)
+    meta["name"] = folder.name
+    stored, storage = meta.get("tune_root"), meta.get("storage")
+    if not stored or not storage:
+        meta["tune_root"] = here
+    elif not is_uri(stored) and not Path(stored).exists() and (folder / FIRST_ROUND).exists():
+        meta["tune_root"] = here
+    return meta
+
+
 def rounds(meta: dict) -> list[dict]:
     """The experiment's Tune rounds, first to last: [{"dir": "tune", "trials": 12}, ...]."""
     # experiments written before rounds existed have one, in the experiment folder
