@@ -29,9 +29,10 @@ def pytest_configure(config):
 # the longest files first: `make test` gives each of its two workers whole files in this
 # order, and a long file started last would run on alone at the end. test_search_e2e makes the
 # shared search early, so that test_board and test_exports, later, find it made and never wait
-SLOWEST_FIRST = ("test_families_search.py", "test_search_e2e.py", "test_bench.py", "test_cluster.py",
-                 "test_faults.py", "test_board.py", "test_exports.py", "test_docs.py", "test_layout.py",
-                 "test_packaging.py")
+# by their measured time, so the two workers end together (a file runs on one worker)
+SLOWEST_FIRST = ("test_families_search.py", "test_bench.py", "test_tasks_search.py", "test_search_e2e.py",
+                 "test_faults.py", "test_cluster.py", "test_identity.py", "test_resume_kill.py", "test_exports.py",
+                 "test_docs.py", "test_trial_restart.py", "test_board.py", "test_layout.py", "test_packaging.py")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -52,6 +53,16 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=cwd or ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def tiny_search(results, name: str, *args: str, trials: int = 2, epochs: int = 1):
+    """A tiny search through the CLI; (its leaderboard, the finished process)."""
+    run = run_cli("tune", "--trials", str(trials), "--max-epochs", str(epochs), "--name", name,
+                  "--results", str(results), *args, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    table = pd.read_csv(results / name / "leaderboard.csv")
+    assert len(table) == trials
+    return table, run
 
 
 def assert_one_line_error(stderr: str, *needles: str) -> str:

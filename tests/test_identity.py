@@ -183,29 +183,14 @@ def _study_trials(folder: Path) -> list[tuple[str, str, int]]:
                           "using (study_id) group by 1, 2").fetchall()
 
 
-def test_a_renamed_experiment_resumes_its_own_study(tmp_path):
-    results = tmp_path / "results"
-    first = run_cli("tune", "--trials", "2", "--max-epochs", "1", "--results", str(results), "--name", "before",
-                    "--quiet")
-    assert first.returncode == 0, first.stdout + first.stderr
-    (results / "before").rename(results / "after")
-    more = run_cli("tune", "--results", str(results), "--name", "after", "--resume", "--add-trials", "1", "--quiet")
-    assert more.returncode == 0, more.stdout + more.stderr
-    assert more.stdout.strip().startswith("best: ") and len(more.stdout.strip().splitlines()) == 1  # --quiet applies
-    assert _study_trials(results / "after") == [("before", "COMPLETE", 3)]  # the old trials and the new one
-    meta = json.loads((results / "after" / "experiment.json").read_text())
-    assert (meta["name"], meta["study_name"], meta["tune_root"]) == ("after", "before", str(results / "after"))
-    assert len(list((results / "after" / "tune-2").glob("trial_*"))) == 1
-    assert not (results / "before").exists()
-
-
 def _ended(text: str) -> int:
     return sum(line.startswith("[") for line in text.splitlines())
 
 
-def test_a_killed_search_moved_elsewhere_finishes_there(tmp_path):
+def test_a_killed_search_moved_and_renamed_finishes_there_in_its_own_study(tmp_path):
     """Ray pickles the searcher (with optuna.db's path) and its trials' storage: after a move,
-    the restored round must write the new folder's study and trials, not the old place's."""
+    the restored round must write the new folder's study and trials, not the old place's; and
+    --add-trials then continues the same study under the folder's new name."""
     results, log = tmp_path / "results", tmp_path / "driver.log"
     with open(log, "w") as out:
         driver = subprocess.Popen(
@@ -220,10 +205,15 @@ def test_a_killed_search_moved_elsewhere_finishes_there(tmp_path):
         driver.wait(30)
     assert 1 <= _ended(log.read_text()) < 3, log.read_text()
     moved = tmp_path / "elsewhere" / "results"
-    moved.parent.mkdir()
-    results.rename(moved)
-    resumed = run_cli("tune", "--results", str(moved), "--name", "k", "--resume")
+    moved.mkdir(parents=True)
+    (results / "k").rename(moved / "renamed")
+    resumed = run_cli("tune", "--results", str(moved), "--name", "renamed", "--resume", "--add-trials", "1",
+                      "--quiet")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert ": error" not in resumed.stdout.split("top ")[0]  # no trial failed on the old storage path
-    assert _study_trials(moved / "k") == [("k", "COMPLETE", 3)]
-    assert not results.exists()  # nothing written at the old place
+    assert resumed.stdout.strip().startswith("best: ") and len(resumed.stdout.strip().splitlines()) == 1  # --quiet
+    folder = moved / "renamed"
+    assert _study_trials(folder) == [("k", "COMPLETE", 4)]  # the first round's 3 and the added one, one study
+    meta = json.loads((folder / "experiment.json").read_text())
+    assert (meta["name"], meta["study_name"], meta["tune_root"]) == ("renamed", "k", str(folder))
+    assert len(list((folder / "tune-2").glob("trial_*"))) == 1
+    assert list(results.iterdir()) == []  # nothing written at the old place

@@ -6,7 +6,7 @@ Pinned: OptunaSearch's `_ot_trials`/`_ot_study` and its restore() (search.reconc
 FrozenTrial's `_trial_id` and optuna.trial.Trial(study, id) (reconcile, resume.fail_orphans);
 Tuner's `_local_tuner` run config and Ray Client's `_remote_tuner` (search.rounds); the log
 lines TrialFailureFilter and TransientSyncErrorFilter drop (search.session); the environment
-variables search.rounds sets for Tune; the text of Optuna's warning about a step reported twice.
+variables search.rounds sets for Tune and the worker niceness session.connect sets; the text of Optuna's warning about a step reported twice.
 """
 from __future__ import annotations
 
@@ -168,3 +168,30 @@ def test_a_step_reported_again_after_a_restart_keeps_its_first_value_and_says_no
         searcher.on_trial_result("a", {"best_val_acc": 0.6, "training_iteration": 1})  # restarted: step 1 again
     study = optuna.load_study(study_name="pins", storage=storage)
     assert study.trials[0].intermediate_values == {1: 0.5}
+
+
+def _worker_niceness(start_ray: str) -> tuple[int, int]:
+    """(the driver's niceness, a Ray worker's) in a fresh process that starts Ray with `start_ray`."""
+    import subprocess
+    import sys
+
+    probe = f"import os, ray\nfrom digitsearch.search import session\n{start_ray}\n" \
+            "print(os.nice(0), ray.get(ray.remote(lambda: os.nice(0)).remote()))\n"
+    env = {k: v for k, v in os.environ.items() if k != session.WORKER_NICENESS}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    driver, worker = (int(v) for v in out.stdout.split()[-2:])
+    return driver, worker
+
+
+def test_a_local_rays_workers_run_at_the_commands_priority():
+    """Ray starts workers 15 nicer than the command (pinned: the reason for the setting);
+    session.connect's private local Ray sets RAY_worker_niceness=0, so trials run at the
+    command's own priority."""
+    from ray._private import ray_constants
+
+    assert ray_constants.RAY_WORKER_NICENESS == session.WORKER_NICENESS
+    driver, worker = _worker_niceness("ray.init(include_dashboard=False)")
+    assert worker == min(driver + 15, 19)
+    driver, worker = _worker_niceness("session.connect(None, verbose=False)")
+    assert worker == driver

@@ -2,8 +2,6 @@
 gets that family's hand-made starting points with their own values, and no other family's."""
 from __future__ import annotations
 
-from collections import Counter
-
 import pytest
 
 from digitsearch import spaces
@@ -65,18 +63,12 @@ def test_the_searcher_asks_for_the_three_cnn_nets_first_then_cnn_only(cnn_only, 
     assert all(_cnn_values(c) not in [_cnn_values(p) for p in cnn_points] for c in configs[3:])  # then sampled
 
 
-def test_tune_with_set_family_trains_the_three_cnn_nets(tmp_path):
-    """The command line end to end: three trials of one epoch are cnn.yaml's three nets."""
-    import pandas as pd
+def test_the_narrowed_space_passes_the_checks_before_a_search(cnn_only, digits_bundle):
+    """What `tune` checks before Ray starts: the other families' parameters went with their
+    points, so nothing is refused (they would be: 'lenet.flavour' is not a cnn parameter)."""
+    from digitsearch.search import validate
 
-    from conftest import run_cli
-    from digitsearch.store.trials import configs, starting_point_trials
-
-    run = run_cli("tune", "--space", "all", "--set", "family=cnn", "--dataset", "digits", "--trials", "3",
-                  "--max-epochs", "1", "--results", str(tmp_path), "--name", "s", "--quiet")
-    assert run.returncode == 0, run.stdout + run.stderr
-    folder = tmp_path / "s"
-    assert sorted(starting_point_trials(folder).values()) == [1, 2, 3]
-    assert set(pd.read_csv(folder / "leaderboard.csv")["family"]) == {"cnn"}
-    trained = Counter(frozenset(_cnn_values(config).items()) for config in configs(folder).values())
-    assert trained == Counter(frozenset(_cnn_values(p).items()) for p in spaces.load("cnn").starting_points)
+    configs = validate.check_space(cnn_only, {"family": "cnn"})
+    assert {config["family"] for config in configs} == {"cnn"}
+    assert len(configs) == 3 + validate.SAMPLES_PER_FAMILY
+    validate.check_builds(cnn_only, configs, digits_bundle)

@@ -18,6 +18,7 @@ from digitsearch.store.layout import is_uri
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # digitsearch/, shipped to a cluster's workers
 SYNC_LOGGER = "ray.tune.execution.experiment_state"
+WORKER_NICENESS = "RAY_worker_niceness"  # read by the raylet when it starts a worker (ray_constants)
 # Ray's atomic save writes `.<uuid4>-tmp-<name>` beside the file it replaces
 _RAY_TMP_FILE = re.compile(r"/\.[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}-tmp-")
 
@@ -36,6 +37,10 @@ def connect(address: str | None, verbose: bool):
     level = logging.INFO if verbose else logging.ERROR
     target = cluster_address(address)
     if target is None:
+        # Ray starts its workers at nice 15; the trials are the work the user asked for, and beside
+        # any other busy process (a browser, a second search) they would nearly stop. 0 keeps them at
+        # the command's own priority (the raylet inherits it; workers add this value to it).
+        os.environ.setdefault(WORKER_NICENESS, "0")
         ray.init(include_dashboard=False, log_to_driver=verbose, logging_level=level, configure_logging=True)
         return ray
     try:
