@@ -217,3 +217,25 @@ def test_a_killed_search_moved_and_renamed_finishes_there_in_its_own_study(tmp_p
     assert (meta["name"], meta["study_name"], meta["tune_root"]) == ("renamed", "k", str(folder))
     assert len(list((folder / "tune-2").glob("trial_*"))) == 1
     assert list(results.iterdir()) == []  # nothing written at the old place
+
+
+def test_resume_after_the_space_file_was_edited_is_one_line(shared_search, tmp_path):
+    """The space is part of what a search is: its fingerprint is recorded, and a --resume whose
+    space file no longer describes it is refused before anything runs (the study's history and
+    its starting points would belong to another space)."""
+    from digitsearch import spaces
+
+    folder = tmp_path / "results" / "edited"
+    shutil.copytree(shared_search.folder, folder, ignore=shutil.ignore_patterns("report", "final*"))
+    space_file = tmp_path / "my_cnn.yaml"
+    shutil.copy(spaces.BUILTIN_DIR / "cnn.yaml", space_file)
+    meta = json.loads((folder / "experiment.json").read_text())
+    assert meta["space_fingerprint"] == spaces.load("cnn").fingerprint()  # recorded by tune
+    meta.update(space_path=str(space_file), status="interrupted")  # a search of this file, cut short
+    (folder / "experiment.json").write_text(json.dumps(meta))
+    space_file.write_text(space_file.read_text().replace("cnn.depth:         {type: int, low: 1, high: 5}",
+                                                         "cnn.depth:         {type: int, low: 1, high: 4}"))
+    refused = _cli("tune", "--results", str(folder.parent), "--name", "edited", "--resume")
+    assert refused.exit_code == 2, refused.output
+    assert_one_line_error(refused.stderr, "cannot resume 'edited'", f"its space file {space_file} changed",
+                          "put the file back as it was")

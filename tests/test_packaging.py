@@ -13,6 +13,7 @@ def test_wheel_ships_the_search_spaces(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "digitsearch/search_spaces/cnn.yaml" in names
     assert "digitsearch/search_spaces/README.md" in names
+    assert "digitsearch/search_spaces/training/images.yaml" in names  # the shared training block
     assert "digitsearch/launch/templates/slurm.sh.j2" in names
     # every module of the tree: a package left out of pyproject's list would be missing here
     sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "digitsearch").rglob("*.py")}

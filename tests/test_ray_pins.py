@@ -6,7 +6,8 @@ Pinned: OptunaSearch's `_ot_trials`/`_ot_study` and its restore() (search.reconc
 FrozenTrial's `_trial_id` and optuna.trial.Trial(study, id) (reconcile, resume.fail_orphans);
 Tuner's `_local_tuner` run config and Ray Client's `_remote_tuner` (search.rounds); the log
 lines TrialFailureFilter and TransientSyncErrorFilter drop (search.session); the environment
-variables search.rounds sets for Tune and the worker niceness session.connect sets; the text of Optuna's warning about a step reported twice.
+variables search.rounds sets for Tune and the worker niceness session.connect sets; the
+text of Optuna's warning about a step reported twice.
 """
 from __future__ import annotations
 

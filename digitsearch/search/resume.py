@@ -19,7 +19,7 @@ from digitsearch.search import moved_round, rounds, session
 from digitsearch.search.request import RUNTIME_FIELDS, SearchRequest
 from digitsearch.store import experiments, layout, study
 from digitsearch.store.layout import FIRST_ROUND, STUDY_FILE, round_path
-from digitsearch.store.trials import experiment_space, space_source
+from digitsearch.store.trials import experiment_space, space_changes, space_source
 
 
 def stored_request(req: SearchRequest, meta: dict) -> SearchRequest:
@@ -42,6 +42,10 @@ def run(req: SearchRequest, echo: Callable[[str], None]) -> rounds.SearchOutcome
     if not unfinished and not req.add_trials:
         raise UserError(f"experiment {folder.name!r} already finished its {stored.trials} trials; "
                         f"pass --add-trials K to search K more")
+    edited = space_changes(meta)
+    if edited:  # the study's history and the starting points would describe another space
+        raise UserError(f"cannot resume {folder.name!r}: {edited}; put the file back as it was, or start a new "
+                        f"search with another --name")
     space = experiment_space(meta)
     bundle = rounds.load_data(stored)
     changed = fingerprint.changes(meta["data_fingerprint"], fingerprint.of(bundle)) \

@@ -17,7 +17,7 @@ from digitsearch.data import fingerprint
 from digitsearch.search import preflight, resume, rounds, session, validate
 from digitsearch.search.request import SearchRequest, fixed_on_resume, refuse_on_resume, resolve_limits
 from digitsearch.search.rounds import SearchOutcome
-from digitsearch.store import experiments
+from digitsearch.store import experiments, trials
 from digitsearch.store.layout import FIRST_ROUND, tune_root
 
 
@@ -37,6 +37,7 @@ def run_search(req: SearchRequest, echo: Callable[[str], None] = print) -> Searc
     session.check_resources(req)  # starts Ray: a trial the machine cannot hold is refused here
     folder = experiments.create(req.results, req.name or experiments.default_name(space.name, req.dataset))
     meta = describe_run(req, space, bundle, folder.resolve())
+    meta["space_fingerprint"] = trials.experiment_space(meta).fingerprint()  # as --resume will read it
     experiments.write_meta(folder, meta)
     ledger, progress = rounds.watchers(req, folder.resolve(), chatter)
     rounds.tune_round(req, space, bundle, meta, ledger, progress, chatter)

@@ -259,6 +259,15 @@ class SearchSpace:
         constants = self.define_by_run(trial)
         return {**trial.params, **constants}
 
+    def fingerprint(self) -> str:
+        """sha256 of what the space searches: every entry as `spaces --show` prints it, the
+        starting points and the limits (not where they are written, nor the description)."""
+        import hashlib
+        import json
+
+        what = {"entries": self.describe(), "start": list(self.starting_points), "limits": self.limits}
+        return hashlib.sha256(json.dumps(what, sort_keys=True, default=repr).encode()).hexdigest()
+
     # -- people ----------------------------------------------------------------------
 
     def describe(self) -> list[str]:

@@ -66,6 +66,16 @@ def experiment_space(meta: dict) -> spaces.SearchSpace:
     return space.fixed(meta["overrides"]) if meta.get("overrides") else space
 
 
+def space_changes(meta: dict) -> str:
+    """What changed in the experiment's space file since the search (its fingerprint in
+    experiment.json), in words; "" when nothing did, or for older experiments that recorded none."""
+    recorded = meta.get("space_fingerprint")
+    if not recorded or experiment_space(meta).fingerprint() == recorded:
+        return ""
+    return (f"its space file {space_source(meta)} changed since the search (a parameter, a range, a starting "
+            f"point or a limit)")
+
+
 def starting_point_trials(folder: Path) -> dict[str, int]:
     """trial_id -> k for the trials that evaluated the space's k-th starting point (the
     hand-made nets the search must beat), found by their configs (params.json)."""
