@@ -55,14 +55,53 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
                           capture_output=True, text=True, timeout=timeout)
 
 
-def tiny_search(results, name: str, *args: str, trials: int = 2, epochs: int = 1):
-    """A tiny search through the CLI; (its leaderboard, the finished process)."""
-    run = run_cli("tune", "--trials", str(trials), "--max-epochs", str(epochs), "--name", name,
-                  "--results", str(results), *args, timeout=600)
+@dataclass
+class Ran:
+    """What a command run in this process left: run_cli's fields."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_in_process(*args: str) -> Ran:
+    """The command line in this process (Typer's CliRunner on the app cli.py runs). The searches
+    of one test file then share this process's Ray, as a notebook's ds.tune calls do: the first
+    starts it, the next skip ray.init and get workers that have imported torch already."""
+    from typer.testing import CliRunner
+
+    from digitsearch.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Ran(result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture(scope="module")
+def ray_per_file():
+    """For a file whose searches run in process: its Ray goes when the file is done."""
+    yield
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def tiny_search(results, name: str, *args: str, trials: int = 2, epochs: int = 1, run=run_cli):
+    """A tiny search through the CLI (`run`: run_cli, or run_in_process); (its leaderboard, the run)."""
+    extra = {"timeout": 600} if run is run_cli else {}
+    run = run("tune", "--trials", str(trials), "--max-epochs", str(epochs), "--name", name,
+              "--results", str(results), *args, **extra)
     assert run.returncode == 0, run.stdout + run.stderr
     table = pd.read_csv(results / name / "leaderboard.csv")
     assert len(table) == trials
     return table, run
+
+
+def tiny_search_in_process(*args, **kwargs):
+    """tiny_search through run_in_process: a file of searches sharing one Ray."""
+    return tiny_search(*args, run=run_in_process, **kwargs)
 
 
 def assert_one_line_error(stderr: str, *needles: str) -> str:

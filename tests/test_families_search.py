@@ -10,12 +10,16 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import assert_one_line_error, run_cli, tiny_search
+from conftest import assert_one_line_error, run_cli, run_in_process
+from conftest import tiny_search_in_process as tiny_search
 from digitsearch import models
 from digitsearch.cli import app
 from digitsearch.final import export
 
 IMAGE_FAMILIES = ["lenet", "vgg", "resnet", "lstm"]
+
+
+pytestmark = pytest.mark.usefixtures("ray_per_file")  # the searches share one Ray
 
 
 @pytest.mark.parametrize("family", IMAGE_FAMILIES)
@@ -45,7 +49,7 @@ def test_transfer_space_from_a_saved_state_dict(tmp_path):
     assert set(table["transfer.init"]) == {f"checkpoint:{(tmp_path / 'pretrained.pt').resolve()}"}
     assert (table["status"].isin(["completed", "stopped early"])).all(), table.to_string()
     # the retrained model starts from the same file and exports without needing it again
-    run = run_cli("best", "--results", str(tmp_path), "--name", "from-checkpoint", "--retrain", "--epochs", "1")
+    run = run_in_process("best", "--results", str(tmp_path), "--name", "from-checkpoint", "--retrain", "--epochs", "1")
     assert run.returncode == 0, run.stdout + run.stderr
     (tmp_path / "pretrained.pt").unlink()
     model, meta = export.load_model(tmp_path / "from-checkpoint" / "final" / "model.pt")

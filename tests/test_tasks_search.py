@@ -9,8 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import run_cli, tiny_search
+from conftest import run_in_process
+from conftest import tiny_search_in_process as tiny_search
 from digitsearch.final import export
+
+pytestmark = pytest.mark.usefixtures("ray_per_file")  # the searches share one Ray
 
 
 def test_seq2seq_searches_and_retrains_on_addition(tmp_path):
@@ -20,7 +23,7 @@ def test_seq2seq_searches_and_retrains_on_addition(tmp_path):
                              "--set", "seq2seq.encoder_layers=1", "--set", "seq2seq.decoder_layers=1")
     assert "test sequences" in run.stdout and "12 symbols" in run.stdout
     assert set(table["family"]) == {"seq2seq"} and (table["val_acc"] >= 0).all()
-    run = run_cli("best", "--results", str(tmp_path), "--name", "adder", "--retrain", "--epochs", "1")
+    run = run_in_process("best", "--results", str(tmp_path), "--name", "adder", "--retrain", "--epochs", "1")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "exact-match accuracy" in run.stdout
     final = tmp_path / "adder" / "final"
@@ -41,7 +44,7 @@ def test_numbers_dataset_through_search_and_retrain(tmp_path):
     table, run = tiny_search(tmp_path, "numbers", "--space", "lenet", "--dataset", "numbers", "--base", "digits",
                              trials=1)
     assert "256 classes" in run.stdout
-    run = run_cli("best", "--results", str(tmp_path), "--name", "numbers", "--retrain", "--epochs", "1")
+    run = run_in_process("best", "--results", str(tmp_path), "--name", "numbers", "--retrain", "--epochs", "1")
     assert run.returncode == 0, run.stdout + run.stderr
     model, meta = export.load_model(tmp_path / "numbers" / "final" / "model.pt")
     assert meta["image_size"] == [28, 84] and len(meta["class_names"]) == 256
