@@ -1,4 +1,5 @@
-"""Real searches through the real command line: Ray Tune, Optuna, ASHA, retrain, predict.
+"""Real searches through the real command line (in this process, through Typer's CliRunner,
+or in a process of its own): Ray Tune, Optuna, ASHA, retrain, predict.
 
 Each search is tiny (bundled digits or a small CSV, a few trials, 1-3 epochs) but runs every
 real component. The main one is the session's shared search (conftest.shared_search), which
@@ -19,10 +20,14 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import ROOT, SHARED_SEED, assert_one_line_error, run_cli, write_kaggle_csv
+from conftest import ROOT, SHARED_SEED, assert_one_line_error, run_cli, run_in_process, write_kaggle_csv
 from digitsearch.core import engine
 from digitsearch.data import load
 from digitsearch.final import export
+
+# the searches and commands run in this process share one Ray (the Ctrl-C test and the usage
+# error keep a process of their own: they are about the process)
+pytestmark = pytest.mark.usefixtures("ray_per_file")
 
 REPORTED = {"val_acc", "val_loss", "train_loss", "train_acc", "epoch_seconds", "images_per_second", "params"}
 
@@ -95,7 +100,7 @@ def test_optuna_study_has_every_trial(digits_search):
 
 def test_best_prints_config(digits_search):
     results, folder, _ = digits_search
-    run = run_cli("best", "--results", str(results), "--name", folder.name)
+    run = run_in_process("best", "--results", str(results), "--name", folder.name)
     assert run.returncode == 0 and "best trial" in run.stdout and "cnn.depth = " in run.stdout
 
 
@@ -137,7 +142,7 @@ def test_starting_points_retrain_beside_the_best(digits_search, retrained, tmp_p
     assert sorted(starts.values()) == [1, 2, 3]
     assert json.loads((folder / "tune" / f"trial_{keras}" / "params.json").read_text()) == keras_params
     best = json.loads((folder / "best.json").read_text())["trial_id"]
-    run = run_cli("best", "--results", str(results), "--name", folder.name, "--retrain", "--starting-points",
+    run = run_in_process("best", "--results", str(results), "--name", folder.name, "--retrain", "--starting-points",
                   "--epochs", "1")
     assert run.returncode == 0, run.stdout + run.stderr
     if best in starts:
@@ -165,9 +170,9 @@ def test_starting_points_retrain_beside_the_best(digits_search, retrained, tmp_p
 def test_best_shows_any_trial_and_refuses_an_unknown_one(digits_search):
     results, folder, _ = digits_search
     trial_id = pd.read_csv(folder / "leaderboard.csv", dtype={"trial_id": str})["trial_id"].iloc[-1]
-    shown = run_cli("best", "--results", str(results), "--name", folder.name, "--trial", trial_id)
+    shown = run_in_process("best", "--results", str(results), "--name", folder.name, "--trial", trial_id)
     assert shown.returncode == 0 and f"trial {trial_id}, val_acc" in shown.stdout and "cnn.depth = " in shown.stdout
-    unknown = run_cli("best", "--results", str(results), "--name", folder.name, "--trial", "nosuch")
+    unknown = run_in_process("best", "--results", str(results), "--name", folder.name, "--trial", "nosuch")
     assert unknown.returncode == 2
     assert_one_line_error(unknown.stderr, "no trial 'nosuch'")
 
@@ -183,9 +188,9 @@ def test_best_on_a_trial_that_never_trained_says_so(digits_search, tmp_path):
     broken = table["trial_id"].iloc[-1]
     table.loc[table.index[-1], ["status", "val_acc", "note"]] = ["error", float("nan"), "ValueError: boom"]
     table.to_csv(folder / "leaderboard.csv", index=False)
-    shown = run_cli("best", "--results", str(folder.parent), "--trial", broken)
+    shown = run_in_process("best", "--results", str(folder.parent), "--trial", broken)
     assert shown.returncode == 0 and f"trial {broken}, val_acc - at epoch" in shown.stdout, shown.stderr
-    refused = run_cli("best", "--results", str(folder.parent), "--trial", broken, "--retrain")
+    refused = run_in_process("best", "--results", str(folder.parent), "--trial", broken, "--retrain")
     assert refused.returncode == 2
     assert_one_line_error(refused.stderr, f"trial {broken} ended as error: ValueError: boom", "no trained epoch")
     assert not (folder / f"final-{broken}").exists()
@@ -205,7 +210,7 @@ def test_predict_command_on_a_csv(retrained, search_bundle, tmp_path):
     final, _ = retrained
     source = write_kaggle_csv(tmp_path / "mine.csv", search_bundle.test.images, search_bundle.test.labels)
     out = tmp_path / "submission.csv"
-    run = run_cli("predict", "--model", str(final / "model.pt"), "--input", str(source), "--output", str(out))
+    run = run_in_process("predict", "--model", str(final / "model.pt"), "--input", str(source), "--output", str(out))
     assert run.returncode == 0, run.stderr
     assert "360 predictions" in run.stdout and "accuracy" in run.stdout
     assert pd.read_csv(out).equals(pd.read_csv(final / "predictions.csv"))
@@ -217,12 +222,12 @@ def test_kaggle_csv_search_exports_test_predictions(tmp_path):
     train = write_kaggle_csv(tmp_path / "train.csv", digits.train.images[:400], digits.train.labels[:400])
     test = write_kaggle_csv(tmp_path / "test.csv", digits.test.images[:50], None)
     results = tmp_path / "results"
-    run = run_cli("tune", "--dataset", str(train), "--test", str(test), "--trials", "2", "--max-epochs", "1",
-                  "--results", str(results))
+    run = run_in_process("tune", "--dataset", str(train), "--test", str(test), "--trials", "2", "--max-epochs", "1",
+                         "--results", str(results))
     assert run.returncode == 0, run.stdout + run.stderr
     (folder,) = list(results.iterdir())
     assert folder.name.startswith("cnn-train-")  # the default name: space-dataset-timestamp
-    run = run_cli("best", "--results", str(results), "--retrain")
+    run = run_in_process("best", "--results", str(results), "--retrain")
     assert run.returncode == 0, run.stdout + run.stderr
     predictions = pd.read_csv(folder / "final" / "predictions.csv")
     assert len(predictions) == 50 and predictions["ImageId"].iloc[0] == 1
@@ -236,13 +241,13 @@ def test_search_with_no_usable_trial_then_best_refuses(tmp_path):
     space.write_text("family: cnn\nparams:\n  cnn.depth: {type: choice, values: [5]}\n"
                      f"{blocks}  cnn.kernel: 5\n  cnn.padding: valid\n")
     results = tmp_path / "results"
-    run = run_cli("tune", "--space", str(space), "--trials", "2", "--max-epochs", "1", "--results", str(results),
-                  "--name", "collapse")
+    run = run_in_process("tune", "--space", str(space), "--trials", "2", "--max-epochs", "1", "--results",
+                         str(results), "--name", "collapse")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "no trial completed" in run.stdout
     table = pd.read_csv(results / "collapse" / "leaderboard.csv")
     assert (table["status"] == "infeasible").all() and table["note"].str.contains("shrinks").all()
-    refused = run_cli("best", "--results", str(results), "--retrain")
+    refused = run_in_process("best", "--results", str(results), "--retrain")
     assert refused.returncode == 2
     assert_one_line_error(refused.stderr, "no completed trial")
 
