@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ROOT, assert_one_line_error, run_cli
+from conftest import ROOT, assert_one_line_error, run_cli, run_in_process
 from digitsearch.cli import app
 
 TRIALS, EPOCHS = 5, 3
@@ -28,6 +28,10 @@ def _study_trials(folder: Path, state: str = "COMPLETE") -> int:
 def _ended_lines(output: str) -> list[str]:
     """The trial ids of the progress lines `[n/total] <id>: ...`."""
     return [line.split("] ", 1)[1].split(":", 1)[0] for line in output.splitlines() if line.startswith("[")]
+
+
+# searches run in this process share one Ray, gone when the file is done
+pytestmark = pytest.mark.usefixtures("ray_per_file")
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +127,8 @@ start:
 def test_a_trial_that_raises_or_diverges_is_recorded_and_the_search_goes_on(tmp_path):
     space = tmp_path / "faulty.yaml"
     space.write_text(FAULTY_SPACE)
-    run = run_cli("tune", "--space", str(space), "--trials", "3", "--max-epochs", "2", "--results",
-                  str(tmp_path / "results"), "--name", "f")
+    run = run_in_process("tune", "--space", str(space), "--trials", "3", "--max-epochs", "2", "--results",
+                         str(tmp_path / "results"), "--name", "f")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Traceback" not in run.stdout + run.stderr  # the traceback is in the trial's error.txt
     table = pd.read_csv(tmp_path / "results" / "f" / "leaderboard.csv").set_index("lr")

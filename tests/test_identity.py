@@ -20,11 +20,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ROOT, assert_one_line_error, run_cli, write_kaggle_csv
+from conftest import ROOT, assert_one_line_error, run_cli, run_in_process, write_kaggle_csv
 from digitsearch.cli import app
 from digitsearch.data import Bundle, Split, fingerprint, load
 
 runner = CliRunner()
+
+
+# searches run in this process share one Ray, gone when the file is done
+pytestmark = pytest.mark.usefixtures("ray_per_file")
 
 
 def _cli(*args: str):
@@ -110,7 +114,7 @@ def test_report_and_best_work_on_a_copied_experiment(copied):
 
 
 def test_best_retrain_on_a_copy_checks_and_records_the_data(copied):
-    done = run_cli("best", "--results", str(copied.parent), "--name", "copied", "--retrain", "--epochs", "1")
+    done = run_in_process("best", "--results", str(copied.parent), "--name", "copied", "--retrain", "--epochs", "1")
     assert done.returncode == 0, done.stdout + done.stderr
     metrics = json.loads((copied / "final" / "metrics.json").read_text())
     assert metrics["data_fingerprint"] == json.loads((copied / "experiment.json").read_text())["data_fingerprint"]
@@ -125,7 +129,7 @@ def test_an_experiment_without_a_fingerprint_retrains_unchecked_and_says_so(copi
     meta["name"] = copied.name  # ... whose study was named after the folder at the time
     (old / "experiment.json").write_text(json.dumps(meta))
     (old / "best.json").write_text((copied / "best.json").read_text())
-    done = run_cli("best", "--results", str(old.parent), "--name", "old", "--retrain", "--epochs", "1")
+    done = run_in_process("best", "--results", str(old.parent), "--name", "old", "--retrain", "--epochs", "1")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "note: this experiment recorded no data fingerprint" in done.stdout
     assert (old / "final" / "model.pt").is_file()
@@ -140,8 +144,8 @@ def csv_search(tmp_path_factory, digits_bundle):
     images = np.concatenate([digits_bundle.train.images, digits_bundle.val.images])
     labels = np.concatenate([digits_bundle.train.labels, digits_bundle.val.labels])
     csv = write_kaggle_csv(root / "train.csv", images, labels)
-    done = run_cli("tune", "--dataset", str(csv), "--trials", "1", "--max-epochs", "1", "--results",
-                   str(root / "results"), "--name", "csv", "--quiet")
+    done = run_in_process("tune", "--dataset", str(csv), "--trials", "1", "--max-epochs", "1", "--results",
+                          str(root / "results"), "--name", "csv", "--quiet")
     assert done.returncode == 0, done.stdout + done.stderr
     return root / "results", csv
 
@@ -159,8 +163,8 @@ def test_retrain_on_an_edited_csv_is_refused_then_accepted_when_asked(csv_search
     assert_one_line_error(refused.stderr, "the labels changed (and the split with them)", "--accept-changed-data")
     assert not (results / "csv" / "final").exists()  # refused before any epoch
 
-    accepted = run_cli("best", "--results", str(results), "--name", "csv", "--retrain", "--epochs", "1",
-                       "--accept-changed-data")
+    accepted = run_in_process("best", "--results", str(results), "--name", "csv", "--retrain", "--epochs", "1",
+                              "--accept-changed-data")
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     assert "warning: retraining on changed data (the labels changed (and the split with them))" in accepted.stderr
     metrics = json.loads((results / "csv" / "final" / "metrics.json").read_text())
