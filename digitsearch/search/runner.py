@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-from digitsearch import models, spaces
+from digitsearch import spaces
 from digitsearch.data import fingerprint
 from digitsearch.search import preflight, resume, rounds, session, validate
 from digitsearch.search.request import SearchRequest, fixed_on_resume, refuse_on_resume, resolve_limits
@@ -50,9 +50,7 @@ def _prepare(req: SearchRequest, echo, chatter):
     if req.overrides:
         space = space.fixed(req.overrides)
     resolve_limits(req, space)
-    for family in space.families:
-        models.family(family)  # an unknown family: one line before the configs are checked
-    configs = validate.check_space(space, req.overrides, req.seed)  # a typo costs a line, not a search
+    configs = validate.check_space(space, req.overrides, req.seed)  # a typo (or an unknown family) costs a line
     bundle = rounds.load_data(req)
     space = preflight.check(space, bundle.task, bundle.name, echo)  # bad pairings fail here, not in every trial
     validate.check_builds(space, configs, bundle)
