@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from digitsearch.errors import UserError
+from digitsearch.errors import UserError, validation_message
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 AUGMENTS = ("none", "light", "strong")
@@ -78,13 +78,7 @@ def describe_error(err: ValidationError) -> str:
     name = ".".join(str(part) for part in first["loc"])
     if first["type"] == "extra_forbidden":
         return f"unknown training setting {name!r}; the training settings are {', '.join(TRAIN_KEYS)}"
-    message = first["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
-    return f"training setting {name!r}: {message}, not {first['input']!r}"
-
-
-def choices_of(name: str) -> tuple:
-    """The values a Literal training setting allows (optimizer, augment, balance), else ()."""
-    return get_args(TrainSettings.model_fields[name].annotation)
+    return f"training setting {name!r}: {validation_message(first)}"
 
 
 @dataclass(frozen=True)

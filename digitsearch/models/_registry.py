@@ -13,7 +13,7 @@ from typing import Any, Callable
 import pydantic
 from torch import nn
 
-from digitsearch.errors import UserError
+from digitsearch.errors import UserError, validation_message
 
 _FAMILIES: dict[str, Callable[..., nn.Module]] = {}
 _TASKS: dict[str, str] = {}
@@ -108,9 +108,7 @@ def check_kwargs(name: str, kwargs: dict) -> None:
     except pydantic.ValidationError as err:
         first = err.errors()[0]
         where = "".join(f"[{part}]" if isinstance(part, int) else str(part) for part in first["loc"])
-        message = first["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
-        raise BadKwarg(f"model family {name!r}: {where} {message}, not {first['input']!r}",
-                       first["loc"]) from None
+        raise BadKwarg(f"model family {name!r}: {where} {validation_message(first)}", first["loc"]) from None
 
 
 class BadKwarg(UserError):

@@ -3,9 +3,9 @@ not an hour of trials that all fail the same way.
 
 Two stages. Before the data are loaded: every training entry's range within TrainSettings'
 bounds, every unprefixed name a training setting, and every starting point plus a seeded
-sample of configs from every family's branch parsed into a TrialConfig whose kwargs the
-family takes, of the types its signature says. After the data are loaded, before Ray
-starts: the same configs built on the `meta` device (no memory, no compute). Only a genuine
+sample of configs from every family's branch checked for kwargs the family takes, of the
+types its signature says. After the data are loaded, before Ray starts: the same configs
+parsed into a TrialConfig and built on the `meta` device (no memory, no compute). Only a genuine
 property of one architecture (a map pooled to nothing: InvalidArchitecture) is left to the
 trial, which records it as infeasible.
 """
