@@ -45,10 +45,11 @@ def cnn_params(kw: dict) -> int:
     valid = kw.get("padding", "same") == "valid"
     h, w = _hw(kw.get("image_size", 28))
     c, total = kw.get("in_channels", 1), 0
+    convs = kw.get("convs", 1)
     for c_out, pool in zip(filters, pools):
-        total += _conv(k, c, c_out, bn)
+        total += _conv(k, c, c_out, bn) + (convs - 1) * _conv(k, c_out, c_out, bn)
         if valid:
-            h, w = h - k + 1, w - k + 1
+            h, w = h - convs * (k - 1), w - convs * (k - 1)
         if pool != "none":
             h, w = h // 2, w // 2
         c = c_out

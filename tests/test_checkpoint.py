@@ -11,25 +11,26 @@ from digitsearch.core.config import TrainSettings
 from digitsearch.errors import UserError
 
 SETTINGS = TrainSettings(optimizer="adam", lr=1e-3, lr_decay=0.5, decay_every=1)
+EXAMPLES = 256  # two batches of SETTINGS' 128
 
 
 def _training(seed: int):
     torch.manual_seed(seed)
     model = models.create("cnn", depth=1, filters=[4], dense_layers=0)
     optimizer = engine.make_optimizer(model, SETTINGS)
-    return model, optimizer, engine.make_scheduler(optimizer, SETTINGS), torch.Generator().manual_seed(seed)
+    scheduler = engine.make_scheduler(optimizer, SETTINGS, epochs=4, examples=EXAMPLES)
+    return model, optimizer, scheduler, torch.Generator().manual_seed(seed)
 
 
 def test_a_restart_continues_from_the_saved_epoch(tmp_path, digits_bundle):
     model, optimizer, scheduler, generator = _training(0)
-    data = engine.to_tensors(digits_bundle.train.images[:256], digits_bundle.train.labels[:256], 0.1, 0.3)
+    data = engine.to_tensors(digits_bundle.train.images[:EXAMPLES], digits_bundle.train.labels[:EXAMPLES], 0.1, 0.3)
     for _ in range(2):
-        engine.train_epoch(model, optimizer, data, SETTINGS, generator)
-        scheduler.step()
+        engine.train_epoch(model, optimizer, data, SETTINGS, generator, scheduler)
     path = tmp_path / "model.pt"
     checkpoint.save(path, model, optimizer, scheduler, generator, {"epoch": 2, "val_acc": 0.5, "note": ""})
     fresh = _training(1)
-    assert checkpoint.restore(checkpoint.load(path), *fresh) == (3, 0.5, 2)
+    assert checkpoint.restore(checkpoint.load(path), *fresh, steps_per_epoch=2) == (3, 0.5, 2)
     restored_model, restored_optimizer, restored_scheduler, restored_generator = fresh
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, restored_model.state_dict()[name])
@@ -37,9 +38,11 @@ def test_a_restart_continues_from_the_saved_epoch(tmp_path, digits_bundle):
     assert restored_optimizer.state_dict()["state"][0]["step"] == optimizer.state_dict()["state"][0]["step"]
     assert torch.equal(restored_generator.get_state(), generator.get_state())
     # the next epoch runs the same batches on the same weights either way
-    after = engine.train_epoch(model, optimizer, data, SETTINGS, generator)["train_loss"]
-    assert engine.train_epoch(restored_model, restored_optimizer, data, SETTINGS, restored_generator)["train_loss"] \
-        == pytest.approx(after)
+    after = engine.train_epoch(model, optimizer, data, SETTINGS, generator, scheduler)["train_loss"]
+    again = engine.train_epoch(restored_model, restored_optimizer, data, SETTINGS, restored_generator,
+                               restored_scheduler)["train_loss"]
+    assert again == pytest.approx(after)
+    assert restored_scheduler.get_last_lr() == scheduler.get_last_lr() == [1.25e-4]
 
 
 class _RunsCode:

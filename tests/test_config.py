@@ -24,7 +24,7 @@ def test_family_key_wins():
     ({"learning_rate": 0.1}, "'learning_rate' is neither"),
     ({"optimizer": "adagrad"},
      "training setting 'optimizer': must be 'adam', 'adamw', 'rmsprop' or 'sgd', not 'adagrad'"),
-    ({"augment": "heavy"}, "training setting 'augment': must be 'none', 'light' or 'strong', not 'heavy'"),
+    ({"augment": "heavy"}, "training setting 'augment': must be 'none', 'shift', 'light' or 'strong', not 'heavy'"),
     ({"lr": -1.0}, "training setting 'lr': must be greater than 0, not -1.0"),
     ({"lr": "fast"}, "training setting 'lr': must be a valid number.*, not 'fast'"),
     ({"lr": True}, "training setting 'lr': must be a number, not True"),

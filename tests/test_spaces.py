@@ -25,6 +25,7 @@ DEPTH2 = {
     "cnn.pool_1": "max",
     "cnn.pool_2": "avg",
     "cnn.kernel": 3,
+    "cnn.convs": 2,
     "cnn.padding": "same",
     "cnn.batchnorm": True,
     "cnn.conv_dropout": 0.1,
@@ -37,17 +38,20 @@ DEPTH2 = {
     "momentum": 0.9,
     "weight_decay": 1e-5,
     "batch_size": 64,
+    "schedule": "step",
     "lr_decay": 0.94,
     "decay_every": 2,
     "label_smoothing": 0.05,
     "augment": "light",
+    "erasing": 0.25,
+    "flip": False,
     "balance": "none",
 }
 
 CNN_NAMES = {
-    "cnn.depth", "cnn.kernel", "cnn.padding", "cnn.batchnorm", "cnn.conv_dropout", "cnn.head",
+    "cnn.depth", "cnn.kernel", "cnn.convs", "cnn.padding", "cnn.batchnorm", "cnn.conv_dropout", "cnn.head",
     "cnn.dense_layers", "cnn.dropout", "optimizer", "lr", "momentum", "weight_decay", "batch_size",
-    "lr_decay", "decay_every", "label_smoothing", "augment", "balance",
+    "schedule", "lr_decay", "decay_every", "warmup", "label_smoothing", "augment", "erasing", "flip", "balance",
     *(f"cnn.filters_{k}" for k in range(1, 6)),
     *(f"cnn.pool_{k}" for k in range(1, 6)),
     "cnn.dense_1", "cnn.dense_2",
@@ -106,7 +110,9 @@ def test_cnn_space_has_exactly_the_agreed_names(cnn):
     assert str(by_name["momentum"].when) == "optimizer == sgd"
     assert by_name["lr_decay"].kind == "uniform" and (by_name["lr_decay"].low, by_name["lr_decay"].high) == (0.85, 1.0)
     assert by_name["decay_every"].values == (1, 2)
-    assert by_name["augment"].values == ("none", "light", "strong")
+    assert by_name["augment"].values == ("none", "shift", "light", "strong")
+    assert by_name["schedule"].values == ("step", "cosine", "onecycle") and by_name["flip"].values == (False, True)
+    assert str(by_name["lr_decay"].when) == "schedule == step" and str(by_name["warmup"].when) == "schedule != step"
     assert by_name["optimizer"].values == ("adam", "adamw", "rmsprop", "sgd")
     # the model gathers filters_1.. in order: they must appear in file order
     order = [p.name for p in cnn.params]
@@ -589,18 +595,19 @@ def test_readme_examples_load(tmp_path):
 
 
 KERAS_SIMPLE_CONVNET = {
-    "cnn.depth": 2, "cnn.filters_1": 32, "cnn.filters_2": 64, "cnn.kernel": 3, "cnn.padding": "valid",
+    "cnn.depth": 2, "cnn.filters_1": 32, "cnn.filters_2": 64, "cnn.kernel": 3, "cnn.convs": 1, "cnn.padding": "valid",
     "cnn.pool_1": "max", "cnn.pool_2": "max", "cnn.batchnorm": False, "cnn.conv_dropout": 0.0,
     "cnn.head": "flatten", "cnn.dense_layers": 0, "cnn.dropout": 0.5, "optimizer": "adam", "lr": 0.001,
-    "weight_decay": 1e-6, "batch_size": 128, "lr_decay": 1.0, "decay_every": 1, "label_smoothing": 0.0,
-    "augment": "none", "balance": "none",
+    "weight_decay": 1e-6, "batch_size": 128, "lr_decay": 1.0, "decay_every": 1, "schedule": "step",
+    "label_smoothing": 0.0, "augment": "none", "erasing": 0.0, "flip": False, "balance": "none",
 }
 MODERN_BASELINE = {
-    "cnn.depth": 3, "cnn.filters_1": 32, "cnn.filters_2": 64, "cnn.filters_3": 128, "cnn.kernel": 3,
+    "cnn.depth": 3, "cnn.filters_1": 32, "cnn.filters_2": 64, "cnn.filters_3": 128, "cnn.kernel": 3, "cnn.convs": 1,
     "cnn.padding": "same", "cnn.pool_1": "max", "cnn.pool_2": "max", "cnn.pool_3": "max", "cnn.batchnorm": True,
     "cnn.conv_dropout": 0.1, "cnn.head": "flatten", "cnn.dense_layers": 1, "cnn.dense_1": 128, "cnn.dropout": 0.3,
     "optimizer": "adamw", "lr": 0.002, "weight_decay": 1e-4, "batch_size": 128, "lr_decay": 0.9,
-    "decay_every": 1, "label_smoothing": 0.05, "augment": "light", "balance": "none",
+    "decay_every": 1, "schedule": "step", "label_smoothing": 0.05, "augment": "light", "erasing": 0.0, "flip": False,
+    "balance": "none",
 }
 
 
@@ -614,16 +621,19 @@ def test_builtin_dir_is_the_checkout_folder():
 
 
 def test_cnn_starting_points(cnn):
-    assert len(cnn.starting_points) == 3
-    keras, modern, three_conv = cnn.starting_points
+    assert len(cnn.starting_points) == 4
+    keras, modern, three_conv, recipe = cnn.starting_points
     assert _same_typed(keras, KERAS_SIMPLE_CONVNET)
     assert _same_typed(modern, MODERN_BASELINE)
     # the reports' 3-conv/dense-64 net (256,837 parameters with 5 classes: tests/test_models.py)
     assert {k: three_conv[k] for k in ("cnn.depth", "cnn.filters_3", "cnn.pool_3", "cnn.dense_1", "batch_size")} == \
         {"cnn.depth": 3, "cnn.filters_3": 64, "cnn.pool_3": "none", "cnn.dense_1": 64, "batch_size": 32}
+    # the fixed recipe of issue 15: two convs a block, one-cycle, shifts
+    assert {k: recipe[k] for k in ("cnn.convs", "schedule", "augment", "label_smoothing")} == \
+        {"cnn.convs": 2, "schedule": "onecycle", "augment": "shift", "label_smoothing": 0.1}
     by_name = {p.name: p for p in cnn.params}
     assert (by_name["cnn.conv_dropout"].low, by_name["cnn.conv_dropout"].high) == (0.0, 0.25)
-    assert (by_name["label_smoothing"].low, by_name["label_smoothing"].high) == (0.0, 0.1)
+    assert (by_name["label_smoothing"].low, by_name["label_smoothing"].high) == (0.0, 0.15)
     for point in cnn.starting_points:
         for name, v in point.items():
             _check_value(by_name[name], v)

@@ -68,8 +68,11 @@ def test_limits_set_the_budget_unless_the_command_line_does(tmp_path):
     resolve_limits(request, transfer)
     assert request.max_mflops == 100.0
     request = SearchRequest()
-    resolve_limits(request, spaces.load("cnn"))
+    resolve_limits(request, spaces.load("lenet"))
     assert (request.max_params, request.max_mflops) == (3_000_000, 40.0)
+    request = SearchRequest()
+    resolve_limits(request, spaces.load("cnn"))  # raised for its two-convs-a-block recipe net
+    assert (request.max_params, request.max_mflops) == (3_000_000, 120.0)
     with pytest.raises(UserError, match="unknown limit 'max_gpus'"):
         spaces.load(write(tmp_path, "family: cnn\nlimits: {max_gpus: 1}\nparams:\n  lr: 0.1\n"))
     with pytest.raises(UserError, match="above 0"):

@@ -26,6 +26,13 @@ GOOD = {
 }
 
 
+def _for_digits(space):
+    """The space as a search on the digits runs it: preflight fixes flip off (not mirror-safe)."""
+    from digitsearch.search import preflight
+
+    return preflight.check(space, "image", "digits", lambda line: None, mirror_safe=False)
+
+
 def write_space(tmp_path, edit=None, name="space.yaml"):
     data = yaml.safe_load(yaml.safe_dump(GOOD))
     if edit:
@@ -60,11 +67,11 @@ def test_a_good_space_and_every_builtin_one_pass(tmp_path, digits_bundle):
     configs = validate.check_space(space)
     assert len(configs) == 1 + validate.SAMPLES_PER_FAMILY
     assert configs[0]["cnn.kernel"] == 3 and configs[0]["cnn.depth"] == 1  # the starting point, filled in
-    validate.check_builds(space, configs, digits_bundle)
+    validate.check_builds(_for_digits(space), configs, digits_bundle)
     for name in spaces.list_spaces():
         if name != "seq2seq":
             builtin = spaces.load(name)
-            validate.check_builds(builtin, validate.check_space(builtin), digits_bundle)
+            validate.check_builds(_for_digits(builtin), validate.check_space(builtin), digits_bundle)
 
 
 def test_a_kwarg_the_family_does_not_take_names_its_yaml_line(tmp_path):
@@ -110,7 +117,7 @@ def test_a_set_of_the_wrong_type_names_the_set(tmp_path):
 def test_a_config_that_does_not_build_is_refused_but_an_infeasible_net_is_left_to_its_trial(tmp_path, digits_bundle):
     bad = spaces.load(str(write_space(tmp_path, lambda d: d["params"].update({"cnn.dropout": 1.5}))))
     with pytest.raises(UserError, match=r"starting point 1 \{.*\} does not build: ValueError: dropout probability"):
-        validate.check_builds(bad, validate.check_space(bad), digits_bundle)
+        validate.check_builds(_for_digits(bad), validate.check_space(bad), digits_bundle)
 
     def deep(data):  # five 2x2 poolings of an 8x8 digit: some sampled nets pool the map to nothing
         data["params"]["cnn.depth"] = {"type": "int", "low": 1, "high": 5}
@@ -119,7 +126,7 @@ def test_a_config_that_does_not_build_is_refused_but_an_infeasible_net_is_left_t
     infeasible = spaces.load(str(write_space(tmp_path, deep, "deep.yaml")))
     configs = validate.check_space(infeasible)
     assert any(c["cnn.depth"] >= 4 for c in configs)
-    validate.check_builds(infeasible, configs, digits_bundle)  # no error
+    validate.check_builds(_for_digits(infeasible), configs, digits_bundle)  # no error
 
 
 def test_the_shared_training_block_is_included_and_a_space_can_replace_one_entry():
@@ -127,8 +134,8 @@ def test_the_shared_training_block_is_included_and_a_space_can_replace_one_entry
     block = spaces.BUILTIN_DIR / "training" / "images.yaml"
     for space in (cnn, transfer):
         trained = [p.name for p in space.entries if "." not in p.name]
-        assert trained == ["optimizer", "lr", "momentum", "weight_decay", "batch_size", "lr_decay",
-                           "decay_every", "label_smoothing", "augment", "balance"]
+        assert trained == ["optimizer", "lr", "momentum", "weight_decay", "batch_size", "schedule", "lr_decay",
+                           "decay_every", "warmup", "label_smoothing", "augment", "erasing", "flip", "balance"]
     assert next(p for p in cnn.entries if p.name == "balance").where == f"{block}:{line_of(block, 'balance')}"
     lr = next(p for p in transfer.entries if p.name == "lr")
     assert lr.low == 1e-4 and lr.where.startswith(str(transfer.path) + ":")  # transfer's own, in the block's place

@@ -7,9 +7,14 @@ from typing import Annotated, Optional
 import typer
 
 from digitsearch.cli.app import RESULTS, Results, app
+from digitsearch.errors import UserError
 from digitsearch.search.request import RUNTIME_FIELDS, Scheduler, Searcher, SearchRequest, refuse_on_resume
 
 DEFAULT = SearchRequest()
+# with --retrain under --time-limit: the search's share of the limit, the retrain gets the rest.
+# The retrain is where accuracy comes from (issue 15: a fixed recipe trained long beat a short
+# search + a short retrain), so it gets the larger part.
+SEARCH_SHARE = 0.4
 
 SPACE = "Built-in space name (see `digitsearch spaces`) or a YAML file."
 DATASET = "Registered name (see `digitsearch datasets`), a folder of IDX files, or a Kaggle train.csv."
@@ -18,7 +23,14 @@ BASE = ("For --dataset numbers: the digit set the numbers are built from (a regi
 TEST = "Kaggle test.csv (pixels only) whose predictions `best --retrain` exports."
 DATA_DIR = "Where to look for IDX files of registered datasets (also $DIGITSEARCH_DATA)."
 VAL_FRACTION = "Stratified share of the training data held out for validation."
-TRIALS = "Number of configurations to try."
+TRIALS = "Number of configurations to try (default 12; with --time-limit, as many as fit)."
+TIME_LIMIT = ("Wall-clock limit of the whole command, e.g. 90s, 30m, 1h30m: no trial starts that cannot reach its "
+              "first rung in time, running trials stop at an epoch boundary with their results kept; with --retrain "
+              "the retrain's time is reserved from it.")
+RETRAIN = ("Then retrain the best (or, with --ensemble K, the top K) on train+val, test and export, as "
+           "`digitsearch best --retrain` does; under --time-limit it gets 60 % of the limit.")
+ENSEMBLE = "With --retrain: average the top K distinct configs (fewer when the time limit does not fit K)."
+TTA = "With --retrain: average the predictions over small shifts (and flips where the data allow them)."
 MAX_EPOCHS = "Epochs a trial may train at most."
 GRACE = "ASHA: epochs every trial gets before it can be stopped; its rungs are at N, N*R, N*R^2, ... epochs."
 REDUCTION = "ASHA: R, the rung-to-rung factor; the best 1/R of each rung go on."
@@ -72,7 +84,8 @@ def tune(
     test: Annotated[Optional[str], typer.Option(help=TEST)] = DEFAULT.test,
     data_dir: Annotated[Optional[str], typer.Option(help=DATA_DIR)] = DEFAULT.data_dir,
     val_fraction: Annotated[float, typer.Option(help=VAL_FRACTION)] = DEFAULT.val_fraction,
-    trials: Annotated[int, typer.Option(min=1, help=TRIALS)] = DEFAULT.trials,
+    trials: Annotated[Optional[int], typer.Option(min=1, help=TRIALS)] = None,
+    time_limit: Annotated[Optional[str], typer.Option(help=TIME_LIMIT)] = None,
     max_epochs: Annotated[int, typer.Option(min=1, help=MAX_EPOCHS)] = DEFAULT.max_epochs,
     grace_epochs: Annotated[int, typer.Option(min=1, help=GRACE)] = DEFAULT.grace_epochs,
     reduction_factor: Annotated[int, typer.Option(min=2, help=REDUCTION)] = DEFAULT.reduction_factor,
@@ -93,11 +106,22 @@ def tune(
     storage: Annotated[Optional[str], typer.Option(help=STORAGE)] = None,
     resume: Annotated[bool, typer.Option(help=RESUME)] = False,
     add_trials: Annotated[int, typer.Option(min=0, help=ADD_TRIALS)] = 0,
+    retrain: Annotated[bool, typer.Option("--retrain", help=RETRAIN)] = False,
+    ensemble: Annotated[int, typer.Option(min=1, help=ENSEMBLE)] = 1,
+    tta: Annotated[bool, typer.Option("--tta", help=TTA)] = False,
 ):
     """Search a space with Optuna (TPE) and ASHA; writes results/<name>/ with leaderboard.csv and best.json."""
+    from digitsearch.core.timebudget import Deadline, parse_duration, since_process_start
     from digitsearch.search.request import parse_overrides
     from digitsearch.search.runner import run_search
 
+    if (ensemble > 1 or tta) and not retrain:
+        raise UserError("--ensemble and --tta go with --retrain: they shape the retrained model")
+    if retrain and resume:
+        raise UserError("--retrain goes with a new search; after --resume run `digitsearch best --retrain`")
+    limit = parse_duration(time_limit) if time_limit is not None else None
+    whole = Deadline.after(limit - since_process_start()) if limit else None
+    search_limit = whole.left() - (limit * (1 - SEARCH_SHARE) if retrain else 0) if whole else None
     request = SearchRequest(
         space=space, dataset=dataset, base=base, test=test, overrides=parse_overrides(set_ or []),
         data_dir=data_dir, val_fraction=val_fraction, trials=trials, max_epochs=max_epochs,
@@ -105,9 +129,15 @@ def tune(
         search=search.value, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
         max_concurrent=max_concurrent, max_params=max_params, max_mflops=max_mflops, seed=seed, name=name,
         results=results, verbose=verbose, quiet=quiet, address=address, storage=storage, resume=resume,
-        add_trials=add_trials,
+        add_trials=add_trials, time_limit=search_limit,
     )
     if resume:
         refuse_fixed_options(ctx, request)
-    if run_search(request, echo=typer.echo).interrupted:
+    outcome = run_search(request, echo=typer.echo)
+    if outcome.interrupted:
         raise typer.Exit(130)  # what finished is written; the exit code still says it was cut short
+    if retrain:
+        from digitsearch.cli.best import retrain_with_progress
+
+        left = whole.left() if whole else None
+        retrain_with_progress(outcome.folder, ensemble=ensemble, tta=tta, time_limit_s=left)

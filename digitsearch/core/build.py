@@ -23,10 +23,20 @@ def model_kwargs(cfg: TrialConfig, bundle: Bundle, mean: float, std: float) -> d
 
 
 def check_settings(cfg: TrialConfig, bundle: Bundle) -> None:
-    """A family must serve the data's task; image-only settings must stay off for sequences."""
+    """A family must serve the data's task; image-only settings must stay off for sequences;
+    flips only on data whose mirror images keep their class."""
     models.check_serves(cfg.family, bundle.task, bundle.name)
-    if bundle.task == "sequence" and (cfg.train.augment != "none" or cfg.train.balance != "none"):
-        raise UserError("augment and balance apply to image data only; set them to none for a sequence task")
+    s = cfg.train
+    if bundle.task == "sequence" and (s.augment != "none" or s.balance != "none" or s.erasing > 0 or s.flip):
+        raise UserError("augment, erasing, flip and balance apply to image data only; turn them off for a "
+                        "sequence task")
+    if s.flip and not bundle.mirror_safe:
+        raise UserError(flip_refused(bundle.name))
+
+
+def flip_refused(dataset: str) -> str:
+    return (f"flip: {dataset} is not mirror-safe (a mirrored digit or character is not its class); flips are "
+            f"only for data registered as mirror-safe, such as fashion-mnist; set flip to false")
 
 
 def build_model(cfg: TrialConfig, bundle: Bundle, mean: float, std: float) -> torch.nn.Module:

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from digitsearch.core import schedules
 from digitsearch.errors import UserError
 
 
@@ -29,11 +30,14 @@ def load(path: Path) -> dict:
         raise UserError(f"checkpoint {path} holds more than tensors and plain data; refused ({first[:200]})") from None
 
 
-def restore(state: dict, model: nn.Module, optimizer, scheduler, generator: torch.Generator) -> tuple[int, float, int]:
+def restore(state: dict, model: nn.Module, optimizer, scheduler, generator: torch.Generator,
+            steps_per_epoch: int = 1) -> tuple[int, float, int]:
     """Load `state` into the training objects; (next epoch, best val_acc, best epoch)."""
     model.load_state_dict(state["state_dict"])
     optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
     generator.set_state(state["generator"])
     metrics = state["metrics"]
+    # the schedule is a function of the step alone: put it at the saved epoch's end, which also
+    # serves checkpoints written by the per-epoch StepLR of earlier versions
+    schedules.seek(scheduler, metrics["epoch"] * steps_per_epoch)
     return metrics["epoch"] + 1, metrics["val_acc"], metrics["epoch"]

@@ -21,7 +21,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from digitsearch.errors import UserError, validation_message
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
-AUGMENTS = ("none", "light", "strong")
+# shift: random translations of up to 2 pixels (a padded random crop); light/strong: random affine warps
+AUGMENTS = ("none", "shift", "light", "strong")
+SCHEDULES = ("step", "cosine", "onecycle")
 BALANCES = ("none", "oversample", "class_weight")
 _INDEXED = re.compile(r"^(?P<name>.+)_(?P<index>\d+)$")
 
@@ -47,10 +49,22 @@ class TrainSettings(BaseModel):
     momentum: Annotated[Real, Field(ge=0, lt=1)] = 0.9  # sgd only
     weight_decay: Annotated[Real, Field(ge=0, lt=1)] = 0.0
     batch_size: Annotated[Whole, Field(ge=1)] = 128
-    lr_decay: Annotated[Real, Field(gt=0, le=1)] = 1.0  # multiply the learning rate by this ...
+    # the learning-rate schedule over the epochs a run is planned for (a trial's max epochs,
+    # a retrain's epochs): step multiplies lr by lr_decay every decay_every epochs (the users'
+    # hand-tuned runs); cosine anneals it to 0 after a linear warmup; onecycle (Smith's 1cycle)
+    # warms up from lr/25 to lr, then anneals to lr/10^4
+    schedule: Literal[SCHEDULES] = "step"  # type: ignore[valid-type]
+    lr_decay: Annotated[Real, Field(gt=0, le=1)] = 1.0  # step: multiply the learning rate by this ...
     decay_every: Annotated[Whole, Field(ge=1)] = 1  # ... every this many epochs
+    # cosine, onecycle: the share of the training steps spent warming up (onecycle: 0.25 when 0)
+    warmup: Annotated[Real, Field(ge=0, lt=1)] = 0.0
     label_smoothing: Annotated[Real, Field(ge=0, lt=1)] = 0.0
     augment: Literal[AUGMENTS] = "none"  # type: ignore[valid-type]
+    # random erasing (Zhong et al.): the chance that an image gets a random rectangle blanked
+    erasing: Annotated[Real, Field(ge=0, le=1)] = 0.0
+    # random horizontal flips; only on data whose mirror images are still their class
+    # (Bundle.mirror_safe: clothing yes, digits no), checked before a search starts
+    flip: Annotated[bool, Field(strict=True)] = False
     # class imbalance, as the users' reports handled it: draw rare classes more often, or
     # weight the loss by inverse class frequency
     balance: Literal[BALANCES] = "none"  # type: ignore[valid-type]

@@ -1,9 +1,9 @@
 """Plain PyTorch training: tensors in memory, batches by index, no Ray anywhere.
 
 The Ray trainable and `best --retrain` both drive these functions, and tests run them
-directly. Data become float tensors once; an epoch slices a permutation; augmentation
-is one batched affine warp on the tensors' device; evaluation runs under
-inference_mode at a large batch; the host syncs once per epoch, not once per step.
+directly. Data become float tensors once; an epoch slices a permutation; augmentation is
+batched on the tensors' device (core.augment); the LR schedule steps per batch (core.schedules);
+evaluation runs under inference_mode at a large batch; the host syncs once per epoch, not per step.
 On a GPU (prepare_model, autocast): channels_last weights, cudnn.benchmark and bf16 autocast.
 """
 from __future__ import annotations
@@ -16,15 +16,13 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from digitsearch.core import augment, schedules
 from digitsearch.core.config import TrainSettings
 from digitsearch.core.tasks import ImageTask, SequenceTask
 
 EVAL_BATCH = 1024
-# (max rotation in degrees, max relative scale change, max translation as a fraction of the image, max shear)
-AUGMENT_STRENGTH = {"light": (10.0, 0.10, 0.10, 0.0), "strong": (20.0, 0.20, 0.15, 0.20)}
 
 
 @dataclass
@@ -83,29 +81,10 @@ def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
 
 
-def make_scheduler(optimizer, s: TrainSettings):
-    """Per-epoch exponential decay: lr *= lr_decay every decay_every epochs."""
-    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=s.decay_every, gamma=s.lr_decay)
-
-
-def augment_batch(x: Tensor, strength: str, generator: torch.Generator) -> Tensor:
-    """A different random affine warp per image, all in one grid_sample call."""
-    rot, scale, shift, shear = AUGMENT_STRENGTH[strength]
-    n = x.shape[0]
-
-    def uniform(limit: float) -> Tensor:
-        return (torch.rand(n, generator=generator) * 2 - 1) * limit
-
-    angle = uniform(math.radians(rot))
-    zoom = 1 + uniform(scale)
-    sh = uniform(shear)
-    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack(
-        [torch.stack([cos, -sin + sh, uniform(2 * shift)], 1), torch.stack([sin, cos, uniform(2 * shift)], 1)], 1
-    ).to(x.device, x.dtype)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    # border padding: edge pixels are background, whatever the normalisation made of 0
-    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+def make_scheduler(optimizer, s: TrainSettings, epochs: int, examples: int):
+    """The LR schedule of a run of `epochs` epochs over `examples` examples (core.schedules),
+    stepped after every batch by train_epoch."""
+    return schedules.make(optimizer, s, epochs, examples)
 
 
 def class_balance(y: Tensor, balance: str, generator) -> tuple[Tensor | None, Tensor | None]:
@@ -126,8 +105,9 @@ def class_balance(y: Tensor, balance: str, generator) -> tuple[Tensor | None, Te
     return None, weight
 
 
-def train_epoch(model, optimizer, data: Tensors, s: TrainSettings, generator) -> dict:
-    """One pass over `data`; returns train_loss, train_acc, epoch_seconds, images_per_second."""
+def train_epoch(model, optimizer, data: Tensors, s: TrainSettings, generator, scheduler=None) -> dict:
+    """One pass over `data`, stepping `scheduler` (make_scheduler's) after every batch; returns
+    train_loss, train_acc, epoch_seconds, images_per_second."""
     start = time.perf_counter()
     model.train()
     task = data.task
@@ -143,14 +123,16 @@ def train_epoch(model, optimizer, data: Tensors, s: TrainSettings, generator) ->
         if len(idx) < 2 and seen:  # a batch of one breaks batchnorm; drop it
             break
         xb, yb = data.x[idx], data.y[idx]
-        if s.augment != "none" and task.name == "image":
-            xb = augment_batch(xb, s.augment, generator)
+        if task.name == "image" and augment.is_active(s):
+            xb = augment.apply(xb, s, generator)
         with autocast(xb.device):
             logits = task.forward(model, xb, yb)
             loss = task.loss(logits, yb, class_weight, s.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         total_loss += loss.detach() * len(idx)
         correct += task.correct(logits.detach(), yb)
         seen += len(idx)
@@ -197,11 +179,10 @@ def fit(
     """Train for `epochs` epochs; `on_epoch(epoch, metrics)` after each (progress, logging)."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = make_optimizer(model, s)
-    scheduler = make_scheduler(optimizer, s)
+    scheduler = make_scheduler(optimizer, s, epochs, len(train))
     history = []
     for epoch in range(1, epochs + 1):
-        metrics = train_epoch(model, optimizer, train, s, generator)
-        scheduler.step()
+        metrics = train_epoch(model, optimizer, train, s, generator, scheduler)
         history.append(metrics)
         if on_epoch:
             on_epoch(epoch, metrics)

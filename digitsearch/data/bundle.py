@@ -64,6 +64,8 @@ class Bundle:
     notes: list[str] = field(default_factory=list)
     task: str = "image"
     vocab: str | None = None
+    # left-right mirrored images are still valid examples (catalog.MIRROR_SAFE): flips may augment
+    mirror_safe: bool = False
 
     @property
     def num_classes(self) -> int:

@@ -11,6 +11,11 @@ REGISTERED_IDX = {
                "10,000 test, 28x28, 10 classes"),
 }
 
+# Datasets whose images stay valid examples of their class when mirrored left-right (clothing);
+# digits and characters do not (a mirrored 2 or 7 is no digit). Horizontal flips, in training
+# and at test time, are used only on these: a space cannot switch them on for digits.
+MIRROR_SAFE = ("fashion-mnist",)
+
 DATASETS = {
     "digits": "scikit-learn's bundled 1,797 8x8 digits, upscaled to 28x28 like MNIST "
               "(offline, seconds to train)",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from digitsearch.data import addition, digits, idx, kaggle_csv, numbers, svhn
-from digitsearch.data.bundle import Bundle, Split, carve_test, check_fraction, class_names_for, make_bundle
-from digitsearch.data.catalog import DATASETS
+from digitsearch.data.bundle import (FASHION_CLASSES, Bundle, Split, carve_test, check_fraction, class_names_for,
+                                     make_bundle)
+from digitsearch.data.catalog import DATASETS, MIRROR_SAFE
 from digitsearch.errors import UserError
 
 
@@ -107,7 +108,10 @@ def load(spec: str = "digits", *, test: str | None = None, data_dir: str | None 
         train_all, test_split = carve_test(train_all, seed, name, reason, notes)
     if class_names is None:  # CSV: classes 0..max label seen anywhere
         class_names = class_names_for([train_all.labels, test_split.labels])
-    return make_bundle(name, train_all, test_split, class_names, notes, val_fraction, seed)
+    bundle = make_bundle(name, train_all, test_split, class_names, notes, val_fraction, seed)
+    # a registered mirror-safe set, or a folder recognised as one by its name (its class names)
+    bundle.mirror_safe = name in MIRROR_SAFE or class_names == list(FASHION_CLASSES)
+    return bundle
 
 
 def _numbers(base: str, data_dir: str | None, val_fraction: float, seed: int) -> Bundle:

@@ -18,15 +18,33 @@ from digitsearch.spaces import SearchSpace
 CHECKPOINT = "checkpoint:"
 
 
-def check(space: SearchSpace, task: str, dataset: str, echo: Callable[[str], None]) -> SearchSpace:
-    """The space ready to run (checkpoint paths absolute), or a UserError."""
+def check(space: SearchSpace, task: str, dataset: str, echo: Callable[[str], None],
+          mirror_safe: bool = False, note: Callable[[str], None] | None = None) -> SearchSpace:
+    """The space ready to run (checkpoint paths absolute, flips off where the data forbid
+    them), or a UserError. `echo` gets warnings, `note` (default: echo) what was adjusted."""
     for family in space.families:
         models.family(family)
         models.check_serves(family, task, dataset)
+    space = _flips_for(space, dataset, mirror_safe, note or echo)
     if "transfer" in space.families:
         space = _absolute_checkpoints(space, "transfer.init")
         _check_transfer(space, echo)
     return space
+
+
+def _flips_for(space: SearchSpace, dataset: str, mirror_safe: bool, echo: Callable[[str], None]) -> SearchSpace:
+    """On data that are not mirror-safe a searched `flip` is fixed to false (the shared
+    training block offers it to every image space); a space or --set that insists on
+    flip true is refused: the dataset registry, not the space, decides (data.catalog.MIRROR_SAFE)."""
+    values = values_of(space, "flip")
+    if mirror_safe or True not in values:
+        return space
+    if False not in values:
+        from digitsearch.core.build import flip_refused
+
+        raise UserError(flip_refused(dataset))
+    echo(f"data: {dataset} is not mirror-safe: flip fixed to false")
+    return space.fixed({"flip": False})
 
 
 def values_of(space: SearchSpace, name: str) -> tuple:

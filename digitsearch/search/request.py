@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 # a trial over either limit is recorded as over budget, not trained: one such trial could
 # cost as much as a dozen ordinary ones on a CPU
 DEFAULT_LIMITS = {"max_params": 3_000_000, "max_mflops": 40.0}
+# with --time-limit and no --trials, the limit alone ends the search: this many is never reached
+UNCAPPED_TRIALS = 100_000
+DEFAULT_TRIALS = 12
 # what `tune --resume` may change: how this run is shown, where it runs, which experiment, how
 # many trials more; everything else (the space, the data, the budget) is the stored search's
 RUNTIME_FIELDS = ("address", "verbose", "quiet", "resume", "add_trials", "results", "name")
@@ -54,7 +57,10 @@ class SearchRequest:
     test: str | None = None
     data_dir: str | None = None
     val_fraction: float = 0.1
-    trials: int = 12
+    trials: int | None = DEFAULT_TRIALS  # None: DEFAULT_TRIALS, or under a time limit as many as fit
+    # seconds the whole search may take (`--time-limit 30m`): no trial starts that cannot reach its
+    # first rung in the time left, and running trials stop at an epoch boundary (search.deadline)
+    time_limit: float | None = None
     max_epochs: int = 15
     # ASHA's rungs are grace x reduction_factor^k epochs; 1 (ASHA's own default) lets a search
     # drop its weak configs after one epoch, which `digitsearch bench` measured to cost no best val_acc
@@ -100,7 +106,16 @@ class SearchRequest:
         if self.resume and not self.name:
             raise UserError("--resume needs --name NAME: the experiment to finish or extend")
 
+    @property
+    def uncapped(self) -> bool:
+        """A time-limited search with no trial count of its own: the limit alone ends it."""
+        return self.trials == UNCAPPED_TRIALS
+
     def _check_budget(self) -> None:
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise UserError(f"--time-limit must be above zero (got {self.time_limit} s)")
+        if self.trials is None:
+            self.trials = DEFAULT_TRIALS if self.time_limit is None else UNCAPPED_TRIALS
         if self.trials < 1:
             raise UserError(f"--trials must be at least 1 (got {self.trials})")
         if self.max_epochs < 1:

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from digitsearch import data
+from digitsearch.core.timebudget import Deadline, shown
 from digitsearch.errors import UserError
 from digitsearch.search import algorithms, session
 from digitsearch.search.callbacks.ledger import Ledger
 from digitsearch.search.callbacks.progress import SearchProgress
+from digitsearch.search.deadline import wrap_up_seconds
 from digitsearch.search.request import SearchRequest
 from digitsearch.store import experiments, leaderboard
 from digitsearch.store.layout import BEST_FILE, LEADERBOARD_FILE, LEDGER_FILE, PARAMS_FILE, is_uri, round_path, rounds
@@ -30,10 +32,11 @@ def load_data(req: SearchRequest) -> data.Bundle:
                      seed=req.seed, base=req.base)
 
 
-def watchers(req: SearchRequest, folder: Path, echo: Callable[[str], None]) -> tuple[Ledger, SearchProgress]:
+def watchers(req: SearchRequest, folder: Path, echo: Callable[[str], None],
+             deadline: Deadline | None = None) -> tuple[Ledger, SearchProgress]:
     """The ledger (finished.txt, read back on --resume) and the printer that reads it."""
     ledger = Ledger(folder / LEDGER_FILE, req.max_epochs)
-    return ledger, SearchProgress(req.trials, ledger, echo)
+    return ledger, SearchProgress(None if req.uncapped else req.trials, ledger, echo, deadline)
 
 
 def _trial_name(trial) -> str:
@@ -54,9 +57,10 @@ def _environment(meta: dict) -> None:
 
 
 def tune_round(req, space, bundle, meta: dict, ledger: Ledger, progress: SearchProgress, echo,
-               restore: bool = False) -> None:
+               restore: bool = False, deadline: Deadline | None = None) -> None:
     """Run the experiment's last round: a new Tuner, or with `restore` Ray's restore of a
-    round a killed or interrupted driver left unfinished."""
+    round a killed or interrupted driver left unfinished. With `deadline` (--time-limit) the
+    trials end by it, less the time the search needs to wrap up (search.deadline)."""
     _environment(meta)
     ray = session.start(req.address, req.verbose)
     from ray import tune
@@ -72,9 +76,10 @@ def tune_round(req, space, bundle, meta: dict, ledger: Ledger, progress: SearchP
     resources = ray.cluster_resources()
     this_round = meta["rounds"][-1]
     slots = session.concurrency(req, resources.get("CPU", 1), resources.get("GPU", 0), this_round["trials"])
+    trials_end = deadline.at - wrap_up_seconds(req.time_limit) if deadline else None
     runtime = TrialRuntime(family=space.family, max_epochs=req.max_epochs,
                            threads=max(1, int(req.cpus_per_trial)), seed=req.seed, max_params=req.max_params,
-                           max_mflops=req.max_mflops)
+                           max_mflops=req.max_mflops, deadline=trials_end)
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, bundle=bundle, runtime=runtime),
         {"cpu": req.cpus_per_trial, "gpu": req.gpus_per_trial},
@@ -82,12 +87,14 @@ def tune_round(req, space, bundle, meta: dict, ledger: Ledger, progress: SearchP
     # the ledger first: callbacks run in list order, and the printer reads the ledger's counts
     callbacks = [ledger, progress, TrialBoard(folder, space), CSVLoggerCallback(), JsonLoggerCallback()]
     path = round_path(meta, this_round)
-    echo(f"search: {this_round['trials']} trials of space {space.name!r} ({req.search} + {req.scheduler}), "
+    how_many = f"{this_round['trials']} trials" if not req.uncapped or restore else \
+        f"as many trials as fit in {shown(deadline.left())}" if deadline else "the trials"
+    echo(f"search: {how_many} of space {space.name!r} ({req.search} + {req.scheduler}), "
          f"up to {req.max_epochs} epochs each, {slots} at a time -> {path}")
     if restore:
         tuner = _restored_tuner(path, trainable, callbacks)
     else:
-        tuner = _new_tuner(req, space, folder, meta, trainable, callbacks, slots)
+        tuner = _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end)
     tuner.fit()
 
 
@@ -109,15 +116,20 @@ def _restored_tuner(path: str, trainable, callbacks):
     return tuner
 
 
-def _new_tuner(req, space, folder, meta, trainable, callbacks, slots):
+def _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end: float | None = None):
     from ray import tune
+
+    from digitsearch.search.deadline import DeadlineSearcher
 
     this_round = meta["rounds"][-1]
     first = len(meta["rounds"]) == 1  # the space's hand-made starting points go in the first round only
+    searcher = algorithms.searcher(req, space, folder, meta, starting_points=first)
+    if trials_end is not None:
+        searcher = DeadlineSearcher(searcher, trials_end, req.grace_epochs)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=algorithms.searcher(req, space, folder, meta, starting_points=first),
+            search_alg=searcher,
             scheduler=algorithms.scheduler(req),
             num_samples=this_round["trials"], max_concurrent_trials=slots, reuse_actors=True,
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
@@ -154,13 +166,20 @@ def load_results(meta: dict) -> list:
 def finish(req: SearchRequest, space, meta: dict, ledger: Ledger, echo, chatter) -> SearchOutcome:
     """Mark the experiment finished or interrupted, and write the leaderboard over every round."""
     folder = req.results.resolve() / meta["name"]
-    interrupted = ledger.done < req.trials
+    results = load_results(meta)
+    # under a time limit the search is done when no trial it started is left unfinished;
+    # without one, when all its trials ended
+    cut = any(leaderboard.trial_row_id(r) not in ledger.finished for r in results)
+    interrupted = cut or (req.time_limit is None and ledger.done < req.trials)
     meta["status"] = "interrupted" if interrupted else "finished"
     experiments.write_meta(folder, meta)
     if interrupted:
-        echo(f"interrupted after {ledger.done} of {req.trials} trials; writing what finished; "
+        of = "" if req.uncapped else f" of {req.trials}"
+        echo(f"interrupted after {ledger.done}{of} trials; writing what finished; "
              f"`digitsearch tune --name {folder.name} --resume` finishes it")
-    _write_results(req, space, load_results(meta), ledger.finished, folder, echo, chatter)
+    elif req.time_limit is not None:
+        chatter(f"time limit: {ledger.done} trials ran in the {shown(req.time_limit)} given")
+    _write_results(req, space, results, ledger.finished, folder, echo, chatter)
     return SearchOutcome(folder, interrupted)
 
 

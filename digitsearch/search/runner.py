@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from digitsearch import spaces
+from digitsearch.core.timebudget import Deadline
 from digitsearch.data import fingerprint
 from digitsearch.search import preflight, resume, rounds, session, validate
 from digitsearch.search.request import SearchRequest, fixed_on_resume, refuse_on_resume, resolve_limits
@@ -26,6 +27,8 @@ def run_search(req: SearchRequest, echo: Callable[[str], None] = print) -> Searc
     req.quiet nothing else (the progress lines and tables go to `chatter`).
     With req.resume: finish the named experiment, then run req.add_trials more."""
     req.check()
+    # the limit counts from here: loading the data and starting Ray are part of what the user waits for
+    deadline = Deadline.after(req.time_limit) if req.time_limit else None
     if req.resume:
         refuse_on_resume(fixed_on_resume(req))
         return resume.run(req, echo)
@@ -39,8 +42,8 @@ def run_search(req: SearchRequest, echo: Callable[[str], None] = print) -> Searc
     meta = describe_run(req, space, bundle, folder.resolve())
     meta["space_fingerprint"] = trials.experiment_space(meta).fingerprint()  # as --resume will read it
     experiments.write_meta(folder, meta)
-    ledger, progress = rounds.watchers(req, folder.resolve(), chatter)
-    rounds.tune_round(req, space, bundle, meta, ledger, progress, chatter)
+    ledger, progress = rounds.watchers(req, folder.resolve(), chatter, deadline)
+    rounds.tune_round(req, space, bundle, meta, ledger, progress, chatter, deadline=deadline)
     return rounds.finish(req, space, meta, ledger, echo, chatter)
 
 
@@ -52,7 +55,8 @@ def _prepare(req: SearchRequest, echo, chatter):
     resolve_limits(req, space)
     configs = validate.check_space(space, req.overrides, req.seed)  # a typo (or an unknown family) costs a line
     bundle = rounds.load_data(req)
-    space = preflight.check(space, bundle.task, bundle.name, echo)  # bad pairings fail here, not in every trial
+    # bad pairings fail here, not in every trial
+    space = preflight.check(space, bundle.task, bundle.name, echo, bundle.mirror_safe, note=chatter)
     validate.check_builds(space, configs, bundle)
     for note in bundle.notes:
         chatter(f"data: {note}")

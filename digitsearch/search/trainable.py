@@ -10,6 +10,7 @@ a lost node, `tune --resume`) continues from its best epoch instead of from scra
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +19,12 @@ import torch
 from ray import tune
 
 from digitsearch import models
-from digitsearch.core import checkpoint, engine, tasks
+from digitsearch.core import checkpoint, engine, schedules, tasks
 from digitsearch.core.build import build_model
 from digitsearch.core.config import TrialConfig
 from digitsearch.data.bundle import Bundle
 from digitsearch.errors import UserError
+from digitsearch.search.callbacks.ledger import TIME_LIMIT_NOTE
 
 CHECKPOINT_FILE = "model.pt"
 
@@ -37,6 +39,9 @@ class TrialRuntime:
     seed: int
     max_params: int
     max_mflops: float
+    # wall-clock time (time.time()) the search must end by (--time-limit), else None: a trial
+    # does not start an epoch it cannot finish before it, and ends at the boundary instead
+    deadline: float | None = None
 
 
 def _report_unusable(why: str, reason: str, params: int = 0, mflops: float = 0.0) -> None:
@@ -52,7 +57,7 @@ def _report_with_checkpoint(model, optimizer, scheduler, generator, metrics: dic
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def _restore(model, optimizer, scheduler, generator) -> tuple[int, float, int]:
+def _restore(model, optimizer, scheduler, generator, steps_per_epoch: int) -> tuple[int, float, int]:
     """(next epoch, best val_acc, best epoch): from Ray's checkpoint when this trial is a
     restart, else a fresh start."""
     saved = tune.get_checkpoint()
@@ -60,7 +65,12 @@ def _restore(model, optimizer, scheduler, generator) -> tuple[int, float, int]:
         return 1, -1.0, 0
     with saved.as_directory() as folder:
         state = checkpoint.load(Path(folder) / CHECKPOINT_FILE)
-    return checkpoint.restore(state, model, optimizer, scheduler, generator)
+    return checkpoint.restore(state, model, optimizer, scheduler, generator, steps_per_epoch)
+
+
+def _out_of_time(deadline: float | None, epoch_seconds: float) -> bool:
+    """Whether another epoch as long as the last one would end after the deadline."""
+    return deadline is not None and time.time() + epoch_seconds > deadline
 
 
 def _node() -> str:
@@ -90,21 +100,23 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
                                 f"(limits --max-params {runtime.max_params:,}, --max-mflops {runtime.max_mflops:g})",
                                 params, mflops)
     optimizer = engine.make_optimizer(model, cfg.train)
-    scheduler = engine.make_scheduler(optimizer, cfg.train)
+    # planned over the trial's max epochs: ASHA's rungs compare trials part-way through their schedule
+    scheduler = engine.make_scheduler(optimizer, cfg.train, runtime.max_epochs, len(train))
     generator = torch.Generator().manual_seed(runtime.seed)
-    start, best_acc, best_epoch = _restore(model, optimizer, scheduler, generator)
+    start, best_acc, best_epoch = _restore(model, optimizer, scheduler, generator,
+                                           schedules.steps_per_epoch(len(train), cfg.train.batch_size))
     fixed = {"params": params, "mflops": mflops, "node": _node()}
     for epoch in range(start, runtime.max_epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
+        began = time.time()
         try:
-            metrics = engine.train_epoch(model, optimizer, train, cfg.train, generator)
+            metrics = engine.train_epoch(model, optimizer, train, cfg.train, generator, scheduler)
             metrics.update(engine.evaluate(model, val))
         except torch.OutOfMemoryError as err:
             # recorded, not retried: the same config would run out of memory again
             first = str(err).strip().splitlines()[0] if str(err).strip() else "CUDA"
             return tune.report({"val_acc": 0.0, "best_val_acc": 0.0, "epoch": epoch, **fixed,
                                 "note": f"out of memory: {first[:150]}"})
-        scheduler.step()
         if not engine.is_finite(metrics):
             # a diverged trial is recorded, not retried: the config, not the machine, is at fault
             tune.report({**metrics, "val_acc": 0.0, "best_val_acc": 0.0, "epoch": epoch, **fixed,
@@ -113,8 +125,13 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
         improved = metrics["val_acc"] > best_acc
         if improved:
             best_acc, best_epoch = metrics["val_acc"], epoch
-        metrics.update(epoch=epoch, lr=lr, **fixed, best_val_acc=best_acc, best_epoch=best_epoch, note="")
+        # the last epoch before the time limit says so: the leaderboard's status, PRUNED in the study
+        stop = epoch < runtime.max_epochs and _out_of_time(runtime.deadline, time.time() - began)
+        note = f"{TIME_LIMIT_NOTE}: stopped after epoch {epoch} of {runtime.max_epochs}" if stop else ""
+        metrics.update(epoch=epoch, lr=lr, **fixed, best_val_acc=best_acc, best_epoch=best_epoch, note=note)
         if improved:
             _report_with_checkpoint(model, optimizer, scheduler, generator, metrics)
         else:
             tune.report(metrics)
+        if stop:
+            return

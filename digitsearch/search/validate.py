@@ -65,6 +65,8 @@ def check_builds(space: SearchSpace, configs: list[dict], bundle) -> None:
 
     mean, std = bundle.normalisation()
     for index, config in enumerate(configs):
+        # what preflight fixed for these data (flip off on digits) overrides the early sample
+        config = {**config, **{name: value for name, value in space.constants.items() if name in config}}
         cfg = TrialConfig.from_flat(_without_downloads(config), space.family)
         try:
             with torch.device("meta"):

@@ -12,10 +12,14 @@ from ray import tune
 
 from digitsearch.store import ledger
 
+TIME_LIMIT_NOTE = "time limit"  # how the trainable's note begins when the deadline stopped a trial
+
 
 def outcome_of(trial, max_epochs: int) -> str:
     """How a trial that completed (no error) ended: done, stopped early, or not trained."""
     last = trial.last_result or {}
+    if str(last.get("note", "")).startswith(TIME_LIMIT_NOTE):  # trained, then stopped at the time limit
+        return "stopped"
     if last.get("note"):  # infeasible, over budget, diverged, out of memory
         return "not trained"
     return "done" if last.get("epoch", 0) >= max_epochs else "stopped"

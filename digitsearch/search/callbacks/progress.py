@@ -14,6 +14,7 @@ from typing import Callable
 
 from ray import tune
 
+from digitsearch.core.timebudget import Deadline
 from digitsearch.search.callbacks.ledger import Ledger
 from digitsearch.store.leaderboard import short_config
 from digitsearch.store.ledger import OUTCOMES
@@ -27,8 +28,10 @@ def _clock(seconds: float) -> str:
 class SearchProgress(tune.Callback):
     """Prints `[finished/total] trial: how it ended | counts | best so far | elapsed, left`."""
 
-    def __init__(self, total: int, ledger: Ledger, echo: Callable[[str], None] = print):
-        self.total, self.ledger, self.echo = total, ledger, echo
+    def __init__(self, total: int | None, ledger: Ledger, echo: Callable[[str], None] = print,
+                 deadline: Deadline | None = None):
+        """total None: as many trials as a time limit allows; `deadline` then says what is left."""
+        self.total, self.ledger, self.echo, self.deadline = total, ledger, echo, deadline
         self.max_epochs = ledger.max_epochs
         self.start = time.monotonic()
         self.best: tuple[float, str] = (-1.0, "")
@@ -68,13 +71,22 @@ class SearchProgress(tune.Callback):
         done = self.ledger.done
         running = sum(t.status == "RUNNING" for t in trials)
         elapsed = time.monotonic() - self.start
-        left = elapsed / max(1, done - self.ledger.resumed_with) * max(0, self.total - done)
+        left = self._left(elapsed, done)
         outcomes = self.ledger.counts()
         counts = ", ".join(f"{name} {outcomes[name]}" for name in OUTCOMES)
         best = f"best {self.best[0]:.4f} ({self.best[1]}: {short_config(self.best_config, width=60)})" \
             if self.best[1] else "best -"
-        self.echo(f"[{done}/{self.total}] {trial.trial_id}: {how} | {counts}, running {running} | {best} "
+        of = f"/{self.total}" if self.total else ""
+        self.echo(f"[{done}{of}] {trial.trial_id}: {how} | {counts}, running {running} | {best} "
                   f"| {_clock(elapsed)} elapsed, ~{_clock(left)} left")
+
+    def _left(self, elapsed: float, done: int) -> float:
+        """The time left: the deadline's when there is one and it comes first, else the pace so far."""
+        by_pace = elapsed / max(1, done - self.ledger.resumed_with) * max(0, self.total - done) \
+            if self.total else float("inf")
+        by_deadline = max(0.0, self.deadline.left()) if self.deadline else float("inf")
+        left = min(by_pace, by_deadline)
+        return 0.0 if left == float("inf") else left
 
 
 def last_error_line(trial) -> str:

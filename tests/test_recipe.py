@@ -1,0 +1,132 @@
+"""The training recipe: LR schedules planned over a run's steps, batched augmentations, and
+flips only where the data allow them."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from digitsearch.core import augment, schedules
+from digitsearch.core.build import check_settings
+from digitsearch.core.config import TrainSettings, TrialConfig
+from digitsearch.errors import UserError
+from digitsearch.search import preflight
+from digitsearch.spaces import load as load_space
+
+
+def _lrs(s: TrainSettings, epochs: int, examples: int) -> list[float]:
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=s.lr)
+    scheduler = schedules.make(optimizer, s, epochs, examples)
+    seen = []
+    for _ in range(epochs * schedules.steps_per_epoch(examples, s.batch_size)):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return seen
+
+
+def test_step_decay_changes_once_per_decay_every_epochs():
+    lrs = _lrs(TrainSettings(lr=1.0, lr_decay=0.94, decay_every=2, batch_size=10), epochs=4, examples=20)
+    assert np.allclose(lrs, [1.0] * 4 + [0.94] * 4)  # two batches an epoch, decayed after epoch 2
+
+
+def test_cosine_warms_up_then_anneals_to_zero():
+    lrs = _lrs(TrainSettings(lr=1.0, schedule="cosine", warmup=0.1, batch_size=10), epochs=10, examples=100)
+    assert lrs[0] == 0.0 and lrs[5] == pytest.approx(0.5)  # linear warmup over 10 of 100 steps
+    assert lrs[10] == pytest.approx(1.0) and max(lrs) == pytest.approx(1.0)
+    assert lrs[-1] < 0.001 and all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+
+
+def test_onecycle_starts_low_peaks_at_lr_and_ends_near_zero():
+    lrs = _lrs(TrainSettings(lr=0.4, schedule="onecycle", batch_size=10), epochs=4, examples=100)
+    peak = int(np.argmax(lrs))
+    assert lrs[0] == pytest.approx(0.4 / 25) and lrs[peak] == pytest.approx(0.4, rel=0.02)
+    assert peak == pytest.approx(0.25 * len(lrs), abs=1)  # the default warmup share
+    assert lrs[-1] < 0.4 * 0.01  # the last batch is one step short of the end (lr/10^4)
+
+
+def test_a_restored_schedule_continues_where_it_was():
+    s = TrainSettings(lr=1.0, schedule="cosine", warmup=0.2, batch_size=10)
+    lrs = _lrs(s, epochs=5, examples=50)
+    optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=s.lr)
+    scheduler = schedules.make(optimizer, s, 5, 50)
+    schedules.seek(scheduler, 12)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(lrs[12])
+    optimizer.step()
+    scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(lrs[13])
+
+
+def _blob(n: int = 16) -> torch.Tensor:
+    x = torch.zeros(n, 1, 28, 28)
+    x[:, :, 10:18, 12:16] = 1.0
+    return x
+
+
+def test_affine_warps_each_image_its_own_way():
+    x = _blob()
+    out = augment.affine(x, "strong", torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and not torch.equal(out[0], out[1])
+    assert abs(out.sum().item() - x.sum().item()) / x.sum().item() < 0.6  # moved, not erased
+
+
+def test_shift_moves_whole_pixels_by_at_most_two():
+    x = _blob(64)
+    out = augment.shift(x, torch.Generator().manual_seed(0))
+    assert torch.equal(out.sum((1, 2, 3)), x.sum((1, 2, 3)))  # an interior blob is moved, never cut or blurred
+    rows = out[:, 0].sum(2).argmax(1) - x[:, 0].sum(2).argmax(1)
+    cols = out[:, 0].sum(1).argmax(1) - x[:, 0].sum(1).argmax(1)
+    assert rows.abs().max() <= 2 and cols.abs().max() <= 2
+    assert len({(int(r), int(c)) for r, c in zip(rows, cols)}) > 5  # many offsets, per image
+
+
+def test_flip_mirrors_about_half_the_images():
+    x = _blob(200)
+    x[:, :, 10:18, 12] = 2.0  # not symmetric: a mirrored image differs from the original
+    out = augment.flip(x, torch.Generator().manual_seed(0))
+    mirrored = [torch.equal(o, i.flip(-1)) and not torch.equal(o, i) for o, i in zip(out, x)]
+    assert 70 < sum(mirrored) < 130
+
+
+def test_erasing_blanks_one_rectangle_with_its_probability():
+    x = torch.ones(400, 1, 28, 28)
+    assert torch.equal(augment.erase(x, 0.0, torch.Generator().manual_seed(0)), x)
+    out = augment.erase(x, 0.5, torch.Generator().manual_seed(0))
+    erased = (out == 0).flatten(1).sum(1)
+    share = erased.float() / (28 * 28)
+    assert 0.35 < (erased > 0).float().mean() < 0.65
+    assert share.max() <= 0.3 and share[erased > 0].min() >= 0.01
+
+
+def test_apply_composes_what_the_settings_ask():
+    x = _blob()
+    untouched = augment.apply(x, TrainSettings(), torch.Generator().manual_seed(0))
+    assert torch.equal(untouched, x) and not augment.is_active(TrainSettings())
+    s = TrainSettings(augment="shift", erasing=1.0, flip=True)
+    assert augment.is_active(s)
+    assert not torch.equal(augment.apply(x, s, torch.Generator().manual_seed(0)), x)
+
+
+def test_flip_is_refused_on_data_that_are_not_mirror_safe(digits_bundle):
+    cfg = TrialConfig.from_flat({"cnn.depth": 1, "cnn.filters_1": 4, "flip": True}, "cnn")
+    with pytest.raises(UserError, match="digits is not mirror-safe"):
+        check_settings(cfg, digits_bundle)
+
+
+def test_a_searched_flip_is_fixed_off_for_digits_and_an_insisted_one_refused():
+    space = load_space("cnn")
+    assert set(preflight.values_of(space, "flip")) == {False, True}
+    notes = []
+    pinned = preflight.check(space, "image", "digits", notes.append, mirror_safe=False)
+    assert preflight.values_of(pinned, "flip") == (False,) and "flip fixed to false" in notes[0]
+    assert set(preflight.values_of(preflight.check(space, "image", "fashion-mnist", notes.append, True),
+                                   "flip")) == {False, True}
+    with pytest.raises(UserError, match="not mirror-safe"):
+        preflight.check(space.fixed({"flip": True}), "image", "mnist-10k", notes.append, mirror_safe=False)
+
+
+def test_fashion_is_mirror_safe_and_digits_are_not(digits_bundle):
+    from digitsearch.data.catalog import MIRROR_SAFE
+
+    assert "fashion-mnist" in MIRROR_SAFE and not digits_bundle.mirror_safe
