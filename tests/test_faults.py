@@ -72,7 +72,8 @@ def test_a_killed_driver_resumes_and_finishes_the_search(killed_and_resumed):
     assert not set(ended_before) & set(_ended_lines(resumed.stdout))  # finished trials were not run again
     assert set(_ended_lines(resumed.stdout)) | set(ended_before) == set(table["trial_id"])
     assert (table["status"] != "interrupted").all()
-    assert _study_trials(folder) == TRIALS  # the searcher kept its history in the same study
+    # the searcher kept its history in the same study (ASHA-stopped trials are PRUNED)
+    assert _study_trials(folder) + _study_trials(folder, "PRUNED") == TRIALS
     # one the searcher asked for just before the kill, that Tune never saw, is marked failed
     assert _study_trials(folder, "RUNNING") == 0
     assert (folder / "best.json").is_file()
@@ -103,7 +104,7 @@ def test_add_trials_extends_the_finished_search_in_the_same_study(killed_and_res
     table = pd.read_csv(folder / "leaderboard.csv")
     assert len(table) == TRIALS + 2
     assert len(list((killed_and_resumed[3] / "tune-2").glob("trial_*"))) == 2  # the new round, beside the first
-    assert _study_trials(folder) == TRIALS + 2  # TPE went on with the stored study
+    assert _study_trials(folder) + _study_trials(folder, "PRUNED") == TRIALS + 2  # TPE went on with the stored study
 
 
 FAULTY_SPACE = """\

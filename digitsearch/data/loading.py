@@ -5,8 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from digitsearch.data import addition, digits, idx, kaggle_csv, numbers, svhn
-from digitsearch.data.bundle import (FASHION_CLASSES, Bundle, Split, carve_test, check_fraction, class_names_for,
-                                     make_bundle)
+from digitsearch.data.bundle import (
+    FASHION_CLASSES,
+    Bundle,
+    Split,
+    carve_test,
+    check_fraction,
+    class_names_for,
+    make_bundle,
+)
 from digitsearch.data.catalog import DATASETS, MIRROR_SAFE
 from digitsearch.errors import UserError
 

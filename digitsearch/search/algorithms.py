@@ -33,12 +33,14 @@ def searcher(req: SearchRequest, space: SearchSpace, folder: Path, meta: dict, s
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Ray's OptunaSearch, made safe to restore from a snapshot older than the study (reconcile.py)
     return ResumableOptunaSearch(
-        # the study holds each trial's best epoch, as the leaderboard and the checkpoint do
-        # (ASHA, below, compares the epoch's own val_acc at its rungs)
+        # a complete trial's value is its best epoch, as the leaderboard and the checkpoint have it;
+        # its steps are each epoch's own val_acc, which ASHA (below) compares at its rungs
         space=space.define_by_run, metric="best_val_acc", mode="max",
         sampler=sampler(req), storage=study.storage(folder), study_name=study.name(folder, meta),
         # the space's hand-made nets go first; a later round (--add-trials) continues the study
         points_to_evaluate=(space.points_to_evaluate() or None) if starting_points else None,
+        # a trial that ends before them (ASHA, a time limit) is PRUNED in the study, not COMPLETE
+        max_epochs=req.max_epochs,
     )
 
 

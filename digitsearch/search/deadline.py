@@ -15,6 +15,9 @@ import time
 
 from ray.tune.search import Searcher
 
+# how the trainable's note begins when the deadline stopped a trial: a real, short run
+# (the ledger counts it as stopped, the study as PRUNED, the leaderboard's status says "time limit")
+TIME_LIMIT_NOTE = "time limit"
 # a trial's first epoch also builds the model and copies the data: counted, as the user waits for it too
 EPOCH_TIME_KEY = "time_this_iter_s"
 

@@ -20,7 +20,22 @@ searcher asked Optuna for just before the kill, that the snapshot never saw, sta
     (resume.fail_orphans) and marked ORPHAN_ATTR.
 
 What counts, then: a study trial with a TUNE_TRIAL_ATTR and without ORPHAN_ATTR is one
-leaderboard row, and each leaderboard row is one such study trial (`ran_trials`).
+leaderboard row, and each leaderboard row is one such study trial (`ran_trials`), whether it
+ended COMPLETE, PRUNED or FAIL.
+
+What the study is told (`ending`), so that TPE learns from a trial only what it measured:
+  - each epoch's own val_acc at step = epoch (what ASHA compares at its rungs), so that
+    optuna-dashboard draws every trial's curve;
+  - a trial that ran max_epochs is COMPLETE with its best val_acc (the leaderboard's);
+  - one that ended before, with no note or a "time limit" note (ASHA stopped it, or it stopped
+    at the search's time limit), is PRUNED: TPE ranks pruned trials below every complete one,
+    by how far they got and then their last val_acc, so one epoch of a config is compared
+    with one epoch of another, not with a full run;
+  - one the trainable could not use (a note: infeasible, over budget, diverged, out of memory)
+    stays COMPLETE with value 0, marked infeasible by an Optuna constraint (UNUSABLE): TPE
+    then ranks it below the pruned ones too, yet still learns to avoid its region. FAIL would
+    hide it from TPE altogether, which would keep sampling where nothing can be built; and a
+    plain COMPLETE 0 would, while few trials have run every epoch, rank above every pruned one.
 
 Ray and Optuna internals used here (each pinned by tests/test_ray_pins.py): OptunaSearch's
 `_ot_trials` (Tune trial id -> optuna.Trial) and `_ot_study`, restore() replacing the
@@ -32,18 +47,30 @@ from __future__ import annotations
 import warnings
 
 import optuna
+from ray.air.constants import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
+
+from digitsearch.search.deadline import TIME_LIMIT_NOTE
 
 TUNE_TRIAL_ATTR = "tune_trial_id"  # user attr: the Tune trial (the leaderboard's trial_id) a study trial is
 ORPHAN_ATTR = "orphan"  # user attr: asked for by a killed driver, never run by Tune
 REREPORT_WARNING = "The reported value is ignored because this"  # Optuna's text (pinned in test_ray_pins)
+UNUSABLE = "unusable"  # Optuna constraint (1.0: violated) of a trial the trainable could not use
 
 
 class ResumableOptunaSearch(OptunaSearch):
-    """Ray's OptunaSearch, safe to restore from a snapshot older than its study."""
+    """Ray's OptunaSearch, safe to restore from a snapshot older than its study, telling the
+    study each trial's epochs and how it ended (the module's docstring).
 
-    def __init__(self, *args, **kwargs):
+    `max_epochs`: the search's; a trial that ended before them is PRUNED. None (a searcher
+    pickled before it existed, restored by `--resume`): every trial that reports is COMPLETE.
+    """
+
+    max_epochs: int | None = None  # the class's: what a searcher unpickled from an older round reads
+
+    def __init__(self, *args, max_epochs: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.max_epochs = max_epochs
         self.told_before: set[str] = set()  # Tune trial ids whose study trial had ended before this driver
         self.orphans: list[int] = []  # study trial numbers RUNNING but unknown to the restored snapshot
 
@@ -58,19 +85,57 @@ class ResumableOptunaSearch(OptunaSearch):
     def on_trial_result(self, trial_id: str, result: dict):
         if trial_id in self.told_before:
             return
+        if trial_id in self._completed_trials:
+            return super().on_trial_result(trial_id, result)  # Ray's warning about a result after the end
+        self._report_epoch(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        if trial_id in self.told_before:
+            return
+        if result and trial_id not in self._completed_trials:
+            # Tune hands a trial's last result (the epoch ASHA stopped it at, or its last)
+            # to on_trial_result only when the trial goes on: here it comes for the first time
+            self._report_epoch(trial_id, result)
+            how = ending(result, self.max_epochs)
+            if how == "pruned":
+                self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
+                self._completed_trials.add(trial_id)
+                return
+            if how == "unusable":
+                self._ot_trials[trial_id].set_constraint(UNUSABLE, 1.0)
+        super().on_trial_complete(trial_id, result=result, error=error)  # COMPLETE (or FAIL on an error)
+
+    def _report_epoch(self, trial_id: str, result: dict) -> None:
+        """The epoch's own val_acc at step = epoch (the trainable's epoch survives a restart
+        from a checkpoint). A result without them (Ray's own shape, as in test_ray_pins) gives
+        Ray's metric at Tune's iteration; an unusable trial's 0 measured nothing, and is not told."""
+        if ending(result, None) == "unusable":
+            return
+        step = result.get("epoch", result.get(TRAINING_ITERATION))
+        value = result.get("val_acc", result.get(self.metric))
+        if step is None or value is None or step < 1:
+            return
         with warnings.catch_warnings():
             # a trial restarted from its best-epoch checkpoint reports the epochs after it again;
             # the study keeps each step's first value, and Optuna's warning per step is noise
             warnings.filterwarnings("ignore", message=REREPORT_WARNING)
-            super().on_trial_result(trial_id, result)
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
-        if trial_id not in self.told_before:
-            super().on_trial_complete(trial_id, result=result, error=error)
+            self._ot_trials[trial_id].report(float(value), int(step))
 
     def restore(self, checkpoint_path: str):
         super().restore(checkpoint_path)  # the snapshot's state: up to a second older than the study
         self.told_before, self.orphans = reconcile(self._ot_study, self._ot_trials)
+
+
+def ending(result: dict, max_epochs: int | None) -> str:
+    """How a trial whose last result is `result` ended, for the study: "unusable" (the
+    trainable's note says why: infeasible, over budget, diverged, out of memory), "pruned"
+    (before max_epochs, stopped by ASHA or at the time limit) or "complete"."""
+    note = str(result.get("note") or "")
+    if note and not note.startswith(TIME_LIMIT_NOTE):
+        return "unusable"
+    if max_epochs is not None and int(result.get("epoch", max_epochs)) < max_epochs:
+        return "pruned"
+    return "complete"
 
 
 def reconcile(study, known: dict) -> tuple[set[str], list[int]]:
@@ -100,6 +165,7 @@ def mark_orphan(study, frozen) -> None:
 
 
 def ran_trials(study) -> list:
-    """The study's finished trials that a Tune trial ran: one per leaderboard row."""
+    """The study's finished trials (COMPLETE, PRUNED or FAIL) that a Tune trial ran: one per
+    leaderboard row."""
     return [t for t in study.get_trials(deepcopy=False)
             if t.state.is_finished() and TUNE_TRIAL_ATTR in t.user_attrs and not t.user_attrs.get(ORPHAN_ATTR)]

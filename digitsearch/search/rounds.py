@@ -184,7 +184,8 @@ def finish(req: SearchRequest, space, meta: dict, ledger: Ledger, echo, chatter)
 
 
 def _write_results(req, space, results, finished: set[str], folder: Path, echo, chatter) -> None:
-    table = leaderboard.build(results, req.max_epochs, finished, family=space.family)
+    table = leaderboard.build(results, req.max_epochs, finished, family=space.family,
+                              starting_points=space.starting_points)
     table.to_csv(folder / LEADERBOARD_FILE, index=False)
     configs = leaderboard.configs_by_trial(results)
     best = leaderboard.best_trial(table, configs)

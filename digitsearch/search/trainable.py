@@ -24,7 +24,7 @@ from digitsearch.core.build import build_model
 from digitsearch.core.config import TrialConfig
 from digitsearch.data.bundle import Bundle
 from digitsearch.errors import UserError
-from digitsearch.search.callbacks.ledger import TIME_LIMIT_NOTE
+from digitsearch.search.deadline import TIME_LIMIT_NOTE
 
 CHECKPOINT_FILE = "model.pt"
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -10,9 +11,10 @@ from digitsearch.core.config import gather_indexed
 from digitsearch.errors import UserError
 from digitsearch.store.layout import LEADERBOARD_FILE
 
-SUMMARY_COLUMNS = ["trial_id", "family", "status", "val_acc", "best_epoch", "epochs", "n_params", "mflops", "seconds",
-                   "note", "node", "checkpoint"]
-TOP_COLUMNS = SUMMARY_COLUMNS[:9]  # what the terminal's top table shows beside each config
+SUMMARY_COLUMNS = ["trial_id", "family", "status", "origin", "val_acc", "best_epoch", "epochs", "n_params", "mflops",
+                   "seconds", "note", "node", "checkpoint"]
+TOP_COLUMNS = SUMMARY_COLUMNS[:10]  # what the terminal's top table shows beside each config
+SAMPLED = "sampled"  # the origin of a trial the searcher sampled; a starting point's is "start k"
 
 
 def _status(result, epochs: int, max_epochs: int, note: str, finished: bool) -> str:
@@ -48,9 +50,15 @@ def trial_row(result, max_epochs: int, finished: bool = True, family: str = "") 
     return {**row, **(result.config or {})}
 
 
-def build(result_grid, max_epochs: int, finished: set[str] | None = None, family: str = "") -> pd.DataFrame:
-    """`finished`: ids of trials that ended on their own; the others were cut off by an interrupt."""
+def build(result_grid, max_epochs: int, finished: set[str] | None = None, family: str = "",
+          starting_points: Sequence[Mapping] | None = None) -> pd.DataFrame:
+    """`finished`: ids of trials that ended on their own; the others were cut off by an interrupt.
+    `starting_points`: the space's (SearchSpace.starting_points), which give each row its
+    origin ("start k" or "sampled"); without them the origin column is empty."""
     rows = [trial_row(r, max_epochs, finished is None or trial_row_id(r) in finished, family) for r in result_grid]
+    known = origins(configs_by_trial(result_grid), starting_points) if starting_points is not None else {}
+    for row in rows:
+        row["origin"] = known.get(row["trial_id"], "")
     table = pd.DataFrame(rows)
     if table.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
@@ -63,7 +71,34 @@ def build(result_grid, max_epochs: int, finished: set[str] | None = None, family
 
 
 # a trial with a real best epoch (and its checkpoint): one the best may be, or that may be retrained
-TRAINED_STATUSES = ("completed", "stopped early", "interrupted")
+# ("time limit": stopped by the trainable at the search's time limit, note "time limit: ...")
+TRAINED_STATUSES = ("completed", "stopped early", "interrupted", "time limit")
+
+
+def origins(configs: Mapping[str, dict], starting_points: Sequence[Mapping]) -> dict[str, str]:
+    """trial_id -> "start k" for the trial that evaluated the space's k-th starting point (found
+    by its config, in `configs`' order: a trial's order), "sampled" for every other trial."""
+    starts = match_starting_points(configs, starting_points)
+    return {trial_id: f"start {starts[trial_id]}" if trial_id in starts else SAMPLED for trial_id in configs}
+
+
+def match_starting_points(configs: Mapping[str, dict], points: Sequence[Mapping]) -> dict[str, int]:
+    """trial_id -> k for the first trial (in `configs`' order) whose config holds every value of
+    the k-th point of `points` (a space's starting points: partial configs). No file is read."""
+    found = {}
+    for k, point in enumerate(points, start=1):
+        for trial_id, config in configs.items():
+            if trial_id not in found and all(config.get(name) == value for name, value in point.items()):
+                found[trial_id] = k
+                break
+    return found
+
+
+def start_number(origin) -> int | None:
+    """"start 2" -> 2; None for a sampled trial or an unknown origin."""
+    text = origin if isinstance(origin, str) else ""  # NaN: an empty cell of leaderboard.csv
+    head, _, number = text.partition(" ")
+    return int(number) if head == "start" and number.isdigit() else None
 
 
 def best_trial(table: pd.DataFrame, configs: dict[str, dict]) -> dict | None:

@@ -79,12 +79,8 @@ def space_changes(meta: dict) -> str:
 def starting_point_trials(folder: Path) -> dict[str, int]:
     """trial_id -> k for the trials that evaluated the space's k-th starting point (the
     hand-made nets the search must beat), found by their configs (params.json)."""
+    from digitsearch.store.leaderboard import match_starting_points  # pandas: only when asked
+
     space = experiment_space(read_meta(folder))
     recorded = {trial_id: config for trial_id, config in configs(folder).items() if config}
-    found = {}
-    for k, point in enumerate(space.starting_points, start=1):
-        for trial_id, config in recorded.items():
-            if trial_id not in found and all(config.get(name) == value for name, value in point.items()):
-                found[trial_id] = k
-                break
-    return found
+    return match_starting_points(recorded, space.starting_points)

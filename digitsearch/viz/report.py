@@ -12,7 +12,7 @@ import pandas as pd
 from digitsearch.errors import UserError
 from digitsearch.store import experiments, leaderboard, study, trials
 from digitsearch.store.layout import FINAL_DIR, METRICS_FILE, REPORT_DIR, final_dir
-from digitsearch.store.leaderboard import SUMMARY_COLUMNS, short_config
+from digitsearch.store.leaderboard import SAMPLED, SUMMARY_COLUMNS, TRAINED_STATUSES, short_config, start_number
 from digitsearch.viz import plots, report_plots
 
 TOP = 10
@@ -56,7 +56,66 @@ def leaderboard_md(table: pd.DataFrame, configs: dict[str, dict]) -> str:
         "s/epoch": per_epoch, "val acc": [f"{v:.4f}" if v == v else "-" for v in top["val_acc"]],
         "status": top["status"],
     })
+    if "origin" in top:
+        shown["origin"] = [v if isinstance(v, str) and v else "-" for v in top["origin"]]
     return _md_table(shown)
+
+
+def with_origin(folder: Path, table: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard with its origin column ("start k" / "sampled"); a leaderboard written
+    before it had one gets it from the trials' configs (store.trials), or "" where the space
+    file has moved."""
+    if "origin" in table and table["origin"].fillna("").ne("").any():
+        return table
+    try:
+        starts = trials.starting_point_trials(folder)
+    except (UserError, OSError):
+        starts = None
+    table = table.copy()
+    table["origin"] = ["" if starts is None else f"start {starts[t]}" if t in starts else SAMPLED
+                       for t in table["trial_id"]]
+    return table
+
+
+def _trial(row) -> str:
+    return f"trial {row.trial_id} (val_acc {row.val_acc:.4f})"
+
+
+def _compared(verb: str, other: str, gap: float) -> str:
+    """("beats", "X", 0.0139) -> "beats X by 0.0139 val_acc"; a gap of 0: "ties X"."""
+    return f"ties {other}" if gap == 0 else f"{verb} {other} by {gap:.4f} val_acc"
+
+
+def origin_md(table: pd.DataFrame, configs: dict[str, dict]) -> str:
+    """One sentence: whether the best trial (the leaderboard's first trained one, as in
+    best.json) is one of the space's starting points (its number and key parameters: a point
+    has no description of its own) or a sampled config, and by how much the best sampled config
+    beats or trails the best starting point on val_acc. "" when the table cannot say (no
+    trained trial, or no origin: an old experiment whose space file has moved)."""
+    origin = table["origin"].fillna("").astype(str) if "origin" in table else pd.Series("", index=table.index)
+    trained = table[table["status"].isin(TRAINED_STATUSES) & (table["val_acc"] > 0) & (origin != "")]
+    if trained.empty:
+        return ""
+    is_start = [start_number(o) is not None for o in trained["origin"]]
+    starts, sampled = trained[is_start], trained[[not s for s in is_start]]
+    winner = trained.iloc[0]
+    if start_number(winner.origin) is not None:
+        described = short_config(_in_space_order(configs.get(winner.trial_id, {}), table), width=80).replace("|", "/")
+        head = (f"The best trial, {_trial(winner)}, is the space's starting point {start_number(winner.origin)}"
+                + (f" (`{described}`)" if described else ""))
+        if sampled.empty:
+            return f"{head}; no sampled config trained."
+        best = sampled.iloc[0]
+        margin = _compared("trails", "it", winner.val_acc - best.val_acc)
+        return f"{head}; the best sampled config, {_trial(best)}, {margin}."
+    head = f"The best trial, {_trial(winner)}, is a sampled config"
+    if starts.empty:
+        had_starts = any(start_number(o) is not None for o in origin)
+        return head + ("; none of the space's starting points trained." if had_starts
+                       else "; the space has no starting points to compare it with.")
+    best = starts.iloc[0]
+    other = f"the best starting point ({start_number(best.origin)}: trial {best.trial_id}, val_acc {best.val_acc:.4f})"
+    return f"{head}: it {_compared('beats', other, winner.val_acc - best.val_acc)}."
 
 
 def families_md(table: pd.DataFrame) -> str:
@@ -73,6 +132,24 @@ def families_md(table: pd.DataFrame) -> str:
             "median s/epoch": f"{(trained.seconds / trained.epochs).median():.1f}" if len(trained) else "-",
         })
     return _md_table(pd.DataFrame(rows))
+
+
+def finished_as_complete(searched):
+    """The study's finished trials, in memory, each COMPLETE with its value: a COMPLETE trial's
+    own (its best val_acc), a PRUNED one's best step (its best val_acc before ASHA or the time
+    limit stopped it), as the leaderboard has them. Optuna's importances and parallel
+    coordinates read COMPLETE trials only, and most trials of an ASHA search are PRUNED."""
+    import optuna
+
+    copy = optuna.create_study(direction="maximize")
+    done = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED
+    for trial in searched.get_trials(deepcopy=False, states=done):
+        steps = list(trial.intermediate_values.values())
+        value = trial.value if trial.state == optuna.trial.TrialState.COMPLETE else max(steps, default=None)
+        if value is not None:
+            copy.add_trial(optuna.trial.create_trial(params=trial.params, distributions=trial.distributions,
+                                                     value=value))
+    return copy
 
 
 def _importances(study) -> dict[str, float]:
@@ -110,8 +187,7 @@ class ReportWriter:
         return path
 
 
-def _search_sections(doc: ReportWriter, folder: Path, meta: dict, table: pd.DataFrame) -> None:
-    configs = trials.configs(folder, table["trial_id"])
+def _search_sections(doc: ReportWriter, folder: Path, meta: dict, table: pd.DataFrame, configs: dict) -> None:
     counts = table["status"].value_counts()
     doc.add(f"## Leaderboard (top {min(TOP, len(table))} of {len(table)})",
             leaderboard_md(table, configs),
@@ -125,14 +201,14 @@ def _search_sections(doc: ReportWriter, folder: Path, meta: dict, table: pd.Data
                 doc.figure(fig, "val_acc_by_epoch.png", "val_acc against epoch for every trial"),
                 f"{len(curves)} trials trained {trained} epochs in all; running every trial to "
                 f"{meta['max_epochs']} epochs would have taken {len(curves) * int(meta['max_epochs'])}.")
-    searched = study.load(folder)
+    searched = finished_as_complete(study.load(folder))
     values = _importances(searched)
     if values:
         top = list(values)[:6]
-        finished = sum(t.value is not None for t in searched.trials)
         doc.add("## What mattered",
-                f"Optuna's fANOVA importances over the {finished} finished trials of the study "
-                f"(`optuna.db`); with few trials they are a rough guide.",
+                f"Optuna's fANOVA importances over the {len(searched.trials)} finished trials of the study "
+                f"(`optuna.db`), each by its best val_acc as in the leaderboard (a trial ASHA stopped, pruned in "
+                f"the study, by its best epoch before the stop); with few trials they are a rough guide.",
                 doc.figure(report_plots.importances(values), "param_importances.png", "parameter importances"),
                 doc.figure(report_plots.parallel_coordinates(searched, top), "parallel_coordinates.png",
                            "parallel coordinates of the most important parameters"))
@@ -200,7 +276,8 @@ def retrained_md(folder: Path, table: pd.DataFrame) -> str | None:
 def write(results: Path, name: str | None, echo: Callable[[str], None] = print) -> Path:
     folder = experiments.resolve(results, name)
     meta = experiments.read_meta(folder)
-    table = leaderboard.read(folder)
+    table = with_origin(folder, leaderboard.read(folder))
+    configs = trials.configs(folder, table["trial_id"])
     out = folder / REPORT_DIR
     out.mkdir(exist_ok=True)
     doc = ReportWriter(out)
@@ -209,8 +286,8 @@ def write(results: Path, name: str | None, echo: Callable[[str], None] = print) 
             f"`{meta['dataset_name']}`: {meta['sizes']['train']:,} train / {meta['sizes']['val']:,} validation / "
             f"{meta['sizes']['test']:,} test examples; {meta['trials']} trials, up to {meta['max_epochs']} epochs each "
             f"({meta['search']} + {meta['scheduler']}, seed {meta['seed']}). Written by `digitsearch report --name "
-            f"{folder.name}`.")
-    _search_sections(doc, folder, meta, table)
+            f"{folder.name}`.", *filter(None, [origin_md(table, configs)]))
+    _search_sections(doc, folder, meta, table, configs)
     _retrain_sections(doc, folder)
     compared = retrained_md(folder, table)
     if compared:

@@ -10,7 +10,8 @@ from matplotlib.ticker import MaxNLocator
 from digitsearch.viz.plots import new_figure
 
 STATUS_STYLE = {"completed": ("tab:blue", "ran every epoch"), "stopped early": ("tab:orange", "stopped early by ASHA"),
-                "interrupted": ("tab:gray", "interrupted"), "error": ("tab:red", "error")}
+                "time limit": ("tab:purple", "stopped at the time limit"), "interrupted": ("tab:gray", "interrupted"),
+                "error": ("tab:red", "error")}
 
 
 def val_acc_by_epoch(curves: dict[str, pd.DataFrame], status: dict[str, str], max_epochs: int):

@@ -10,9 +10,8 @@ from pathlib import Path
 
 from ray import tune
 
+from digitsearch.search.deadline import TIME_LIMIT_NOTE
 from digitsearch.store import ledger
-
-TIME_LIMIT_NOTE = "time limit"  # how the trainable's note begins when the deadline stopped a trial
 
 
 def outcome_of(trial, max_epochs: int) -> str:
