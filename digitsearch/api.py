@@ -28,7 +28,8 @@ def tune(space: str = "cnn", dataset: str = "digits", trials: int = 12, *, echo:
          **options) -> Path:
     """Run a search; returns its experiment folder. `options` are `digitsearch tune`'s, with
     underscores (max_epochs=10, scheduler="fifo", results="results", name="mine", quiet=True,
-    overrides={"transfer.init": "scratch"} for --set). A Ctrl-C keeps what finished."""
+    time_limit="30m" or seconds, overrides={"transfer.init": "scratch"} for --set). A Ctrl-C keeps
+    what finished."""
     from digitsearch.search.request import SearchRequest
     from digitsearch.search.runner import run_search
 
@@ -39,6 +40,10 @@ def tune(space: str = "cnn", dataset: str = "digits", trials: int = 12, *, echo:
                         f"its options: {', '.join(sorted(known))}")
     if "results" in options:
         options["results"] = Path(options["results"])
+    if isinstance(options.get("time_limit"), str):  # "30m" as on the command line; a number is seconds
+        from digitsearch.core.timebudget import parse_duration
+
+        options["time_limit"] = parse_duration(options["time_limit"])
     request = SearchRequest(space=str(space), dataset=str(dataset), trials=trials, **options)
     return run_search(request, echo=echo).folder
 
@@ -77,16 +82,23 @@ def retrain(folder: str | Path | None = None, *, epochs: int | None = None, expo
             trial: str | None = None, results: str | Path = "results",
             progress: Callable[[int, dict], None] | None = None,
             on_start: Callable[[int], None] | None = None, accept_changed_data: bool = False,
-            note: Callable[[str], None] = print) -> Retrained:
+            note: Callable[[str], None] = print, ensemble: int = 1, tta: bool = False,
+            time_limit_s: float | None = None,
+            on_member: Callable[[int, int, str], None] | None = None) -> Retrained:
     """Retrain the best config (or `trial`'s) on train+val; test it; write model.pt, predictions
     and metrics (replacing an earlier retrain of the same trial). exports: "torchscript", "onnx".
     Data that differ from those the search saw are a UserError, unless `accept_changed_data`
-    (then `note` gets a warning line)."""
+    (then `note` gets a warning line). ensemble=K averages the leaderboard's top K distinct
+    configs; tta=True averages over shifted (and, for clothing, mirrored) test images; both are
+    one model in model.pt. time_limit_s: the seconds the whole retrain may take; it picks the
+    epochs (and how many of the K members) to fit, and `note` gets the plan. on_member(k, count,
+    trial_id) before member k trains."""
     from digitsearch.final import retrain as retraining
 
     found = experiment(folder, results)
     metrics = retraining.run(found, epochs, progress=progress, on_start=on_start, exports=tuple(exports), trial=trial,
-                             accept_changed_data=accept_changed_data, note=note)
+                             accept_changed_data=accept_changed_data, note=note, ensemble=ensemble, tta=tta,
+                             time_limit_s=time_limit_s, on_member=on_member)
     out = final_dir(found, trial)
     return Retrained(out, out / MODEL_FILE, metrics)
 

@@ -67,7 +67,7 @@ def _old_experiment(tmp_path, space: str):
     """An experiment whose leaderboard was written before the origin column: its first trial ran
     the cnn space's first starting point."""
     folder = tmp_path / "old"
-    keras = {**spaces.load("cnn").starting_points[0], "lr": 0.001}
+    keras = dict(spaces.load("cnn").starting_points[0])
     for trial_id, config in (("a", keras), ("b", {"cnn.depth": 1, "lr": 0.01})):
         (folder / "tune" / f"trial_{trial_id}").mkdir(parents=True)
         (folder / "tune" / f"trial_{trial_id}" / "params.json").write_text(json.dumps(config))

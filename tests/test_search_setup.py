@@ -105,3 +105,25 @@ def test_a_sync_that_raced_the_searchers_save_is_not_shown_other_errors_are():
     assert keep.filter(_record_for(PermissionError(13, "denied: '/r/.8f6da2b7-c6dd-4710-959e-1946648a5012-tmp-x'")))
     plain = logging.LogRecord(SYNC_LOGGER, logging.WARNING, __file__, 1, "slow sync", (), None)
     assert keep.filter(plain)
+
+
+def test_asha_trains_the_starting_points_in_full_and_still_stops_the_others():
+    from ray.tune.experiment import Trial
+
+    point = {"cnn.depth": 3, "lr": 0.003}
+    asha = _scheduler(SearchRequest(max_epochs=8, grace_epochs=1, reduction_factor=2), [point])
+    strong = [0.9] * 8
+    for name, config in (("a", {"cnn.depth": 2, "lr": 0.01}), ("b", {"cnn.depth": 2, "lr": 0.02})):
+        trial = Trial("__fake", trial_id=name, stub=True, config=config)
+        asha.on_trial_add(None, trial)
+        for epoch, acc in enumerate(strong, start=1):
+            asha.on_trial_result(None, trial, {"training_iteration": epoch, "val_acc": acc})
+    slow = Trial("__fake", trial_id="start", stub=True, config={**point, "batch_size": 128})
+    asha.on_trial_add(None, slow)
+    decisions = [asha.on_trial_result(None, slow, {"training_iteration": epoch, "val_acc": 0.1})
+                 for epoch in range(1, 9)]
+    assert decisions[:-1] == [TrialScheduler.CONTINUE] * 7 and decisions[-1] == TrialScheduler.STOP
+    weak = Trial("__fake", trial_id="weak", stub=True, config={"cnn.depth": 1, "lr": 0.1})
+    asha.on_trial_add(None, weak)
+    assert asha.on_trial_result(None, weak, {"training_iteration": 1, "val_acc": 0.1}) == TrialScheduler.STOP
+    assert asha.protected == {"start": 1}

@@ -622,7 +622,7 @@ def test_builtin_dir_is_the_checkout_folder():
 
 def test_cnn_starting_points(cnn):
     assert len(cnn.starting_points) == 4
-    keras, modern, three_conv, recipe = cnn.starting_points
+    recipe, keras, modern, three_conv = cnn.starting_points
     assert _same_typed(keras, KERAS_SIMPLE_CONVNET)
     assert _same_typed(modern, MODERN_BASELINE)
     # the reports' 3-conv/dense-64 net (256,837 parameters with 5 classes: tests/test_models.py)
@@ -641,7 +641,7 @@ def test_cnn_starting_points(cnn):
         assert cnn.config_from_params(point) == point
     assert cnn.points_to_evaluate() == list(cnn.starting_points)
     cnn.points_to_evaluate()[0]["lr"] = 1.0  # copies: the space is not changed
-    assert cnn.starting_points[0]["lr"] == 0.001
+    assert cnn.starting_points[0]["lr"] == 0.003
     hash(cnn)  # still hashable
 
 
@@ -679,8 +679,8 @@ def test_enqueued_starting_points_are_suggested_exactly(cnn, sampler):
         assert set(cnn.config_from_params(t.params)) == set(t.params)  # the sampler filled the rest
         for name, v in t.params.items():
             _check_value(by_name[name], v)
-    assert set(trials[0].params) == set(KERAS_SIMPLE_CONVNET)
-    assert set(trials[1].params) == set(MODERN_BASELINE)
+    assert set(trials[1].params) == set(KERAS_SIMPLE_CONVNET)
+    assert set(trials[2].params) == set(MODERN_BASELINE)
     assert {"cnn.filters_1", "cnn.filters_3", "cnn.pool_4", "weight_decay"} <= set(trials[len(points) - 1].params)
 
 

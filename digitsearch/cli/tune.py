@@ -111,17 +111,10 @@ def tune(
     tta: Annotated[bool, typer.Option("--tta", help=TTA)] = False,
 ):
     """Search a space with Optuna (TPE) and ASHA; writes results/<name>/ with leaderboard.csv and best.json."""
-    from digitsearch.core.timebudget import Deadline, parse_duration, since_process_start
     from digitsearch.search.request import parse_overrides
     from digitsearch.search.runner import run_search
 
-    if (ensemble > 1 or tta) and not retrain:
-        raise UserError("--ensemble and --tta go with --retrain: they shape the retrained model")
-    if retrain and resume:
-        raise UserError("--retrain goes with a new search; after --resume run `digitsearch best --retrain`")
-    limit = parse_duration(time_limit) if time_limit is not None else None
-    whole = Deadline.after(limit - since_process_start()) if limit else None
-    search_limit = whole.left() - (limit * (1 - SEARCH_SHARE) if retrain else 0) if whole else None
+    whole, search_limit = _time_limits(time_limit, retrain, resume, ensemble, tta)
     request = SearchRequest(
         space=space, dataset=dataset, base=base, test=test, overrides=parse_overrides(set_ or []),
         data_dir=data_dir, val_fraction=val_fraction, trials=trials, max_epochs=max_epochs,
@@ -139,5 +132,21 @@ def tune(
     if retrain:
         from digitsearch.cli.best import retrain_with_progress
 
-        left = whole.left() if whole else None
-        retrain_with_progress(outcome.folder, ensemble=ensemble, tta=tta, time_limit_s=left)
+        retrain_with_progress(outcome.folder, None, ensemble=ensemble, tta=tta,
+                              time_limit_s=whole.left() if whole else None)
+
+
+def _time_limits(time_limit: str | None, retrain: bool, resume: bool, ensemble: int, tta: bool):
+    """(the whole command's Deadline, the search's share of it in seconds), or (None, None)
+    without a limit; the options that only go with --retrain are refused here, in one line."""
+    from digitsearch.core.timebudget import Deadline, parse_duration, since_process_start
+
+    if (ensemble > 1 or tta) and not retrain:
+        raise UserError("--ensemble and --tta go with --retrain: they shape the retrained model")
+    if retrain and resume:
+        raise UserError("--retrain goes with a new search; after --resume run `digitsearch best --retrain`")
+    if time_limit is None:
+        return None, None
+    limit = parse_duration(time_limit)
+    whole = Deadline.after(limit - since_process_start())  # from when the command started
+    return whole, whole.left() - (limit * (1 - SEARCH_SHARE) if retrain else 0.0)

@@ -3,7 +3,9 @@
 model.pt holds everything needed to rebuild and use the model (after nanoGPT's
 checkpoints, which keep model_args beside the weights): family, model kwargs,
 state_dict, input normalisation and class names. Only plain containers, strings,
-numbers and tensors go in, so it loads with torch.load(weights_only=True).
+numbers and tensors go in, so it loads with torch.load(weights_only=True). An ensemble
+(`best --retrain --ensemble K` or `--tta`) is family "ensemble", whose model_args list each
+member's family and kwargs and the test-time views (final.ensemble).
 """
 from __future__ import annotations
 
@@ -50,10 +52,20 @@ def load_model(path: Path) -> tuple[nn.Module, dict]:
         raise UserError(f"{path} is not a model file digitsearch can read ({type(err).__name__})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UserError(f"{path} is not a digitsearch model file (expected format {FORMAT})")
-    model = models.create(meta["family"], **meta["model_args"])
+    model = _rebuild(meta)
     model.load_state_dict(meta["state_dict"])
     model.eval()
     return model, meta
+
+
+def _rebuild(meta: dict) -> nn.Module:
+    """The file's net, weights not loaded yet: one family's, or an ensemble of them (final.ensemble,
+    which is no searchable family: models knows nothing of it)."""
+    from digitsearch.final import ensemble
+
+    if meta["family"] == ensemble.FAMILY:
+        return ensemble.rebuild(meta["model_args"])
+    return models.create(meta["family"], **meta["model_args"])
 
 
 def write_predictions(path: Path, labels: np.ndarray, *, files: list[str] | None = None,

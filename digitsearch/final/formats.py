@@ -5,7 +5,8 @@ Both are made from the saved model.pt (rebuilt on the CPU, in eval mode), so the
 exactly the weights a `predict` run would use, wherever the retrain trained. Both take
 the same input as the PyTorch model: image families standardised pixels (N, 1, H, W)
 float32 ((x / 255 - mean) / std, the numbers in the file's metadata); seq2seq one-hot
-symbols (N, in_length, vocab) float32. Both return logits. The batch size is free.
+symbols (N, in_length, vocab) float32. Both return logits (an ensemble, final.ensemble: the log
+of its averaged probabilities, which softmax and argmax read the same way). The batch size is free.
 
 Formats are checked before any training starts (`parse`, `check_available`), so a typo
 or a missing optional package costs nothing. torch is imported only when writing.
@@ -107,7 +108,11 @@ def example_input(meta: dict):
 def describe(meta: dict) -> str:
     """What a user of model.ts / model.onnx needs to feed it and read it, as JSON."""
     keys = ("family", "task", "image_size", "normalisation", "class_names", "vocab", "experiment")
-    return json.dumps({key: meta.get(key) for key in keys})
+    described = {key: meta.get(key) for key in keys}
+    if meta.get("family") == "ensemble":  # final.ensemble: which nets it averages, over which test-time views
+        described["members"] = [{key: m.get(key) for key in ("trial_id", "family", "epochs")} for m in meta["members"]]
+        described["tta"] = meta["model_args"]["tta"]["views"]
+    return json.dumps(described)
 
 
 def write_torchscript(model, example, path: Path, description: str) -> None:

@@ -1,25 +1,33 @@
-"""best config -> fit on train+val -> test metrics -> artifacts in results/<name>/final/.
+"""best config(s) -> fit on train+val -> test metrics -> artifacts in results/<name>/final/.
 
-No Ray anywhere on this path: the model comes from core.build, the loop from core.engine.
-Every check (epochs, export formats, the trial) comes before the data are loaded, and the
-data are checked against the fingerprint `tune` recorded before any epoch; the exports come
-last, so a failed export never loses the model, metrics or predictions.
+No Ray anywhere on this path: the models come from core.build, the loop from core.engine.
+Every check (options, epochs, export formats, the trials) comes before the data are loaded,
+and the data are checked against the fingerprint `tune` recorded before any epoch; the
+exports come last, so a failed export never loses the model, metrics or predictions.
+
+One trial gives model.pt of that net, as it always did. `ensemble` > 1 retrains the
+leaderboard's top distinct configs, `tta` adds test-time views: either way model.pt then
+holds one final.ensembles.Ensemble, which every consumer serves as one model. `time_limit_s`
+picks the epochs (and how many members) so that the whole run ends in time (core.budget).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from digitsearch import data, models
-from digitsearch.core import engine, tasks
+from digitsearch.core import budget, engine, tasks
 from digitsearch.core.build import build_model, model_kwargs
 from digitsearch.core.config import TrialConfig
+from digitsearch.core.timebudget import Deadline
 from digitsearch.data import fingerprint
 from digitsearch.errors import UserError
-from digitsearch.final import evaluation, export, formats
+from digitsearch.final import ensemble as ensembles  # `ensemble` is run()'s count of members
+from digitsearch.final import evaluation, export, formats, options, ranking
 from digitsearch.store import experiments
 from digitsearch.store.layout import METRICS_FILE, MODEL_FILE, final_dir
 from digitsearch.store.leaderboard import TRAINED_STATUSES
@@ -28,25 +36,58 @@ from digitsearch.viz import retrain_board
 
 
 @dataclass(frozen=True)
+class Member:
+    """One net to retrain: its trial (best.json's fields), its parsed config, its epochs."""
+
+    trial: dict
+    cfg: TrialConfig
+    epochs: int
+
+
+@dataclass(frozen=True)
 class Plan:
-    """What a retrain will do, fixed before any data are loaded."""
+    """What a retrain will do, fixed before any data are loaded (a time limit fixes the epochs later)."""
 
     folder: Path
     meta: dict
-    trial: dict  # best.json, or the chosen trial's row and config
-    cfg: TrialConfig
-    epochs: int
+    members: tuple[Member, ...]  # best first
     exports: tuple[str, ...]
     out: Path
+    tta: bool = False
+
+    @property
+    def trial(self) -> dict:
+        return self.members[0].trial
+
+    @property
+    def cfg(self) -> TrialConfig:
+        return self.members[0].cfg
+
+    @property
+    def epochs(self) -> int:
+        return self.members[0].epochs
+
+    @property
+    def plain(self) -> bool:
+        """One net, no test-time views: model.pt is that net itself, as before ensembles existed."""
+        return len(self.members) == 1 and not self.tta
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """train+val as model inputs, with the normalisation every member shares."""
+
+    tensors: engine.Tensors
+    mean: float
+    std: float
+    task: tasks.ImageTask | tasks.SequenceTask
+    device: torch.device
 
 
 @dataclass
 class Trained:
     model: torch.nn.Module
     history: list[dict]
-    mean: float
-    std: float
-    task: tasks.ImageTask | tasks.SequenceTask
 
 
 def load_bundle(meta: dict) -> data.Bundle:
@@ -55,20 +96,40 @@ def load_bundle(meta: dict) -> data.Bundle:
                      val_fraction=meta["val_fraction"], seed=meta["seed"], base=meta.get("base"))
 
 
-def plan(folder: Path, epochs: int | None = None, exports: tuple[str, ...] = (), trial: str | None = None) -> Plan:
+def plan(folder: Path, epochs: int | None = None, exports: tuple[str, ...] = (), trial: str | None = None, *,
+         ensemble: int = 1, tta: bool = False, time_limit_s: float | None = None,
+         note: Callable[[str], None] = print) -> Plan:
+    options.check(epochs, ensemble, tta, time_limit_s, trial)
     meta = experiments.read_meta(folder)
-    chosen = read_trial(folder, trial) if trial else experiments.read_best(folder)
-    if chosen.get("status") not in (*TRAINED_STATUSES, None):  # best.json holds only trained trials
-        why = f": {chosen['note']}" if chosen.get("note") else ""
-        raise UserError(f"trial {chosen['trial_id']} ended as {chosen['status']}{why}; it has no trained epoch to "
-                        f"retrain (`digitsearch best` names the best trial that has)")
+    options.check_task(meta.get("task"), ensemble, tta)
     if epochs is not None and epochs < 1:
         raise UserError(f"--epochs must be at least 1 (got {epochs})")
     exports = formats.validate(exports)
     formats.check_available(exports)
+    members = tuple(_member(chosen, meta, epochs) for chosen in _chosen_trials(folder, trial, ensemble, note))
+    return Plan(folder, meta, members, exports, final_dir(folder, trial), tta)
+
+
+def _chosen_trials(folder: Path, trial: str | None, count: int, note: Callable[[str], None]) -> list[dict]:
+    if count == 1:
+        chosen = [read_trial(folder, trial) if trial else experiments.read_best(folder)]
+    else:
+        chosen = ranking.top_trials(folder, count)
+        if len(chosen) < count:
+            note(f"note: --ensemble {count}, but the leaderboard has only {len(chosen)} trained trial"
+                 f"{'s' * (len(chosen) != 1)} with distinct configs; the ensemble has {len(chosen)}")
+    for found in chosen:
+        if found.get("status") not in (*TRAINED_STATUSES, None):  # best.json holds only trained trials
+            why = f": {found['note']}" if found.get("note") else ""
+            raise UserError(f"trial {found['trial_id']} ended as {found['status']}{why}; it has no trained epoch to "
+                            f"retrain (`digitsearch best` names the best trial that has)")
+    return chosen
+
+
+def _member(chosen: dict, meta: dict, epochs: int | None) -> Member:
+    """--epochs, else the epoch the trial peaked at, else the search's maximum."""
     epochs = epochs or int(chosen.get("best_epoch") or 0) or int(meta["max_epochs"])
-    cfg = TrialConfig.from_flat(chosen["config"], meta["family"])
-    return Plan(folder, meta, chosen, cfg, epochs, exports, final_dir(folder, trial))
+    return Member(chosen, TrialConfig.from_flat(chosen["config"], meta["family"]), epochs)
 
 
 def check_data(meta: dict, bundle: data.Bundle, accept_changed: bool = False,
@@ -96,22 +157,36 @@ def check_data(meta: dict, bundle: data.Bundle, accept_changed: bool = False,
 def run(folder: Path, epochs: int | None = None, progress: Callable | None = None,
         on_start: Callable[[int], None] | None = None, exports: tuple[str, ...] = (),
         trial: str | None = None, accept_changed_data: bool = False,
-        note: Callable[[str], None] = print) -> dict:
+        note: Callable[[str], None] = print, *, ensemble: int = 1, tta: bool = False,
+        time_limit_s: float | None = None, on_member: Callable[[int, int, str], None] | None = None) -> dict:
     """Retrain the best trial's config (or `trial`'s) on all training data; returns metrics.json's content.
 
     exports: extra formats written beside model.pt (formats.FILES), checked before training.
     accept_changed_data: retrain even when the data differ from the search's (`note` gets the warning).
+    ensemble: average the top K distinct configs; tta: average each over test-time views.
+    time_limit_s: the whole run's seconds, from this call on; epochs (and members) are picked to fit.
+    on_member(k, count, trial_id) before member k (from 1) trains; on_start(epochs), progress(epoch, metrics).
     """
-    job = plan(folder, epochs, exports, trial)
+    deadline = Deadline.after(time_limit_s) if time_limit_s is not None else None  # loading the data counts
+    job = plan(folder, epochs, exports, trial, ensemble=ensemble, tta=tta, time_limit_s=time_limit_s, note=note)
     bundle = load_bundle(job.meta)
+    options.check_task(bundle.task, len(job.members), tta)  # experiments older than experiment.json's task
     identity = check_data(job.meta, bundle, accept_changed_data, note)
-    trained = train(job, bundle, progress, on_start)
+    training = training_data(bundle)
+    views = ensemble_views(bundle, tta)
+    guard = None
+    if deadline is not None:
+        job, guard = fit_to(deadline, job, bundle, training, views, note)
+    trained = train_members(job, bundle, training, guard, note, progress, on_start, on_member)
+    # the guard may have left the last members out, or stopped one early: the files say what was trained
+    job = replace(job, members=tuple(replace(m, epochs=len(t.history)) for m, t in zip(job.members, trained)))
     job.out.mkdir(exist_ok=True)
-    _save_model(job, bundle, trained)
-    metrics, test_x, predicted = _test(job, bundle, trained)
+    served = trained[0].model if job.plain else ensembles.Ensemble([t.model for t in trained], views)
+    _save_model(job, bundle, training, served, views)
+    metrics, test_x, predicted = _test(job, bundle, training, trained, served, views)
     metrics.update(identity)
     experiments.write_json(job.out / METRICS_FILE, metrics)
-    retrain_board.write(folder, trained.history, run=job.out.name, model=trained.model, bundle=bundle,
+    retrain_board.write(folder, trained[0].history, run=job.out.name, model=trained[0].model, bundle=bundle,
                         test_x=test_x, predicted=predicted)
     try:
         formats.write(job.out / MODEL_FILE, job.exports)  # also removes exports an earlier retrain left
@@ -120,43 +195,153 @@ def run(folder: Path, epochs: int | None = None, progress: Callable | None = Non
     return metrics
 
 
-def train(job: Plan, bundle: data.Bundle, progress: Callable | None = None,
-          on_start: Callable[[int], None] | None = None) -> Trained:
+def training_data(bundle: data.Bundle) -> TrainData:
     task = tasks.for_bundle(bundle)
-    torch.manual_seed(job.meta["seed"])
     device = engine.default_device()
     full = bundle.train_and_val()
     mean, std = full.pixel_stats() if bundle.task == "image" else (0.0, 1.0)
+    return TrainData(engine.to_tensors(full.images, full.labels, mean, std, device, task), mean, std, task, device)
+
+
+def ensemble_views(bundle: data.Bundle, tta: bool) -> tuple[str, ...]:
+    return ensembles.tta_views(bundle.mirror_safe) if tta else ensembles.IDENTITY
+
+
+def build(member: Member, bundle: data.Bundle, training: TrainData) -> torch.nn.Module:
     try:
-        model = engine.prepare_model(build_model(job.cfg, bundle, mean, std), device)
+        model = build_model(member.cfg, bundle, training.mean, training.std)
     except models.InvalidArchitecture as err:  # only a chosen --trial can be one the search found infeasible
-        raise UserError(f"trial {job.trial['trial_id']} cannot be built: {err}") from None
-    train_set = engine.to_tensors(full.images, full.labels, mean, std, device, task)
+        raise UserError(f"trial {member.trial['trial_id']} cannot be built: {err}") from None
+    return engine.prepare_model(model, training.device)
+
+
+def train_members(job: Plan, bundle: data.Bundle, training: TrainData, guard: budget.Guard | None,
+                  note: Callable[[str], None], progress: Callable | None = None,
+                  on_start: Callable[[int], None] | None = None,
+                  on_member: Callable[[int, int, str], None] | None = None) -> list[Trained]:
+    """Each member in turn; under a time limit, only those that still fit (the best always does)."""
+    trained = []
+    for k, member in enumerate(job.members):
+        if guard and k and not guard.member_fits(k, member.epochs):
+            note(f"warning: this machine runs slower than measured; the ensemble keeps {k} of its "
+                 f"{len(job.members)} members to end within --time-limit")
+            break
+        if on_member:
+            on_member(k + 1, len(job.members), member.trial["trial_id"])
+        stop = (lambda seconds, k=k: not guard.another_epoch_fits(k, seconds)) if guard else None
+        trained.append(train(member, bundle, training, job.meta["seed"], progress, on_start, stop))
+        if guard:
+            guard.trained(k, trained[-1].history)
+        if len(trained[-1].history) < member.epochs:
+            note(f"warning: this machine runs slower than measured; trial {member.trial['trial_id']} stopped after "
+                 f"{len(trained[-1].history)} of {member.epochs} epochs to end within --time-limit")
+    return trained
+
+
+class _OutOfTime(Exception):
+    """Raised between epochs to end engine.fit early (it has no stop of its own)."""
+
+
+def train(member: Member, bundle: data.Bundle, training: TrainData, seed: int, progress: Callable | None = None,
+          on_start: Callable[[int], None] | None = None,
+          stop: Callable[[float], bool] | None = None) -> Trained:
+    """Seeded as a lone retrain of this trial is: member k of an ensemble is that same net.
+    stop(seconds the last epoch took) -> True ends the training after that epoch."""
+    torch.manual_seed(seed)
+    model = build(member, bundle, training)
     if on_start:
-        on_start(job.epochs)
-    history = engine.fit(model, train_set, job.cfg.train, job.epochs, seed=job.meta["seed"], on_epoch=progress)
-    return Trained(model, history, mean, std, task)
+        on_start(member.epochs)
+    history = []
+
+    def on_epoch(epoch: int, metrics: dict) -> None:
+        history.append(metrics)
+        if progress:
+            progress(epoch, metrics)
+        if stop and epoch < member.epochs and stop(metrics["epoch_seconds"]):
+            raise _OutOfTime
+
+    try:
+        engine.fit(model, training.tensors, member.cfg.train, member.epochs, seed=seed, on_epoch=on_epoch)
+    except _OutOfTime:
+        pass
+    return Trained(model, history)
 
 
-def _save_model(job: Plan, bundle: data.Bundle, trained: Trained) -> None:
-    saved_args = model_kwargs(job.cfg, bundle, trained.mean, trained.std)
-    if "init" in saved_args:  # every weight is in the state dict: loading must not need ImageNet or a checkpoint
-        saved_args["init"] = "scratch"
-    export.save_model(job.out / MODEL_FILE, trained.model, family=job.cfg.family, model_args=saved_args,
-                      mean=trained.mean, std=trained.std, class_names=bundle.class_names, task=bundle.task,
-                      image_size=bundle.image_size if bundle.task == "image" else None, vocab=bundle.vocab,
-                      extra={"config": job.trial["config"], "experiment": job.folder.name, "epochs": job.epochs})
+def fit_to(deadline: Deadline, job: Plan, bundle: data.Bundle, training: TrainData, views: tuple[str, ...],
+           note: Callable[[str], None]) -> tuple[Plan, budget.Guard]:
+    """The plan with the epochs (and members) that end the run by `deadline`, measured on this machine,
+    and the guard that keeps it there."""
+    test_examples = len(bundle.test) if bundle.test is not None else 0
+    costs = [budget.measure(lambda m=member: build(m, bundle, training), training.tensors, member.cfg.train,
+                            test_examples, len(views), job.meta["seed"]) for member in job.members]
+    fixed = budget.after_training(job.exports)
+    chosen = budget.plan_epochs(costs, deadline.left(), fixed=fixed)
+    note(budget.plan_line(chosen, len(job.members)))
+    members = tuple(replace(m, epochs=chosen.epochs) for m in job.members[: chosen.members])
+    return replace(job, members=members), budget.Guard(deadline, costs[: chosen.members], fixed)
 
 
-def _test(job: Plan, bundle: data.Bundle, trained: Trained):
+def _saved_args(member: Member, bundle: data.Bundle, training: TrainData) -> dict:
+    saved = model_kwargs(member.cfg, bundle, training.mean, training.std)
+    if "init" in saved:  # every weight is in the state dict: loading must not need ImageNet or a checkpoint
+        saved["init"] = "scratch"
+    return saved
+
+
+def _save_model(job: Plan, bundle: data.Bundle, training: TrainData, served: torch.nn.Module,
+                views: tuple[str, ...]) -> None:
+    args = [_saved_args(member, bundle, training) for member in job.members]
+    extra = {"config": job.trial["config"], "experiment": job.folder.name, "epochs": job.epochs}
+    family, model_args = job.cfg.family, args[0]
+    if not job.plain:
+        family = ensembles.FAMILY
+        model_args = ensembles.model_args([(m.cfg.family, a) for m, a in zip(job.members, args)], views)
+        extra.update(tta=list(views), members=[{"trial_id": m.trial["trial_id"], "family": m.cfg.family,
+                                                "epochs": m.epochs, "config": m.trial["config"]} for m in job.members])
+    export.save_model(job.out / MODEL_FILE, served, family=family, model_args=model_args, mean=training.mean,
+                      std=training.std, class_names=bundle.class_names, task=bundle.task,
+                      image_size=bundle.image_size if bundle.task == "image" else None, vocab=bundle.vocab, extra=extra)
+
+
+def _described(job: Plan, bundle: data.Bundle, trained: list[Trained], views: tuple[str, ...]) -> dict:
+    """metrics.json before the test: what was trained, on what; each member's own history when several."""
+    several = len(job.members) > 1
+    members = [{"trial_id": m.trial["trial_id"], "family": m.cfg.family, "epochs": m.epochs,
+                "val_acc_in_search": m.trial["val_acc"], **({"history": t.history} if several else {})}
+               for m, t in zip(job.members, trained)]
+    metrics = {"experiment": job.folder.name, "trial_id": job.trial["trial_id"],
+               "family": ensembles.FAMILY if several else job.cfg.family, "task": bundle.task,
+               "epochs": max(m.epochs for m in job.members), "train_examples": len(bundle.train) + len(bundle.val),
+               "val_acc_in_search": job.trial["val_acc"], "members": members, "tta": list(views)}
+    if not several:
+        metrics["history"] = trained[0].history
+    return metrics
+
+
+def _test(job: Plan, bundle: data.Bundle, training: TrainData, trained: list[Trained], served: torch.nn.Module,
+          views: tuple[str, ...]):
     """(metrics.json's content, the test inputs, the predictions); the last two None without a test split."""
-    metrics = {"experiment": job.folder.name, "trial_id": job.trial["trial_id"], "family": job.cfg.family,
-               "task": bundle.task, "epochs": job.epochs, "train_examples": len(bundle.train) + len(bundle.val),
-               "val_acc_in_search": job.trial["val_acc"], "history": trained.history}
+    metrics = _described(job, bundle, trained, views)
     if bundle.test is None or not len(bundle.test):
         return metrics, None, None
-    device = next(trained.model.parameters()).device
-    test = engine.to_tensors(bundle.test.images, None, trained.mean, trained.std, device, trained.task)
-    predicted = engine.predict(trained.model, test)
-    metrics.update(evaluation.outputs(job.out, bundle, predicted))
-    return metrics, test.x, predicted
+    test = engine.to_tensors(bundle.test.images, None, training.mean, training.std, training.device, training.task)
+    if job.plain:
+        predicted = engine.predict(served, test)
+        metrics.update(evaluation.outputs(job.out, bundle, predicted))
+        if "test_accuracy" in metrics:
+            metrics["members"][0]["test_accuracy"] = metrics["test_accuracy"]
+        return metrics, test.x, predicted
+    # every member on every view once; the ensemble's, the plain images' and each member's predictions from them
+    found = {k: v.numpy() for k, v in ensembles.combine(ensembles.log_probs(served, test.x)).items()}
+    metrics.update(evaluation.outputs(job.out, bundle, found["served"]))
+    labels = bundle.test.labels
+    if labels is not None:
+        if job.tta:
+            metrics["test_accuracy_no_tta"] = _accuracy(found["no_tta"], labels)
+        for entry, predicted in zip(metrics["members"], found["members"]):
+            entry["test_accuracy"] = _accuracy(predicted, labels)
+    return metrics, test.x, found["served"]
+
+
+def _accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:
+    return float((predicted == labels).mean())

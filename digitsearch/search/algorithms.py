@@ -3,6 +3,7 @@ study stored in the experiment's optuna.db), and the trial scheduler (ASHA or FI
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from digitsearch.search.request import SearchRequest
@@ -44,10 +45,13 @@ def searcher(req: SearchRequest, space: SearchSpace, folder: Path, meta: dict, s
     )
 
 
-def scheduler(req: SearchRequest):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+def scheduler(req: SearchRequest, starting_points: Sequence[Mapping] = ()):
+    from ray.tune.schedulers import FIFOScheduler
+
+    from digitsearch.search.schedulers import StartingPointsASHA
 
     if req.scheduler == "fifo":
         return FIFOScheduler()
-    return ASHAScheduler(time_attr="training_iteration", metric="val_acc", mode="max", max_t=req.max_epochs,
-                         grace_period=req.grace_epochs, reduction_factor=req.reduction_factor)
+    return StartingPointsASHA(starting_points, time_attr="training_iteration", metric="val_acc", mode="max",
+                              max_t=req.max_epochs, grace_period=req.grace_epochs,
+                              reduction_factor=req.reduction_factor)

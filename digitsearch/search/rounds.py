@@ -130,7 +130,7 @@ def _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=searcher,
-            scheduler=algorithms.scheduler(req),
+            scheduler=algorithms.scheduler(req, space.points_to_evaluate() if first else ()),
             num_samples=this_round["trials"], max_concurrent_trials=slots, reuse_actors=True,
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
         ),

@@ -1,0 +1,70 @@
+"""`digitsearch bench --baseline 30m --dataset D`: the obvious alternative to a search, measured.
+
+One strong net written by hand, trained with the same augmentation and schedule for the whole
+wall time, no search: what a user gets by training the cnn space's recipe net (its first
+starting point: two batch-normed 3x3 convs a stage, one-cycle, label smoothing, shifts) on
+train+val for as many epochs as fit. `tune --time-limit T --retrain` has to beat this at the
+same T; results/README.md puts the two side by side.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from digitsearch import data, spaces
+from digitsearch.core import budget, engine
+from digitsearch.core.build import build_model
+from digitsearch.core.config import TrialConfig
+from digitsearch.core.timebudget import Deadline, shown
+from digitsearch.errors import UserError
+
+RECIPE_SPACE = "cnn"
+
+
+def recipe() -> dict:
+    """The recipe net's full config: the cnn space's first starting point (one source: the YAML)."""
+    point = dict(spaces.load(RECIPE_SPACE).starting_points[0])
+    if point.get("cnn.convs") != 2 or point.get("schedule") != "onecycle":
+        raise UserError(f"the {RECIPE_SPACE} space's first starting point is no longer the recipe net "
+                        "(two convs a block, one-cycle); update bench/baseline.py")
+    return point
+
+
+def run(dataset: str, seconds: float, out: Path, seed: int = 0, echo: Callable[[str], None] = print) -> dict:
+    """Train the recipe for `seconds` of wall time (from now, data loading included); test it."""
+    began = time.perf_counter()
+    deadline = Deadline.after(seconds)
+    bundle = data.load(dataset, seed=seed)
+    if bundle.task != "image" or bundle.test is None or bundle.test.labels is None:
+        raise UserError(f"--baseline needs labelled image data with a test split; {dataset} has none")
+    cfg = TrialConfig.from_flat(recipe(), RECIPE_SPACE)
+    full = bundle.train_and_val()
+    mean, std = full.pixel_stats()
+    train = engine.to_tensors(full.images, full.labels, mean, std)
+    test = engine.to_tensors(bundle.test.images, bundle.test.labels, mean, std)
+    torch.manual_seed(seed)
+    cost = budget.measure(lambda: build_model(cfg, bundle, mean, std), train, cfg.train, len(test), views=1, seed=seed)
+    plan = budget.plan_epochs([cost], deadline.left(), fixed=2.0)
+    echo(f"baseline: the {RECIPE_SPACE} recipe net on {len(train)} images for {plan.epochs} epochs "
+         f"(about {shown(plan.seconds)} of {shown(seconds)})")
+    torch.manual_seed(seed)
+    model = build_model(cfg, bundle, mean, std)
+
+    def progress(epoch: int, metrics: dict) -> None:
+        echo(f"  epoch {epoch}/{plan.epochs}: loss {metrics['train_loss']:.4f}, {metrics['epoch_seconds']:.1f} s")
+
+    engine.fit(model, train, cfg.train, plan.epochs, seed=seed, on_epoch=progress)
+    accuracy = float((engine.predict(model, test) == bundle.test.labels).mean())
+    result = {"dataset": dataset, "dataset_name": bundle.name, "time_limit_s": seconds, "epochs": plan.epochs,
+              "train_examples": len(train), "test_images": len(test), "test_accuracy": accuracy,
+              "wall_s": round(time.perf_counter() - began, 1), "config": recipe(),
+              "date": time.strftime("%Y-%m-%d %H:%M")}
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"baseline-{bundle.name}-{shown(seconds)}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    echo(f"baseline: test accuracy {accuracy:.4f} on {len(test)} images in {result['wall_s']} s -> {path}")
+    return result

@@ -1,0 +1,147 @@
+"""How many epochs (and ensemble members) fit in the time given: `best --retrain --time-limit`,
+the retrain of `tune --time-limit --retrain`, and the bench's fixed-recipe baseline.
+
+What an epoch costs depends on the net and on this machine, so it is measured, not guessed:
+before training, a throwaway copy of each member's net trains on a few batches of the real
+data (a second or two in all) and the cost of one full epoch follows by proportion. Every
+member then gets the same number of epochs, as many as fit beside the tests and the writes;
+when fewer than MIN_EPOCHS each would fit, the lowest-ranked members go. The learning-rate
+schedule is planned over the epochs it is given (core.engine.fit), so fewer epochs still
+anneal fully.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from digitsearch.core import engine
+from digitsearch.core.config import TrainSettings
+from digitsearch.core.timebudget import Deadline, shown
+from digitsearch.errors import UserError
+
+MIN_EPOCHS = 3  # fewer epochs per member than this and one member more is worth less than its epochs
+CALIBRATION_SECONDS = 0.25  # the longest timed chunk per member, after one warm-up batch
+MAX_CALIBRATION_BATCHES = 64
+# what comes after training besides the test predictions: model.pt, metrics.json, predictions,
+# the confusion matrix and TensorBoard's pictures (matplotlib's figures take seconds on a busy
+# CPU); an export traces the whole net again (ONNX's dynamo exporter takes seconds even for a small net)
+WRITE_SECONDS = 6.0
+EXPORT_SECONDS = {"torchscript": 3.0, "onnx": 12.0}
+SAFETY = 1.15  # measured costs run a little fast: the calibration's batches find warm caches
+INFERENCE_SHARE = 0.5  # a test forward pass costs about this share of a training step (no backward)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """One member's measured costs, in seconds."""
+
+    epoch: float  # one training epoch over train+val
+    test: float  # predicting the test split on every view
+
+
+@dataclass(frozen=True)
+class Budget:
+    members: int
+    epochs: int
+    seconds: float  # the whole retrain from now on, as estimated
+    left: float  # what the deadline left when planned
+
+
+def plan_epochs(costs: Sequence[Cost], seconds: float, min_epochs: int = MIN_EPOCHS,
+                fixed: float = 0.0) -> Budget:
+    """As many members (best first) as get `min_epochs` each within `seconds`, all on the same
+    epochs, as many as fit; at least one member. `fixed`: what the run costs whatever it trains
+    (the writes). One epoch of the best member that does not fit is a UserError."""
+    for count in range(len(costs), 0, -1):
+        chosen = costs[:count]
+        per_epoch = sum(cost.epoch for cost in chosen)
+        after = fixed + sum(cost.test for cost in chosen)
+        epochs = int((seconds - after) // per_epoch) if seconds > after else 0
+        if epochs >= min_epochs or (count == 1 and epochs >= 1):
+            return Budget(count, epochs, epochs * per_epoch + after, seconds)
+    need = costs[0].epoch + costs[0].test + fixed
+    raise UserError(f"--time-limit leaves {shown(max(seconds, 0))} after loading the data, but one epoch of the best "
+                    f"trial, its tests and the writes take about {shown(need)} on this machine; give it more time")
+
+
+def plan_line(budget: Budget, asked: int) -> str:
+    """retraining 2 members for 17 epochs each, about 5m10s of the 6m left"""
+    who = f"{budget.members} members" if budget.members > 1 else "1 member" if asked > 1 else "the model"
+    each = " each" if budget.members > 1 else ""
+    dropped = (f" ({asked} asked: {MIN_EPOCHS} epochs each would not fit)" if budget.members < asked else "")
+    return (f"retraining {who} for {budget.epochs} epoch{'s' * (budget.epochs != 1)}{each}, "
+            f"about {shown(budget.seconds)} of the {shown(budget.left)} left{dropped}")
+
+
+def measure(build: Callable[[], nn.Module], train: engine.Tensors, settings: TrainSettings, test_examples: int,
+            views: int, seed: int = 0) -> Cost:
+    """A member's costs, timed on a throwaway net (`build()`) of its config: chunks of the data
+    doubling until one takes CALIBRATION_SECONDS; the quickest per example counts (a slow chunk
+    is more often a hiccup than the net). The global random state is left as it was, so the real
+    training is the same with or without a time limit."""
+    device = train.x.device
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        model = build()
+        batch = max(2, settings.batch_size)
+        _fit_on(model, train, settings, batch, seed)  # warm-up: allocations, cudnn's algorithm search
+        examples, per_example = batch, []
+        while True:
+            examples = min(len(train), examples)
+            seconds = _fit_on(model, train, settings, examples, seed)
+            per_example.append(seconds / examples)
+            enough = seconds >= CALIBRATION_SECONDS or examples >= len(train)
+            if enough or examples >= MAX_CALIBRATION_BATCHES * batch:
+                break
+            examples *= 2
+    each = SAFETY * min(per_example)
+    return Cost(epoch=each * len(train), test=each * INFERENCE_SHARE * test_examples * views)
+
+
+def _fit_on(model: nn.Module, train: engine.Tensors, settings: TrainSettings, examples: int, seed: int) -> float:
+    """Seconds one epoch over the first `examples` takes (fit ends in a host sync: the time is real)."""
+    part = engine.Tensors(train.x[:examples], train.y[:examples], train.task)
+    start = time.perf_counter()
+    engine.fit(model, part, settings, 1, seed=seed)
+    return time.perf_counter() - start
+
+
+def after_training(exports: Sequence[str]) -> float:
+    """Seconds the writes after training take, besides the test predictions."""
+    return WRITE_SECONDS + sum(EXPORT_SECONDS.get(fmt, 0.0) for fmt in exports)
+
+
+class Guard:
+    """Keeps a planned run within its deadline when this machine turns out slower than measured
+    (another job started beside it): a member that no longer fits is left out, and as a last
+    resort a member stops at the end of an epoch (its learning rate then has not annealed fully).
+    Member k (from 0) costs costs[k]; how long the last one really took, against its measured
+    cost, scales the estimates that follow.
+    """
+
+    def __init__(self, deadline: Deadline, costs: Sequence[Cost], fixed: float):
+        self.deadline, self.costs, self.fixed = deadline, list(costs), fixed
+        self.slowdown = 1.0
+        self.tests = 0.0  # the test predictions of the members trained so far
+
+    def member_fits(self, k: int, epochs: int) -> bool:
+        return self.deadline.fits(self._after(k) + self.slowdown * epochs * self.costs[k].epoch)
+
+    def another_epoch_fits(self, k: int, last_epoch_seconds: float) -> bool:
+        """After an epoch of member k that took `last_epoch_seconds`: whether one more still ends in time."""
+        return self.deadline.fits(self._after(k) + last_epoch_seconds)
+
+    def trained(self, k: int, history: list[dict]) -> None:
+        cost = self.costs[k]
+        if history and cost.epoch > 0:
+            self.slowdown = sum(epoch["epoch_seconds"] for epoch in history) / len(history) / cost.epoch
+        self.tests += cost.test
+
+    def _after(self, k: int) -> float:
+        """What must still fit after member k's training: the tests of every member so far (as slow as
+        the training ran), and the writes (their allowance has its margin already)."""
+        return self.slowdown * (self.tests + self.costs[k].test) + self.fixed

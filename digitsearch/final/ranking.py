@@ -1,0 +1,49 @@
+"""Which trials `best --retrain --ensemble K` retrains: the leaderboard's top K distinct configs.
+
+Trained trials only (TRAINED_STATUSES, val_acc above zero: those the best may be), of any
+family, best first as leaderboard.csv ranks them. Two trials with the same config dict
+would make two copies of one net, so only the better of them counts.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from digitsearch.store import experiments, trials
+from digitsearch.store.leaderboard import TRAINED_STATUSES
+
+
+def top_trials(folder: Path, count: int) -> list[dict]:
+    """Up to `count` trials, best first, each as best.json describes the best (its leaderboard
+    row and its config as Tune recorded it); fewer when the leaderboard has fewer usable ones.
+    A trial whose config is not on this machine (a search stored on S3) is left out, except
+    the best, whose config best.json holds."""
+    from digitsearch.store import leaderboard  # pandas: only when the leaderboard is read
+
+    best = experiments.read_best(folder)
+    table = leaderboard.read(folder)
+    usable = table[table["status"].isin(TRAINED_STATUSES) & (table["val_acc"] > 0)
+                   & (table["trial_id"] != best["trial_id"])]
+    recorded = trials.configs(folder, list(usable["trial_id"]))
+    chosen = [{**best, "experiment": folder.name}]  # best.json's trial first, as a plain retrain takes it
+    seen = {_key(best["config"])}
+    for row in _rows(usable):
+        if len(chosen) >= count:
+            break
+        config = recorded.get(row["trial_id"])
+        if config and _key(config) not in seen:
+            seen.add(_key(config))
+            chosen.append({**row, "config": config, "experiment": folder.name})
+    return chosen
+
+
+def _key(config: dict) -> str:
+    return json.dumps(config, sort_keys=True, default=str)
+
+
+def _rows(table) -> list[dict]:
+    """The table's rows as plain Python values (NaN -> None), as store.trials.read_trial gives them."""
+    import pandas as pd
+
+    return [{k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+            for row in table.to_dict("records")]

@@ -1,0 +1,251 @@
+"""`best --retrain --ensemble K`, `--tta` and `--time-limit`: an ensemble (with test-time views) is
+one model for every consumer (load_model, predict, TorchScript, ONNX), metrics.json says what
+each member scored, a time limit picks epochs that fit and holds, and bad combinations are one
+line before anything runs."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import assert_one_line_error, run_in_process, tiny_search
+from digitsearch import api, models
+from digitsearch.core import budget, engine
+from digitsearch.core.budget import Cost
+from digitsearch.core.timebudget import Deadline
+from digitsearch.errors import UserError
+from digitsearch.final import ensemble, export, options, ranking
+from digitsearch.final import formats as export_formats
+from digitsearch.store import leaderboard
+
+CNN = dict(depth=2, filters=[8, 16], batchnorm=True, dense_layers=1, dense=[32], dropout=0.3)
+LENET = dict(activation="relu", pool="max", batchnorm=True)
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """3 trials of 1 epoch on the bundled digits (the cnn space's first three starting points, distinct
+    configs); the folder and the ids of its trained trials, best first."""
+    results = tmp_path_factory.mktemp("ensemble") / "results"
+    tiny_search(results, "ens", "--space", "cnn", "--dataset", "digits", trials=3, epochs=1)
+    table = leaderboard.read(results / "ens")
+    usable = table[table["status"].isin(leaderboard.TRAINED_STATUSES) & (table["val_acc"] > 0)]
+    return results / "ens", list(usable["trial_id"])
+
+
+def _metrics(folder) -> dict:
+    return json.loads((folder / "final" / "metrics.json").read_text())
+
+
+# --- the served module, without a search -------------------------------------------------
+
+
+def test_views_shift_one_pixel_and_repeat_the_edge():
+    x = torch.arange(9.0).reshape(1, 1, 3, 3)
+    assert ensemble.view(x, "up")[0, 0].tolist() == [[3, 4, 5], [6, 7, 8], [6, 7, 8]]
+    assert ensemble.view(x, "down")[0, 0].tolist() == [[0, 1, 2], [0, 1, 2], [3, 4, 5]]
+    assert ensemble.view(x, "left")[0, 0].tolist() == [[1, 2, 2], [4, 5, 5], [7, 8, 8]]
+    assert ensemble.view(x, "right")[0, 0].tolist() == [[0, 0, 1], [3, 3, 4], [6, 6, 7]]
+    assert ensemble.view(x, "flip")[0, 0].tolist() == [[2, 1, 0], [5, 4, 3], [8, 7, 6]]
+    # mirrored images only where the dataset says they stay their class
+    assert "flip" not in ensemble.tta_views(False) and ensemble.tta_views(True)[-1] == "flip"
+    with pytest.raises(ValueError, match="unknown test-time view 'rotate'"):
+        ensemble.Ensemble([torch.nn.Identity()], ("identity", "rotate"))
+
+
+def test_the_ensemble_averages_its_members_probabilities():
+    torch.manual_seed(0)
+    members = [models.create("cnn", **CNN).eval(), models.create("lenet", **LENET).eval()]
+    module = ensemble.Ensemble(members, ensemble.tta_views(True)).eval()
+    x = torch.randn(5, 1, 28, 28)
+    with torch.no_grad():
+        expected = torch.stack([torch.softmax(m(ensemble.view(x, v)), 1) for m in members
+                                for v in module.views]).mean(0)
+        served = torch.softmax(module(x), 1)
+    assert torch.allclose(served, expected, atol=1e-6)
+    assert torch.allclose(module(x).exp().sum(1), torch.ones(5), atol=1e-5)  # log-probabilities, not logits
+
+
+def _save_ensemble(folder, views) -> tuple:
+    torch.manual_seed(0)
+    kwargs = {"num_classes": 10, "image_size": 28}
+    members = [("cnn", {**CNN, **kwargs}), ("lenet", {**LENET, **kwargs})]
+    module = ensemble.Ensemble([models.create(f, **a) for f, a in members], views).eval()
+    path = folder / "model.pt"
+    export.save_model(path, module, family=ensemble.FAMILY, model_args=ensemble.model_args(members, views),
+                      mean=0.13, std=0.31, class_names=[str(i) for i in range(10)], image_size=28,
+                      extra={"members": [{"trial_id": "a", "family": "cnn"}, {"trial_id": "b", "family": "lenet"}]})
+    return path, module
+
+
+# torch 2.14 marks TorchScript deprecated (in favour of torch.export); loading still works
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_a_two_member_tta_ensemble_exports_to_onnx_and_torchscript_exactly(tmp_path, digits_bundle):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    path, _ = _save_ensemble(tmp_path, ensemble.tta_views(True))  # flips too: the widest set of views
+    export_formats.write(path, ("torchscript", "onnx"))
+    model, meta = export.load_model(path)
+    assert isinstance(model, ensemble.Ensemble) and len(model.members) == 2 and "flip" in model.views
+    x = engine.to_tensors(digits_bundle.test.images[:64], None, 0.13, 0.31).x
+    expected = engine.predict_logits(model, x).numpy()
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    for batch in (x, x[:1]):  # the batch size stays free
+        (onnx_out,) = session.run(["logits"], {"input": batch.numpy()})
+        assert np.abs(onnx_out - expected[: len(batch)]).max() <= TOLERANCE
+    scripted = torch.jit.load(str(tmp_path / "model.ts"))
+    with torch.no_grad():
+        assert np.abs(scripted(x).numpy() - expected).max() <= TOLERANCE
+    described = json.loads(session.get_modelmeta().custom_metadata_map["digitsearch"])
+    assert described["family"] == "ensemble" and described["tta"] == list(ensemble.tta_views(True))
+    assert [m["family"] for m in described["members"]] == ["cnn", "lenet"]
+
+
+def test_ensemble_is_no_searchable_family():
+    assert ensemble.FAMILY not in models.list_models()
+
+
+# --- which trials, how many epochs --------------------------------------------------------
+
+
+def test_top_trials_are_trained_distinct_and_best_first(monkeypatch, tmp_path):
+    table = pd.DataFrame({
+        "trial_id": ["a", "b", "c", "d", "e", "f"],
+        "status": ["completed", "stopped early", "error", "completed", "interrupted", "completed"],
+        "val_acc": [0.99, 0.98, 0.97, 0.0, 0.95, 0.94],
+    })
+    configs = {"a": {"lr": 0.1}, "b": {"lr": 0.1}, "c": {"lr": 0.3}, "d": {"lr": 0.4}, "e": {"lr": 0.5},
+               "f": {"lr": 0.6}}
+    monkeypatch.setattr("digitsearch.store.leaderboard.read", lambda folder: table)
+    monkeypatch.setattr(ranking.experiments, "read_best",
+                        lambda folder: {"trial_id": "a", "val_acc": 0.99, "config": configs["a"]})
+    monkeypatch.setattr(ranking.trials, "configs", lambda folder, ids: {t: configs[t] for t in ids})
+    # b repeats a's config, c errored, d never scored: e and f follow the best
+    assert [t["trial_id"] for t in ranking.top_trials(tmp_path, 3)] == ["a", "e", "f"]
+    assert [t["trial_id"] for t in ranking.top_trials(tmp_path, 9)] == ["a", "e", "f"]
+    assert ranking.top_trials(tmp_path, 2)[1]["config"] == {"lr": 0.5}
+
+
+def test_plan_epochs_fills_the_time_and_drops_members_below_three_epochs():
+    costs = [Cost(epoch=2.0, test=0.5), Cost(epoch=3.0, test=0.5)]
+    plenty = budget.plan_epochs(costs, 100.0, fixed=5.0)
+    assert (plenty.members, plenty.epochs) == (2, 18)  # (100 - 5 - 1) // (2 + 3)
+    assert plenty.seconds == pytest.approx(18 * 5 + 6) and plenty.seconds <= 100
+    tight = budget.plan_epochs(costs, 20.0, fixed=5.0)  # two members would get 2 epochs each
+    assert (tight.members, tight.epochs) == (1, 7)  # (20 - 5.5) // 2
+    barely = budget.plan_epochs(costs, 8.0, fixed=5.0)  # one member always, on fewer epochs if need be
+    assert (barely.members, barely.epochs) == (1, 1)
+    with pytest.raises(UserError, match="one epoch of the best trial"):
+        budget.plan_epochs(costs, 7.0, fixed=5.0)
+    line = budget.plan_line(tight, asked=2)
+    assert line.startswith("retraining 1 member for 7 epochs, about ") and "2 asked" in line
+    assert budget.plan_line(plenty, asked=2).startswith("retraining 2 members for 18 epochs each, about 1m36s of")
+
+
+def test_the_guard_leaves_out_what_no_longer_fits():
+    guard = budget.Guard(Deadline.after(30.0), [Cost(epoch=1.0, test=1.0), Cost(epoch=1.0, test=1.0)], fixed=4.0)
+    assert guard.member_fits(1, 10) and guard.another_epoch_fits(0, 1.0)
+    guard.trained(0, [{"epoch_seconds": 2.5}] * 4)  # this machine runs 2.5x slower than measured
+    assert guard.slowdown == pytest.approx(2.5)
+    assert not guard.member_fits(1, 10)  # 2.5 * (1 + 1 + 10) + 4 > 30
+    assert guard.member_fits(1, 2)
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"epochs": 3, "time_limit_s": 60.0}, "--epochs and --time-limit clash"),
+    ({"ensemble": 2, "trial": "abc"}, "--trial names one"),
+    ({"ensemble": 0}, "at least 1"),
+])
+def test_options_that_clash_are_refused(kwargs, needle):
+    with pytest.raises(UserError, match=needle):
+        options.check(**kwargs)
+    options.check(ensemble=3, tta=True, time_limit_s=60.0)
+
+
+# --- through a real search ----------------------------------------------------------------
+
+
+def test_ensemble_of_two_is_one_model_for_every_consumer(searched, digits_bundle):
+    folder, usable = searched
+    run = run_in_process("best", "--results", str(folder.parent), "--name", folder.name, "--retrain",
+                         "--ensemble", "2", "--epochs", "1")
+    assert run.returncode == 0, run.stdout + run.stderr
+    metrics = _metrics(folder)
+    members = metrics["members"]
+    assert [m["trial_id"] for m in members] == usable[:2]  # the leaderboard's top two
+    assert metrics["family"] == "ensemble" and "history" not in metrics
+    assert all(len(m["history"]) == m["epochs"] == 1 and "test_accuracy" in m for m in members)
+    assert metrics["tta"] == ["identity"] and "test_accuracy_no_tta" not in metrics
+    line = next(line for line in run.stdout.splitlines() if line.startswith("test accuracy"))
+    assert "(ensemble of 2); members " in line and f"{members[1]['test_accuracy']:.4f}" in line
+    assert "member 2/2" in run.stdout
+    # predict serves the file as one model: probabilities that sum to 1, the labels predictions.csv holds
+    predictor = api.load_model(folder / "final" / "model.pt")
+    labels, probabilities = predictor.predict(digits_bundle.test.images)
+    assert probabilities.shape == (len(labels), 10) and np.allclose(probabilities.sum(1), 1, atol=1e-5)
+    written = pd.read_csv(folder / "final" / "predictions.csv")["Label"].to_numpy()
+    assert (written == labels).mean() > 0.99  # the same model (a rare tie may break the other way on the CPU)
+    assert metrics["test_accuracy"] == pytest.approx((written == digits_bundle.test.labels).mean())
+    meta = torch.load(folder / "final" / "model.pt", weights_only=True)
+    assert [m["family"] for m in meta["model_args"]["members"]] == ["cnn", "cnn"]
+
+
+def test_tta_on_digits_has_no_flip_and_shows_its_gain(searched):
+    folder, _ = searched
+    metrics = api.retrain(folder, epochs=1, tta=True, note=lambda line: None).metrics
+    assert metrics["tta"] == ["identity", "up", "down", "left", "right"]
+    assert "test_accuracy_no_tta" in metrics and len(metrics["members"]) == 1
+    assert len(metrics["history"]) == 1  # one member: its history where it always was
+    _, meta = export.load_model(folder / "final" / "model.pt")
+    assert meta["family"] == "ensemble" and meta["model_args"]["tta"]["views"] == metrics["tta"]
+
+
+def test_time_limit_picks_the_epochs_and_holds(searched):
+    """Asked for more members than the leaderboard has: it says so, plans, and ends in time."""
+    folder, usable = searched
+    lines = []
+    start = time.perf_counter()
+    metrics = api.retrain(folder, ensemble=9, time_limit_s=20.0, note=lines.append).metrics
+    took = time.perf_counter() - start
+    print(f"{took:.1f}s:", *lines, [m["epochs"] for m in metrics["members"]])
+    assert took <= 20.0, (took, lines)
+    assert any(f"the leaderboard has only {len(usable)} trained trials" in line for line in lines), lines
+    (plan,) = [line for line in lines if line.startswith("retraining ")]
+    epochs = {m["epochs"] for m in metrics["members"]}
+    assert len(epochs) == 1 and f"for {epochs.pop()} epoch" in plan, (plan, metrics["members"])
+
+
+def test_sequence_experiments_refuse_ensembles_before_training(searched, tmp_path):
+    folder, _ = searched
+    copy = tmp_path / "seq"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("final*", "tensorboard"))
+    meta = json.loads((copy / "experiment.json").read_text())
+    (copy / "experiment.json").write_text(json.dumps({**meta, "task": "sequence"}))
+    with pytest.raises(UserError, match="--ensemble and --tta: for image classifiers only"):
+        api.retrain(copy, ensemble=2, tta=True)
+    run = run_in_process("best", "--results", str(tmp_path), "--name", "seq", "--retrain", "--tta")
+    assert run.returncode == 2
+    assert_one_line_error(run.stderr, "--tta: for image classifiers only")
+    assert not (copy / "final").exists()
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--retrain", "--epochs", "2", "--time-limit", "1m"], ("--epochs and --time-limit",)),
+    (["--ensemble", "2"], ("--ensemble goes with --retrain",)),
+    (["--tta"], ("--tta goes with --retrain",)),
+    (["--retrain", "--ensemble", "2", "--trial", "abc"], ("--trial names one",)),
+    (["--retrain", "--time-limit", "soon"], ("'soon' is not a duration",)),
+    (["--retrain", "--time-limit", "1m", "--starting-points"], ("--time-limit covers one retrain",)),
+])
+def test_bad_combinations_are_one_line_before_anything_runs(searched, args, needles):
+    folder, _ = searched
+    run = run_in_process("best", "--results", str(folder.parent), "--name", folder.name, *args)
+    assert run.returncode == 2
+    assert_one_line_error(run.stderr, *needles)
+    assert run.stdout == ""  # refused before the experiment is even read
