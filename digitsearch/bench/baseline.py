@@ -47,7 +47,8 @@ def run(dataset: str, seconds: float, out: Path, seed: int = 0, echo: Callable[[
     train = engine.to_tensors(full.images, full.labels, mean, std)
     test = engine.to_tensors(bundle.test.images, bundle.test.labels, mean, std)
     torch.manual_seed(seed)
-    cost = budget.measure(lambda: build_model(cfg, bundle, mean, std), train, cfg.train, len(test), views=1, seed=seed)
+    cost = budget.measure(lambda: build_model(cfg, bundle, mean, std), train, cfg.train, len(test), views=1, seed=seed,
+                          seconds=budget.calibration_seconds(deadline.left()))
     plan = budget.plan_epochs([cost], deadline.left(), fixed=2.0)
     echo(f"baseline: the {RECIPE_SPACE} recipe net on {len(train)} images for {plan.epochs} epochs "
          f"(about {shown(plan.seconds)} of {shown(seconds)})")

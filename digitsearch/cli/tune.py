@@ -131,7 +131,9 @@ def tune(
         raise typer.Exit(130)  # what finished is written; the exit code still says it was cut short
     if retrain:
         from digitsearch.cli.best import retrain_with_progress
+        from digitsearch.search import session
 
+        session.stop()
         retrain_with_progress(outcome.folder, None, ensemble=ensemble, tta=tta,
                               time_limit_s=whole.left() if whole else None)
 

@@ -24,14 +24,17 @@ from digitsearch.core.timebudget import Deadline, shown
 from digitsearch.errors import UserError
 
 MIN_EPOCHS = 3  # fewer epochs per member than this and one member more is worth less than its epochs
-CALIBRATION_SECONDS = 0.25  # the longest timed chunk per member, after one warm-up batch
+# the longest timed chunk per member, after one warm-up batch: 1 % of the time there is, 0.25-3 s.
+# A chunk of a quarter second read a 10-minute retrain's epochs 45 % too slow on MNIST-10k
+# (measured beside the search's Ray still shutting down), which left 2 of its 6 minutes unused
+CALIBRATION_SHARE, CALIBRATION_SECONDS, MAX_CALIBRATION_SECONDS = 0.01, 0.25, 3.0
 MAX_CALIBRATION_BATCHES = 64
 # what comes after training besides the test predictions: model.pt, metrics.json, predictions,
 # the confusion matrix and TensorBoard's pictures (matplotlib's figures take seconds on a busy
 # CPU); an export traces the whole net again (ONNX's dynamo exporter takes seconds even for a small net)
 WRITE_SECONDS = 6.0
 EXPORT_SECONDS = {"torchscript": 3.0, "onnx": 12.0}
-SAFETY = 1.15  # measured costs run a little fast: the calibration's batches find warm caches
+SAFETY = 1.05  # measured costs run a little fast (warm caches); the Guard below covers a slower machine
 INFERENCE_SHARE = 0.5  # a test forward pass costs about this share of a training step (no backward)
 
 
@@ -77,10 +80,17 @@ def plan_line(budget: Budget, asked: int) -> str:
             f"about {shown(budget.seconds)} of the {shown(budget.left)} left{dropped}")
 
 
+def calibration_seconds(time_left: float | None) -> float:
+    """How long to time each member's batches: 1 % of the time left, within 0.25-3 s."""
+    if time_left is None:
+        return CALIBRATION_SECONDS
+    return min(MAX_CALIBRATION_SECONDS, max(CALIBRATION_SECONDS, CALIBRATION_SHARE * time_left))
+
+
 def measure(build: Callable[[], nn.Module], train: engine.Tensors, settings: TrainSettings, test_examples: int,
-            views: int, seed: int = 0) -> Cost:
+            views: int, seed: int = 0, seconds: float = CALIBRATION_SECONDS) -> Cost:
     """A member's costs, timed on a throwaway net (`build()`) of its config: chunks of the data
-    doubling until one takes CALIBRATION_SECONDS; the quickest per example counts (a slow chunk
+    doubling until one takes `seconds` (calibration_seconds); the quickest per example counts (a slow chunk
     is more often a hiccup than the net). The global random state is left as it was, so the real
     training is the same with or without a time limit."""
     device = train.x.device
@@ -92,9 +102,9 @@ def measure(build: Callable[[], nn.Module], train: engine.Tensors, settings: Tra
         examples, per_example = batch, []
         while True:
             examples = min(len(train), examples)
-            seconds = _fit_on(model, train, settings, examples, seed)
-            per_example.append(seconds / examples)
-            enough = seconds >= CALIBRATION_SECONDS or examples >= len(train)
+            took = _fit_on(model, train, settings, examples, seed)
+            per_example.append(took / examples)
+            enough = took >= seconds or examples >= len(train)
             if enough or examples >= MAX_CALIBRATION_BATCHES * batch:
                 break
             examples *= 2

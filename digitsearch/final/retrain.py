@@ -272,8 +272,9 @@ def fit_to(deadline: Deadline, job: Plan, bundle: data.Bundle, training: TrainDa
     """The plan with the epochs (and members) that end the run by `deadline`, measured on this machine,
     and the guard that keeps it there."""
     test_examples = len(bundle.test) if bundle.test is not None else 0
+    timed = budget.calibration_seconds(deadline.left())
     costs = [budget.measure(lambda m=member: build(m, bundle, training), training.tensors, member.cfg.train,
-                            test_examples, len(views), job.meta["seed"]) for member in job.members]
+                            test_examples, len(views), job.meta["seed"], seconds=timed) for member in job.members]
     fixed = budget.after_training(job.exports)
     chosen = budget.plan_epochs(costs, deadline.left(), fixed=fixed)
     note(budget.plan_line(chosen, len(job.members)))

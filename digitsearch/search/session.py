@@ -147,3 +147,13 @@ def concurrency(req, cpus: float, gpus: float, trials: int | None = None) -> int
             f"but this machine has {cpus:g} CPUs and {gpus:g} GPUs; lower --cpus-per-trial/--gpus-per-trial"
         )
     return max(1, min(req.max_concurrent or slots, slots, trials or req.trials))
+
+
+def stop() -> None:
+    """Shut this process's Ray down (the private local one, or the connection to a cluster):
+    `tune --retrain` does before it retrains, so that Ray's idle processes neither take the
+    retrain's CPU nor skew the calibration of its epochs."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()

@@ -221,8 +221,17 @@ def _retrain_sections(doc: ReportWriter, folder: Path) -> None:
         doc.add("## The retrained model", "Not retrained yet: `digitsearch best --retrain`, then report again.")
         return
     metrics = experiments.read_json(final / METRICS_FILE)
-    parts = [f"Trial {metrics['trial_id']} ({metrics['family']}) retrained for {metrics['epochs']} epochs on "
-             f"{metrics['train_examples']:,} examples (train + validation)."]
+    members = metrics.get("members", [])
+    if len(members) > 1:
+        parts = [f"An ensemble of {len(members)} trials' configs, each retrained on {metrics['train_examples']:,} "
+                 f"examples (train + validation); their averaged probabilities made the predictions:",
+                 members_md(members)]
+    else:
+        parts = [f"Trial {metrics['trial_id']} ({metrics['family']}) retrained for {metrics['epochs']} epochs on "
+                 f"{metrics['train_examples']:,} examples (train + validation)."]
+    if "test_accuracy_no_tta" in metrics:
+        parts.append(f"Test-time augmentation ({len(metrics.get('tta') or [])} views): "
+                     f"{metrics['test_accuracy_no_tta']:.4f} without it, {metrics['test_accuracy']:.4f} with it.")
     if "test_sequences" in metrics:
         parts.append(f"Test exact-match accuracy **{metrics['test_accuracy']:.4f}** on {metrics['test_sequences']:,} "
                      f"held-out sequences (per symbol {metrics['test_symbol_accuracy']:.4f}).")
@@ -241,6 +250,15 @@ def _retrain_sections(doc: ReportWriter, folder: Path) -> None:
     if metrics.get("history"):
         parts.append(doc.figure(plots.curves_figure(metrics["history"]), "retrain_curves.png", "retrain curves"))
     doc.add("## The retrained model", *parts)
+
+
+def members_md(members: list[dict]) -> str:
+    """One row per ensemble member: its trial, family, epochs, val_acc in the search, test accuracy alone."""
+    return _md_table(pd.DataFrame([{
+        "member": k, "trial": m["trial_id"], "family": m["family"], "epochs": m["epochs"],
+        "val acc in search": f"{m['val_acc_in_search']:.4f}" if isinstance(m.get("val_acc_in_search"), float) else "-",
+        "test accuracy alone": f"{m['test_accuracy']:.4f}" if "test_accuracy" in m else "-",
+    } for k, m in enumerate(members, start=1)]))
 
 
 def retrained_md(folder: Path, table: pd.DataFrame) -> str | None:
