@@ -30,9 +30,10 @@ def pytest_configure(config):
 # order, and a long file started last would run on alone at the end. test_search_e2e makes the
 # shared search early, so that test_board and test_exports, later, find it made and never wait
 # by their measured time, so the two workers end together (a file runs on one worker)
-SLOWEST_FIRST = ("test_families_search.py", "test_bench.py", "test_tasks_search.py", "test_search_e2e.py",
-                 "test_faults.py", "test_cluster.py", "test_identity.py", "test_resume_kill.py", "test_exports.py",
-                 "test_docs.py", "test_trial_restart.py", "test_board.py", "test_layout.py", "test_packaging.py")
+SLOWEST_FIRST = ("test_families_search.py", "test_time_limit.py", "test_bench.py", "test_tasks_search.py",
+                 "test_search_e2e.py", "test_faults.py", "test_cluster.py", "test_identity.py", "test_resume_kill.py",
+                 "test_ensemble.py", "test_exports.py", "test_docs.py", "test_trial_restart.py", "test_board.py",
+                 "test_layout.py", "test_packaging.py")
 
 
 def pytest_collection_modifyitems(config, items):

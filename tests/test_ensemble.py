@@ -157,6 +157,16 @@ def test_the_guard_leaves_out_what_no_longer_fits():
     assert guard.member_fits(1, 2)
 
 
+def test_the_members_after_the_first_share_the_time_left_at_the_pace_measured():
+    costs = [Cost(epoch=1.0, test=0.0), Cost(epoch=1.0, test=0.0), Cost(epoch=2.0, test=0.0)]
+    guard = budget.Guard(Deadline.after(100.5), costs, fixed=4.0)  # (half a second for the test itself)
+    assert guard.epochs_for_rest(1, 3) == 32  # (100 - 4) // (1 + 2): the first member was as fast as measured
+    guard.trained(0, [{"epoch_seconds": 2.0}] * 3)  # twice as slow: the rest get half the epochs
+    assert guard.epochs_for_rest(1, 3) == 15  # (100 - 2 * 4) // (2 * 3)
+    guard.trained(1, [{"epoch_seconds": 0.5}] * 3)  # faster than measured: the last one gets more
+    assert guard.epochs_for_rest(2, 3) == 98  # (100 - 0.5 * 4) // (0.5 * 2): the time is all still there
+
+
 @pytest.mark.parametrize("kwargs, needle", [
     ({"epochs": 3, "time_limit_s": 60.0}, "--epochs and --time-limit clash"),
     ({"ensemble": 2, "trial": "abc"}, "--trial names one"),

@@ -138,6 +138,14 @@ class Guard:
         self.slowdown = 1.0
         self.tests = 0.0  # the test predictions of the members trained so far
 
+    def epochs_for_rest(self, k: int, count: int) -> int:
+        """Epochs each of members k..count-1 gets when they share the time left equally, at the
+        pace measured so far: more than planned when the machine ran faster, fewer when slower."""
+        rest = self.costs[k:count]
+        after = self.slowdown * (self.tests + sum(cost.test for cost in rest) + self.fixed)
+        per_epoch = self.slowdown * sum(cost.epoch for cost in rest)
+        return max(0, int((self.deadline.left() - after) // per_epoch)) if per_epoch > 0 else 0
+
     def member_fits(self, k: int, epochs: int) -> bool:
         return self.deadline.fits(self._after(k) + self.slowdown * epochs * self.costs[k].epoch)
 

@@ -222,10 +222,17 @@ def train_members(job: Plan, bundle: data.Bundle, training: TrainData, guard: bu
     """Each member in turn; under a time limit, only those that still fit (the best always does)."""
     trained = []
     for k, member in enumerate(job.members):
-        if guard and k and not guard.member_fits(k, member.epochs):
-            note(f"warning: this machine runs slower than measured; the ensemble keeps {k} of its "
-                 f"{len(job.members)} members to end within --time-limit")
-            break
+        if guard and k:
+            # re-planned on the pace the members so far really had: the time left shared by the rest
+            epochs = guard.epochs_for_rest(k, len(job.members))
+            if epochs < budget.MIN_EPOCHS:
+                note(f"warning: this machine runs slower than measured; the ensemble keeps {k} of its "
+                     f"{len(job.members)} members to end within --time-limit")
+                break
+            if epochs != member.epochs:
+                note(f"note: member {k + 1} gets {epochs} epochs instead of the {member.epochs} planned: the members "
+                     f"so far trained {'faster' if epochs > member.epochs else 'slower'} than measured")
+                member = replace(member, epochs=epochs)
         if on_member:
             on_member(k + 1, len(job.members), member.trial["trial_id"])
         stop = (lambda seconds, k=k: not guard.another_epoch_fits(k, seconds)) if guard else None
