@@ -56,7 +56,7 @@ def test_every_trial_has_its_scalars_and_hparams(search):
     _, folder, table, _ = search
     runs = trial_runs_dir(folder)
     assert sorted(p.name for p in runs.iterdir()) == sorted(table.trial_id)
-    searched = {p.name for p in SPACE.params}
+    searched = {p.name for p in SPACE.params} - {"flip"}  # fixed off on the digits (not mirror-safe)
     trained = 0
     for row in table.itertuples():
         events = _read(runs / row.trial_id)
@@ -184,7 +184,7 @@ def test_dashboard_serves_the_trials_and_their_hparams(search):
             if names or time.time() > deadline:
                 break
             time.sleep(1)
-        assert {p.name for p in SPACE.params} <= names
+        assert {p.name for p in SPACE.params} - {"flip"} <= names  # flip: fixed off on the digits
         with urllib.request.urlopen(url + "data/runs", timeout=30) as answer:
             runs = set(json.load(answer))
         assert {f"trials/{trial_id}" for trial_id in table.trial_id} <= runs

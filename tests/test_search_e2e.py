@@ -69,15 +69,17 @@ def test_leaderboard_has_one_row_per_trial(digits_search):
 
 
 def test_starting_points_run_first(digits_search):
-    """The space's hand-made nets (the Keras simple convnet first) are the study's first trials."""
+    """The space's hand-made nets (the recipe net first) are the study's first trials (on the digits
+    without the flip key: preflight fixed it off, not mirror-safe)."""
     from digitsearch import spaces
 
     _, folder, _ = digits_search
     study = optuna.load_study(study_name=folder.name, storage=f"sqlite:///{folder / 'optuna.db'}")
     first_two = sorted(study.trials, key=lambda t: t.number)[:2]
     for trial, point in zip(first_two, spaces.load("cnn").starting_points):
+        point = {k: v for k, v in point.items() if k != "flip"}
         assert {k: trial.params[k] for k in point} == point
-    assert first_two[0].params["cnn.filters_1"] == 32 and first_two[0].params["cnn.dropout"] == 0.5
+    assert first_two[0].params["cnn.convs"] == 2 and first_two[1].params["cnn.dropout"] == 0.5
 
 
 def test_every_epoch_reports_the_metrics(digits_search):
@@ -139,8 +141,10 @@ def test_starting_points_retrain_beside_the_best(digits_search, retrained, tmp_p
     study = optuna.load_study(study_name=folder.name, storage=f"sqlite:///{folder / 'optuna.db'}")
     keras_params = sorted(study.trials, key=lambda t: t.number)[0].params
     keras = next(t for t, k in starts.items() if k == 1)
-    assert sorted(starts.values()) == [1, 2, 3]
-    assert json.loads((folder / "tune" / f"trial_{keras}" / "params.json").read_text()) == keras_params
+    assert sorted(starts.values()) == [1, 2, 3, 4]
+    # params.json holds the constants too: flip, fixed off on the digits, which the study does not sample
+    stored = json.loads((folder / "tune" / f"trial_{keras}" / "params.json").read_text())
+    assert stored == {**keras_params, "flip": False}
     best = json.loads((folder / "best.json").read_text())["trial_id"]
     run = run_in_process("best", "--results", str(results), "--name", folder.name, "--retrain", "--starting-points",
                   "--epochs", "1")
@@ -164,7 +168,7 @@ def test_starting_points_retrain_beside_the_best(digits_search, retrained, tmp_p
     assert len(compared) == 2 + 1 + len(set(starts) - {best})
     if keras != best:
         row = next(line for line in compared if line.startswith("| starting point 1 |"))
-        assert f"| {keras} | cnn | 34,826 | 1 |" in row
+        assert f"| {keras} | cnn | 435,754 | 1 |" in row  # the recipe net
 
 
 def test_best_shows_any_trial_and_refuses_an_unknown_one(digits_search):
@@ -184,7 +188,7 @@ def test_best_on_a_trial_that_never_trained_says_so(digits_search, tmp_path):
     _, shared, _ = digits_search
     folder = tmp_path / "results" / shared.name
     shutil.copytree(shared, folder, ignore=shutil.ignore_patterns("final*", "report", "tensorboard"))
-    table = pd.read_csv(folder / "leaderboard.csv", dtype={"trial_id": str})
+    table = pd.read_csv(folder / "leaderboard.csv", dtype={"trial_id": str, "note": "object"})
     broken = table["trial_id"].iloc[-1]
     table.loc[table.index[-1], ["status", "val_acc", "note"]] = ["error", float("nan"), "ValueError: boom"]
     table.to_csv(folder / "leaderboard.csv", index=False)

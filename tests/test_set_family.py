@@ -24,9 +24,9 @@ def _cnn_values(point: dict) -> dict:
 def test_the_cnn_starting_points_stay_with_their_values_and_the_others_go(cnn_only):
     points = cnn_only.points_to_evaluate()
     assert not [k for point in points for k in point if k.startswith(OTHER_FAMILIES)]
-    # cnn.yaml's three nets, in its order, every architecture value as that file gives it
+    # cnn.yaml's four nets, in its order, every architecture value as that file gives it
     assert [_cnn_values(p) for p in points] == [_cnn_values(p) for p in spaces.load("cnn").starting_points]
-    assert len(points) == 3 and all("family" not in p for p in points)  # family is a constant now
+    assert len(points) == 4 and all("family" not in p for p in points)  # family is a constant now
     assert cnn_only.constants["family"] == "cnn" and cnn_only.families == ("cnn",)
     # the other families' parameters go too: no --set could switch them on again
     assert not [p.name for p in cnn_only.entries if p.name.startswith(OTHER_FAMILIES)]
@@ -45,22 +45,22 @@ def _waiting(folder) -> int:
     return len(study.load(folder).get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
 
 
-def test_the_searcher_asks_for_the_three_cnn_nets_first_then_cnn_only(cnn_only, tmp_path):
+def test_the_searcher_asks_for_the_four_cnn_nets_first_then_cnn_only(cnn_only, tmp_path):
     """What Tune gets from the search algorithm the CLI builds (OptunaSearch on the experiment's
     study), asked trial by trial as Tune asks, without starting Ray."""
     request = SearchRequest(space="all", overrides={"family": "cnn"}, trials=6)
     searcher = algorithms.searcher(request, cnn_only, tmp_path, {})  # the study named after the folder
-    assert _waiting(tmp_path) == 3  # what was enqueued on the study: the three cnn nets, nothing else
-    configs = [searcher.suggest(f"trial-{k}") for k in range(3)]
+    assert _waiting(tmp_path) == 4  # what was enqueued on the study: the four cnn nets, nothing else
+    configs = [searcher.suggest(f"trial-{k}") for k in range(4)]
     assert _waiting(tmp_path) == 0
-    configs += [searcher.suggest(f"trial-{k}") for k in range(3, 5)]
+    configs += [searcher.suggest(f"trial-{k}") for k in range(4, 6)]
     assert all(c["family"] == "cnn" for c in configs)
     assert not [k for config in configs for k in config if k.startswith(OTHER_FAMILIES)]
     cnn_points = spaces.load("cnn").starting_points
     for config, point in zip(configs, cnn_points):
         assert {k: config[k] for k in point if k in config} == {k: v for k, v in point.items() if k in config}
         assert _cnn_values(config) == _cnn_values(point)
-    assert all(_cnn_values(c) not in [_cnn_values(p) for p in cnn_points] for c in configs[3:])  # then sampled
+    assert all(_cnn_values(c) not in [_cnn_values(p) for p in cnn_points] for c in configs[4:])  # then sampled
 
 
 def test_the_narrowed_space_passes_the_checks_before_a_search(cnn_only, digits_bundle):
@@ -70,5 +70,8 @@ def test_the_narrowed_space_passes_the_checks_before_a_search(cnn_only, digits_b
 
     configs = validate.check_space(cnn_only, {"family": "cnn"})
     assert {config["family"] for config in configs} == {"cnn"}
-    assert len(configs) == 3 + validate.SAMPLES_PER_FAMILY
-    validate.check_builds(cnn_only, configs, digits_bundle)
+    assert len(configs) == 4 + validate.SAMPLES_PER_FAMILY
+    from digitsearch.search import preflight
+
+    # as a search on the digits runs it: preflight fixes flip off (not mirror-safe)
+    validate.check_builds(preflight.check(cnn_only, "image", "digits", lambda line: None), configs, digits_bundle)
