@@ -170,3 +170,23 @@ def test_the_profile_needs_py_spy(monkeypatch, tmp_path):
     monkeypatch.setattr(bench_profile.sys, "executable", str(tmp_path / "python"))
     with pytest.raises(UserError, match="pip install py-spy"):
         bench_profile.py_spy()
+
+
+def test_the_baseline_trains_the_recipe_net_for_its_time_and_tests_it(tmp_path):
+    from conftest import run_cli
+
+    ran = run_cli("bench", "--baseline", "20s", "--dataset", "digits", "--out", str(tmp_path), timeout=120)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    result = json.loads((tmp_path / "baseline-digits-20s.json").read_text())
+    assert result["wall_s"] <= 20 * 1.03 + 1 and result["epochs"] >= 1
+    assert result["test_accuracy"] > 0.8 and result["test_images"] > 0  # one strong net on the 8x8 digits
+    assert result["config"]["cnn.convs"] == 2 and result["config"]["flip"] is False  # digits are not mirror-safe
+    assert "epoch 1/" in ran.stdout and "test accuracy" in ran.stdout
+
+
+def test_a_bad_baseline_duration_is_one_line():
+    from conftest import run_cli
+
+    ran = run_cli("bench", "--baseline", "soon", timeout=60)
+    assert ran.returncode == 2
+    assert_one_line_error(ran.stderr, "soon")

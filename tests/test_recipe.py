@@ -130,3 +130,28 @@ def test_fashion_is_mirror_safe_and_digits_are_not(digits_bundle):
     from digitsearch.data.catalog import MIRROR_SAFE
 
     assert "fashion-mnist" in MIRROR_SAFE and not digits_bundle.mirror_safe
+
+
+def test_the_recipe_net_flips_on_mirror_safe_data_and_the_users_nets_keep_their_own_flip():
+    space = load_space("cnn")
+    assert "flip" not in space.starting_points[0]  # the recipe leaves it to the data
+    on_fashion = preflight.check(space, "image", "fashion-mnist", [].append, mirror_safe=True)
+    assert [p["flip"] for p in on_fashion.starting_points] == [True, False, False, False]
+    on_digits = preflight.check(space, "image", "digits", [].append, mirror_safe=False)
+    assert all("flip" not in p for p in on_digits.starting_points) and on_digits.constants["flip"] is False
+
+
+def test_mirrored_test_views_only_for_nets_trained_with_flips(digits_bundle):
+    import dataclasses
+
+    from digitsearch.final import ensemble, retrain
+
+    def member(flip: bool):
+        cfg = TrialConfig.from_flat({"cnn.depth": 1, "cnn.filters_1": 4, "flip": flip}, "cnn")
+        return retrain.Member(trial={}, cfg=cfg, epochs=1)
+
+    clothes = dataclasses.replace(digits_bundle, mirror_safe=True)
+    assert retrain.ensemble_views(clothes, True, (member(True), member(True)))[-1] == ensemble.FLIP
+    assert ensemble.FLIP not in retrain.ensemble_views(clothes, True, (member(True), member(False)))
+    assert ensemble.FLIP not in retrain.ensemble_views(digits_bundle, True, (member(False),))
+    assert retrain.ensemble_views(clothes, False, (member(True),)) == ensemble.IDENTITY

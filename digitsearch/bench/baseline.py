@@ -41,7 +41,8 @@ def run(dataset: str, seconds: float, out: Path, seed: int = 0, echo: Callable[[
     bundle = data.load(dataset, seed=seed)
     if bundle.task != "image" or bundle.test is None or bundle.test.labels is None:
         raise UserError(f"--baseline needs labelled image data with a test split; {dataset} has none")
-    cfg = TrialConfig.from_flat(recipe(), RECIPE_SPACE)
+    point = {**recipe(), "flip": bundle.mirror_safe}  # as a search runs it (search/preflight.py)
+    cfg = TrialConfig.from_flat(point, RECIPE_SPACE)
     full = bundle.train_and_val()
     mean, std = full.pixel_stats()
     train = engine.to_tensors(full.images, full.labels, mean, std)
@@ -62,7 +63,7 @@ def run(dataset: str, seconds: float, out: Path, seed: int = 0, echo: Callable[[
     accuracy = float((engine.predict(model, test) == bundle.test.labels).mean())
     result = {"dataset": dataset, "dataset_name": bundle.name, "time_limit_s": seconds, "epochs": plan.epochs,
               "train_examples": len(train), "test_images": len(test), "test_accuracy": accuracy,
-              "wall_s": round(time.perf_counter() - began, 1), "config": recipe(),
+              "wall_s": round(time.perf_counter() - began, 1), "config": point,
               "date": time.strftime("%Y-%m-%d %H:%M")}
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"baseline-{bundle.name}-{shown(seconds)}.json"

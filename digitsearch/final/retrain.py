@@ -173,7 +173,7 @@ def run(folder: Path, epochs: int | None = None, progress: Callable | None = Non
     options.check_task(bundle.task, len(job.members), tta)  # experiments older than experiment.json's task
     identity = check_data(job.meta, bundle, accept_changed_data, note)
     training = training_data(bundle)
-    views = ensemble_views(bundle, tta)
+    views = ensemble_views(bundle, tta, job.members)
     guard = None
     if deadline is not None:
         job, guard = fit_to(deadline, job, bundle, training, views, note)
@@ -203,8 +203,11 @@ def training_data(bundle: data.Bundle) -> TrainData:
     return TrainData(engine.to_tensors(full.images, full.labels, mean, std, device, task), mean, std, task, device)
 
 
-def ensemble_views(bundle: data.Bundle, tta: bool) -> tuple[str, ...]:
-    return ensembles.tta_views(bundle.mirror_safe) if tta else ensembles.IDENTITY
+def ensemble_views(bundle: data.Bundle, tta: bool, members: tuple[Member, ...]) -> tuple[str, ...]:
+    # Mirrored views only for nets that saw mirrored images in training: Fashion-MNIST's shoes all
+    # point left, so a net trained without flips meets a mirrored shoe as something new.
+    mirrored = bundle.mirror_safe and all(m.cfg.train.flip for m in members)
+    return ensembles.tta_views(mirrored) if tta else ensembles.IDENTITY
 
 
 def build(member: Member, bundle: data.Bundle, training: TrainData) -> torch.nn.Module:

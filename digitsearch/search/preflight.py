@@ -37,7 +37,9 @@ def _flips_for(space: SearchSpace, dataset: str, mirror_safe: bool, echo: Callab
     training block offers it to every image space); a space or --set that insists on
     flip true is refused: the dataset registry, not the space, decides (data.catalog.MIRROR_SAFE)."""
     values = values_of(space, "flip")
-    if mirror_safe or True not in values:
+    if mirror_safe:
+        return _mirrored_points(space) if any(p.name == "flip" for p in space.params) else space
+    if True not in values:
         return space
     if False not in values:
         from digitsearch.core.build import flip_refused
@@ -45,6 +47,13 @@ def _flips_for(space: SearchSpace, dataset: str, mirror_safe: bool, echo: Callab
         raise UserError(flip_refused(dataset))
     echo(f"data: {dataset} is not mirror-safe: flip fixed to false")
     return space.fixed({"flip": False})
+
+
+def _mirrored_points(space: SearchSpace) -> SearchSpace:
+    """Starting points that leave `flip` out (the cnn recipe net) flip on mirror-safe data, rather
+    than have the sampler toss a coin for the net the search is meant to beat."""
+    points = tuple(p if "flip" in p else {**p, "flip": True} for p in space.starting_points)
+    return dataclasses.replace(space, starting_points=points)
 
 
 def values_of(space: SearchSpace, name: str) -> tuple:
