@@ -145,10 +145,11 @@ def test_mirrored_test_views_only_for_nets_trained_with_flips(digits_bundle):
     import dataclasses
 
     from digitsearch.final import ensemble, retrain
+    from digitsearch.final import plan as retrain_plan
 
     def member(flip: bool):
         cfg = TrialConfig.from_flat({"cnn.depth": 1, "cnn.filters_1": 4, "flip": flip}, "cnn")
-        return retrain.Member(trial={}, cfg=cfg, epochs=1)
+        return retrain_plan.Member(trial={}, cfg=cfg, epochs=1)
 
     clothes = dataclasses.replace(digits_bundle, mirror_safe=True)
     assert retrain.ensemble_views(clothes, True, (member(True), member(True)))[-1] == ensemble.FLIP

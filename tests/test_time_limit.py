@@ -48,7 +48,7 @@ def test_the_searcher_stops_starting_trials_when_the_first_rung_no_longer_fits()
     searcher.on_trial_result("a", {"epoch": 1, "time_this_iter_s": 10.0})
     assert searcher.suggest("b") == {"lr": 0.1}  # 2 epochs of 10 s fit in 30 s
     searcher.on_trial_result("a", {"epoch": 2, "time_this_iter_s": 20.0})
-    assert searcher.suggest("c") is Searcher.FINISHED and searcher.refused  # 2 x 15 s (the median) do not
+    assert searcher.suggest("c") is Searcher.FINISHED  # 2 x 15 s (the median) do not
     searcher.set_state(searcher.get_state())  # a --resume: the trials in flight finish, no new one starts
     assert searcher.deadline == 0.0 and searcher.suggest("d") is Searcher.FINISHED
 

@@ -9,25 +9,14 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 from digitsearch.bench import profile
 from digitsearch.bench.plan import Plan
-from digitsearch.errors import UserError
-
-
-def need_psutil():
-    """psutil reads the process tree's memory; it comes with the bench extra."""
-    try:
-        import psutil
-    except ImportError:
-        raise UserError("digitsearch bench needs psutil: pip install 'digitsearch[bench]' "
-                        "(`make install` includes it)") from None
-    return psutil
 
 
 def startup(results: Path, plan: Plan, echo) -> dict:
     """A real `digitsearch tune` process: time to its first trial result, and peak tree RSS."""
-    psutil = need_psutil()
-
     command = startup_command(results, plan, "startup")
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
@@ -98,8 +87,6 @@ def _tree_memory(root) -> list[tuple[str, int]]:
     """(name, bytes) for a process and all its descendants. PSS where the OS gives it: Ray's
     processes share torch's pages and the object store's shared memory, which plain RSS counts
     once per process; PSS gives each process its share."""
-    import psutil
-
     sizes = []
     for proc in [root, *root.children(recursive=True)]:
         try:

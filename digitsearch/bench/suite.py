@@ -25,13 +25,12 @@ from digitsearch.bench import profile as bench_profile
 from digitsearch.bench.measure import efficiency, overhead, scheduler_value
 from digitsearch.bench.plan import TARGETS, full_plan, quick_plan, smoke_plan
 from digitsearch.bench.report import machine, write
-from digitsearch.bench.startup import need_psutil, profile_startup, startup
+from digitsearch.bench.startup import profile_startup, startup
 
 
 def run(quick: bool, out: Path, shared_mnist: str | None, echo: Callable[[str], None] = print,
         smoke: bool = False, profile: bool = False) -> Path:
     plan = smoke_plan() if smoke else quick_plan(shared_mnist) if quick else full_plan(shared_mnist)
-    need_psutil()  # missing: one line now, not after minutes of measuring
     if profile:
         bench_profile.py_spy()  # missing: one line now, not after the whole bench
     work = Path(tempfile.mkdtemp(prefix="digitsearch-bench-"))

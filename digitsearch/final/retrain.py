@@ -9,127 +9,36 @@ One trial gives model.pt of that net, as it always did. `ensemble` > 1 retrains 
 leaderboard's top distinct configs, `tta` adds test-time views: either way model.pt then
 holds one final.ensembles.Ensemble, which every consumer serves as one model. `time_limit_s`
 picks the epochs (and how many members) so that the whole run ends in time (core.budget).
+What to retrain is final.plan; the training itself final.training; the files are written here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from digitsearch import data, models
-from digitsearch.core import budget, engine, tasks
-from digitsearch.core.build import build_model, model_kwargs
-from digitsearch.core.config import TrialConfig
+from digitsearch import data
+from digitsearch.core import engine
+from digitsearch.core.build import model_kwargs
 from digitsearch.core.timebudget import Deadline
 from digitsearch.data import fingerprint
 from digitsearch.errors import UserError
 from digitsearch.final import ensemble as ensembles  # `ensemble` is run()'s count of members
-from digitsearch.final import evaluation, export, formats, options, ranking
+from digitsearch.final import evaluation, export, formats, options
+from digitsearch.final.plan import Member, Plan, plan
+from digitsearch.final.training import TrainData, Trained, fit_to, train_members, training_data
 from digitsearch.store import experiments
-from digitsearch.store.layout import METRICS_FILE, MODEL_FILE, final_dir
-from digitsearch.store.leaderboard import TRAINED_STATUSES
-from digitsearch.store.trials import read_trial
+from digitsearch.store.layout import METRICS_FILE, MODEL_FILE
 from digitsearch.viz import retrain_board
-
-
-@dataclass(frozen=True)
-class Member:
-    """One net to retrain: its trial (best.json's fields), its parsed config, its epochs."""
-
-    trial: dict
-    cfg: TrialConfig
-    epochs: int
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a retrain will do, fixed before any data are loaded (a time limit fixes the epochs later)."""
-
-    folder: Path
-    meta: dict
-    members: tuple[Member, ...]  # best first
-    exports: tuple[str, ...]
-    out: Path
-    tta: bool = False
-
-    @property
-    def trial(self) -> dict:
-        return self.members[0].trial
-
-    @property
-    def cfg(self) -> TrialConfig:
-        return self.members[0].cfg
-
-    @property
-    def epochs(self) -> int:
-        return self.members[0].epochs
-
-    @property
-    def plain(self) -> bool:
-        """One net, no test-time views: model.pt is that net itself, as before ensembles existed."""
-        return len(self.members) == 1 and not self.tta
-
-
-@dataclass(frozen=True)
-class TrainData:
-    """train+val as model inputs, with the normalisation every member shares."""
-
-    tensors: engine.Tensors
-    mean: float
-    std: float
-    task: tasks.ImageTask | tasks.SequenceTask
-    device: torch.device
-
-
-@dataclass
-class Trained:
-    model: torch.nn.Module
-    history: list[dict]
 
 
 def load_bundle(meta: dict) -> data.Bundle:
     """The experiment's data, split exactly as during the search (same spec, seed, fraction)."""
     return data.load(meta["dataset"], test=meta.get("test"), data_dir=meta.get("data_dir"),
                      val_fraction=meta["val_fraction"], seed=meta["seed"], base=meta.get("base"))
-
-
-def plan(folder: Path, epochs: int | None = None, exports: tuple[str, ...] = (), trial: str | None = None, *,
-         ensemble: int = 1, tta: bool = False, time_limit_s: float | None = None,
-         note: Callable[[str], None] = print) -> Plan:
-    options.check(epochs, ensemble, tta, time_limit_s, trial)
-    meta = experiments.read_meta(folder)
-    options.check_task(meta.get("task"), ensemble, tta)
-    if epochs is not None and epochs < 1:
-        raise UserError(f"--epochs must be at least 1 (got {epochs})")
-    exports = formats.validate(exports)
-    formats.check_available(exports)
-    members = tuple(_member(chosen, meta, epochs) for chosen in _chosen_trials(folder, trial, ensemble, note))
-    return Plan(folder, meta, members, exports, final_dir(folder, trial), tta)
-
-
-def _chosen_trials(folder: Path, trial: str | None, count: int, note: Callable[[str], None]) -> list[dict]:
-    if count == 1:
-        chosen = [read_trial(folder, trial) if trial else experiments.read_best(folder)]
-    else:
-        chosen = ranking.top_trials(folder, count)
-        if len(chosen) < count:
-            note(f"note: --ensemble {count}, but the leaderboard has only {len(chosen)} trained trial"
-                 f"{'s' * (len(chosen) != 1)} with distinct configs; the ensemble has {len(chosen)}")
-    for found in chosen:
-        if found.get("status") not in (*TRAINED_STATUSES, None):  # best.json holds only trained trials
-            why = f": {found['note']}" if found.get("note") else ""
-            raise UserError(f"trial {found['trial_id']} ended as {found['status']}{why}; it has no trained epoch to "
-                            f"retrain (`digitsearch best` names the best trial that has)")
-    return chosen
-
-
-def _member(chosen: dict, meta: dict, epochs: int | None) -> Member:
-    """--epochs, else the epoch the trial peaked at, else the search's maximum."""
-    epochs = epochs or int(chosen.get("best_epoch") or 0) or int(meta["max_epochs"])
-    return Member(chosen, TrialConfig.from_flat(chosen["config"], meta["family"]), epochs)
 
 
 def check_data(meta: dict, bundle: data.Bundle, accept_changed: bool = False,
@@ -195,101 +104,11 @@ def run(folder: Path, epochs: int | None = None, progress: Callable | None = Non
     return metrics
 
 
-def training_data(bundle: data.Bundle) -> TrainData:
-    task = tasks.for_bundle(bundle)
-    device = engine.default_device()
-    full = bundle.train_and_val()
-    mean, std = full.pixel_stats() if bundle.task == "image" else (0.0, 1.0)
-    return TrainData(engine.to_tensors(full.images, full.labels, mean, std, device, task), mean, std, task, device)
-
-
 def ensemble_views(bundle: data.Bundle, tta: bool, members: tuple[Member, ...]) -> tuple[str, ...]:
     # Mirrored views only for nets that saw mirrored images in training: Fashion-MNIST's shoes all
     # point left, so a net trained without flips meets a mirrored shoe as something new.
     mirrored = bundle.mirror_safe and all(m.cfg.train.flip for m in members)
     return ensembles.tta_views(mirrored) if tta else ensembles.IDENTITY
-
-
-def build(member: Member, bundle: data.Bundle, training: TrainData) -> torch.nn.Module:
-    try:
-        model = build_model(member.cfg, bundle, training.mean, training.std)
-    except models.InvalidArchitecture as err:  # only a chosen --trial can be one the search found infeasible
-        raise UserError(f"trial {member.trial['trial_id']} cannot be built: {err}") from None
-    return engine.prepare_model(model, training.device)
-
-
-def train_members(job: Plan, bundle: data.Bundle, training: TrainData, guard: budget.Guard | None,
-                  note: Callable[[str], None], progress: Callable | None = None,
-                  on_start: Callable[[int], None] | None = None,
-                  on_member: Callable[[int, int, str], None] | None = None) -> list[Trained]:
-    """Each member in turn; under a time limit, only those that still fit (the best always does)."""
-    trained = []
-    for k, member in enumerate(job.members):
-        if guard and k:
-            # re-planned on the pace the members so far really had: the time left shared by the rest
-            epochs = guard.epochs_for_rest(k, len(job.members))
-            if epochs < budget.MIN_EPOCHS:
-                note(f"warning: this machine runs slower than measured; the ensemble keeps {k} of its "
-                     f"{len(job.members)} members to end within --time-limit")
-                break
-            if epochs != member.epochs:
-                note(f"note: member {k + 1} gets {epochs} epochs instead of the {member.epochs} planned: the members "
-                     f"so far trained {'faster' if epochs > member.epochs else 'slower'} than measured")
-                member = replace(member, epochs=epochs)
-        if on_member:
-            on_member(k + 1, len(job.members), member.trial["trial_id"])
-        stop = (lambda seconds, k=k: not guard.another_epoch_fits(k, seconds)) if guard else None
-        trained.append(train(member, bundle, training, job.meta["seed"], progress, on_start, stop))
-        if guard:
-            guard.trained(k, trained[-1].history)
-        if len(trained[-1].history) < member.epochs:
-            note(f"warning: this machine runs slower than measured; trial {member.trial['trial_id']} stopped after "
-                 f"{len(trained[-1].history)} of {member.epochs} epochs to end within --time-limit")
-    return trained
-
-
-class _OutOfTime(Exception):
-    """Raised between epochs to end engine.fit early (it has no stop of its own)."""
-
-
-def train(member: Member, bundle: data.Bundle, training: TrainData, seed: int, progress: Callable | None = None,
-          on_start: Callable[[int], None] | None = None,
-          stop: Callable[[float], bool] | None = None) -> Trained:
-    """Seeded as a lone retrain of this trial is: member k of an ensemble is that same net.
-    stop(seconds the last epoch took) -> True ends the training after that epoch."""
-    torch.manual_seed(seed)
-    model = build(member, bundle, training)
-    if on_start:
-        on_start(member.epochs)
-    history = []
-
-    def on_epoch(epoch: int, metrics: dict) -> None:
-        history.append(metrics)
-        if progress:
-            progress(epoch, metrics)
-        if stop and epoch < member.epochs and stop(metrics["epoch_seconds"]):
-            raise _OutOfTime
-
-    try:
-        engine.fit(model, training.tensors, member.cfg.train, member.epochs, seed=seed, on_epoch=on_epoch)
-    except _OutOfTime:
-        pass
-    return Trained(model, history)
-
-
-def fit_to(deadline: Deadline, job: Plan, bundle: data.Bundle, training: TrainData, views: tuple[str, ...],
-           note: Callable[[str], None]) -> tuple[Plan, budget.Guard]:
-    """The plan with the epochs (and members) that end the run by `deadline`, measured on this machine,
-    and the guard that keeps it there."""
-    test_examples = len(bundle.test) if bundle.test is not None else 0
-    timed = budget.calibration_seconds(deadline.left())
-    costs = [budget.measure(lambda m=member: build(m, bundle, training), training.tensors, member.cfg.train,
-                            test_examples, len(views), job.meta["seed"], seconds=timed) for member in job.members]
-    fixed = budget.after_training(job.exports)
-    chosen = budget.plan_epochs(costs, deadline.left(), fixed=fixed)
-    note(budget.plan_line(chosen, len(job.members)))
-    members = tuple(replace(m, epochs=chosen.epochs) for m in job.members[: chosen.members])
-    return replace(job, members=members), budget.Guard(deadline, costs[: chosen.members], fixed)
 
 
 def _saved_args(member: Member, bundle: data.Bundle, training: TrainData) -> dict:

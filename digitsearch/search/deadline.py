@@ -31,7 +31,6 @@ class DeadlineSearcher(Searcher):
         self.deadline: float | None = deadline
         self.first_rung_epochs = first_rung_epochs
         self.epoch_seconds: list[float] = []
-        self.refused = False  # set once the deadline ended the search: it finished, it was not cut short
         super().__init__(metric=searcher.metric, mode=searcher.mode)
 
     def first_rung_seconds(self) -> float:
@@ -41,7 +40,6 @@ class DeadlineSearcher(Searcher):
 
     def suggest(self, trial_id: str):
         if self.deadline is not None and time.time() + self.first_rung_seconds() > self.deadline:
-            self.refused = True
             return Searcher.FINISHED
         return self.searcher.suggest(trial_id)
 

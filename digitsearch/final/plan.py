@@ -1,0 +1,93 @@
+"""What a retrain will do, fixed before any data are loaded: the trial(s), their configs, their epochs.
+
+`best --retrain` retrains the best trial (or `--trial`'s); `--ensemble K` the leaderboard's top K
+distinct configs. Every option and trial is checked here, so a bad one costs a line, not a load.
+A time limit fixes the epochs later, once an epoch's cost is measured (final.training.fit_to).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from digitsearch.core.config import TrialConfig
+from digitsearch.errors import UserError
+from digitsearch.final import formats, options, ranking
+from digitsearch.store import experiments
+from digitsearch.store.layout import final_dir
+from digitsearch.store.leaderboard import TRAINED_STATUSES
+from digitsearch.store.trials import read_trial
+
+
+@dataclass(frozen=True)
+class Member:
+    """One net to retrain: its trial (best.json's fields), its parsed config, its epochs."""
+
+    trial: dict
+    cfg: TrialConfig
+    epochs: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a retrain will do, fixed before any data are loaded (a time limit fixes the epochs later)."""
+
+    folder: Path
+    meta: dict
+    members: tuple[Member, ...]  # best first
+    exports: tuple[str, ...]
+    out: Path
+    tta: bool = False
+
+    @property
+    def trial(self) -> dict:
+        return self.members[0].trial
+
+    @property
+    def cfg(self) -> TrialConfig:
+        return self.members[0].cfg
+
+    @property
+    def epochs(self) -> int:
+        return self.members[0].epochs
+
+    @property
+    def plain(self) -> bool:
+        """One net, no test-time views: model.pt is that net itself, as before ensembles existed."""
+        return len(self.members) == 1 and not self.tta
+
+
+def plan(folder: Path, epochs: int | None = None, exports: tuple[str, ...] = (), trial: str | None = None, *,
+         ensemble: int = 1, tta: bool = False, time_limit_s: float | None = None,
+         note: Callable[[str], None] = print) -> Plan:
+    options.check(epochs, ensemble, tta, time_limit_s, trial)
+    meta = experiments.read_meta(folder)
+    options.check_task(meta.get("task"), ensemble, tta)
+    if epochs is not None and epochs < 1:
+        raise UserError(f"--epochs must be at least 1 (got {epochs})")
+    exports = formats.validate(exports)
+    formats.check_available(exports)
+    members = tuple(_member(chosen, meta, epochs) for chosen in _chosen_trials(folder, trial, ensemble, note))
+    return Plan(folder, meta, members, exports, final_dir(folder, trial), tta)
+
+
+def _chosen_trials(folder: Path, trial: str | None, count: int, note: Callable[[str], None]) -> list[dict]:
+    if count == 1:
+        chosen = [read_trial(folder, trial) if trial else experiments.read_best(folder)]
+    else:
+        chosen = ranking.top_trials(folder, count)
+        if len(chosen) < count:
+            note(f"note: --ensemble {count}, but the leaderboard has only {len(chosen)} trained trial"
+                 f"{'s' * (len(chosen) != 1)} with distinct configs; the ensemble has {len(chosen)}")
+    for found in chosen:
+        if found.get("status") not in (*TRAINED_STATUSES, None):  # best.json holds only trained trials
+            why = f": {found['note']}" if found.get("note") else ""
+            raise UserError(f"trial {found['trial_id']} ended as {found['status']}{why}; it has no trained epoch to "
+                            f"retrain (`digitsearch best` names the best trial that has)")
+    return chosen
+
+
+def _member(chosen: dict, meta: dict, epochs: int | None) -> Member:
+    """--epochs, else the epoch the trial peaked at, else the search's maximum."""
+    epochs = epochs or int(chosen.get("best_epoch") or 0) or int(meta["max_epochs"])
+    return Member(chosen, TrialConfig.from_flat(chosen["config"], meta["family"]), epochs)

@@ -1,0 +1,126 @@
+"""Training the members of a retrain on train+val, one after the other, within a time limit if given.
+
+No Ray: the models come from core.build, the loop from core.engine. Under a time limit,
+fit_to measures what an epoch of each member costs here and picks the epochs (and how many
+members) that fit; the guard then re-plans the later members on the pace the earlier ones had.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import torch
+
+from digitsearch import data, models
+from digitsearch.core import budget, engine, tasks
+from digitsearch.core.build import build_model
+from digitsearch.core.timebudget import Deadline
+from digitsearch.errors import UserError
+from digitsearch.final.plan import Member, Plan
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """train+val as model inputs, with the normalisation every member shares."""
+
+    tensors: engine.Tensors
+    mean: float
+    std: float
+    task: tasks.ImageTask | tasks.SequenceTask
+    device: torch.device
+
+
+@dataclass
+class Trained:
+    model: torch.nn.Module
+    history: list[dict]
+
+
+def training_data(bundle: data.Bundle) -> TrainData:
+    task = tasks.for_bundle(bundle)
+    device = engine.default_device()
+    full = bundle.train_and_val()
+    mean, std = full.pixel_stats() if bundle.task == "image" else (0.0, 1.0)
+    return TrainData(engine.to_tensors(full.images, full.labels, mean, std, device, task), mean, std, task, device)
+
+
+def build(member: Member, bundle: data.Bundle, training: TrainData) -> torch.nn.Module:
+    try:
+        model = build_model(member.cfg, bundle, training.mean, training.std)
+    except models.InvalidArchitecture as err:  # only a chosen --trial can be one the search found infeasible
+        raise UserError(f"trial {member.trial['trial_id']} cannot be built: {err}") from None
+    return engine.prepare_model(model, training.device)
+
+
+def train_members(job: Plan, bundle: data.Bundle, training: TrainData, guard: budget.Guard | None,
+                  note: Callable[[str], None], progress: Callable | None = None,
+                  on_start: Callable[[int], None] | None = None,
+                  on_member: Callable[[int, int, str], None] | None = None) -> list[Trained]:
+    """Each member in turn; under a time limit, only those that still fit (the best always does)."""
+    trained = []
+    for k, member in enumerate(job.members):
+        if guard and k:
+            # re-planned on the pace the members so far really had: the time left shared by the rest
+            epochs = guard.epochs_for_rest(k, len(job.members))
+            if epochs < budget.MIN_EPOCHS:
+                note(f"warning: this machine runs slower than measured; the ensemble keeps {k} of its "
+                     f"{len(job.members)} members to end within --time-limit")
+                break
+            if epochs != member.epochs:
+                note(f"note: member {k + 1} gets {epochs} epochs instead of the {member.epochs} planned: the members "
+                     f"so far trained {'faster' if epochs > member.epochs else 'slower'} than measured")
+                member = replace(member, epochs=epochs)
+        if on_member:
+            on_member(k + 1, len(job.members), member.trial["trial_id"])
+        stop = (lambda seconds, k=k: not guard.another_epoch_fits(k, seconds)) if guard else None
+        trained.append(train(member, bundle, training, job.meta["seed"], progress, on_start, stop))
+        if guard:
+            guard.trained(k, trained[-1].history)
+        if len(trained[-1].history) < member.epochs:
+            note(f"warning: this machine runs slower than measured; trial {member.trial['trial_id']} stopped after "
+                 f"{len(trained[-1].history)} of {member.epochs} epochs to end within --time-limit")
+    return trained
+
+
+class _OutOfTime(Exception):
+    """Raised between epochs to end engine.fit early (it has no stop of its own)."""
+
+
+def train(member: Member, bundle: data.Bundle, training: TrainData, seed: int, progress: Callable | None = None,
+          on_start: Callable[[int], None] | None = None,
+          stop: Callable[[float], bool] | None = None) -> Trained:
+    """Seeded as a lone retrain of this trial is: member k of an ensemble is that same net.
+    stop(seconds the last epoch took) -> True ends the training after that epoch."""
+    torch.manual_seed(seed)
+    model = build(member, bundle, training)
+    if on_start:
+        on_start(member.epochs)
+    history = []
+
+    def on_epoch(epoch: int, metrics: dict) -> None:
+        history.append(metrics)
+        if progress:
+            progress(epoch, metrics)
+        if stop and epoch < member.epochs and stop(metrics["epoch_seconds"]):
+            raise _OutOfTime
+
+    try:
+        engine.fit(model, training.tensors, member.cfg.train, member.epochs, seed=seed, on_epoch=on_epoch)
+    except _OutOfTime:
+        pass
+    return Trained(model, history)
+
+
+def fit_to(deadline: Deadline, job: Plan, bundle: data.Bundle, training: TrainData, views: tuple[str, ...],
+           note: Callable[[str], None]) -> tuple[Plan, budget.Guard]:
+    """The plan with the epochs (and members) that end the run by `deadline`, measured on this machine,
+    and the guard that keeps it there."""
+    test_examples = len(bundle.test) if bundle.test is not None else 0
+    timed = budget.calibration_seconds(deadline.left())
+    costs = [budget.measure(lambda m=member: build(m, bundle, training), training.tensors, member.cfg.train,
+                            test_examples, len(views), job.meta["seed"], seconds=timed) for member in job.members]
+    fixed = budget.after_training(job.exports)
+    chosen = budget.plan_epochs(costs, deadline.left(), fixed=fixed)
+    note(budget.plan_line(chosen, len(job.members)))
+    members = tuple(replace(m, epochs=chosen.epochs) for m in job.members[: chosen.members])
+    return replace(job, members=members), budget.Guard(deadline, costs[: chosen.members], fixed)
