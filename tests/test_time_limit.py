@@ -4,6 +4,7 @@ keep it there (durations, the searcher that stops starting trials, the trial's e
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 
@@ -82,6 +83,9 @@ def test_a_90s_search_and_retrain_end_within_95s_with_every_trial_kept(tmp_path)
     # --add-trials round runs them first. Every trial that was asked for is a leaderboard row.
     asked = sum(count for state, count in states.items() if state != "WAITING")
     assert states.get("RUNNING", 0) == 0 and asked == len(table), states
+    # not a terminal: a line per retrain epoch (a Rich bar would show only at the end of a log)
+    assert re.search(r"^retrain: (member 1/\d \(trial \w+\) )?epoch 1/\d+: loss [\d.]+ acc [\d.]+ \d+ examples/s",
+                     ran.stdout, re.M), ran.stdout[-3000:]
     metrics = json.loads((folder / "final" / "metrics.json").read_text())
     assert 1 <= len(metrics["members"]) <= 2 and metrics["tta"] and 0 < metrics["test_accuracy"] <= 1
     assert (folder / "final" / "predictions.csv").is_file() and (folder / "final" / "model.pt").is_file()

@@ -114,39 +114,83 @@ def _note(line: str) -> None:
 def retrain_with_progress(folder: Path, epochs: int | None, formats: tuple[str, ...] = (), trial: str | None = None,
              accept_changed_data: bool = False, ensemble: int = 1, tta: bool = False,
              time_limit_s: float | None = None):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.console import Console
 
     from digitsearch import api
     from digitsearch.store.layout import final_dir
 
     if (final_dir(folder, trial) / "model.pt").is_file():
         typer.echo(f"note: replacing the earlier retrain in {final_dir(folder, trial)}/")
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-               TimeRemainingColumn())
-    with Progress(*columns, transient=False) as bar:
-        tasks = [bar.add_task("retrain", total=None, info="loading data")]
-
-        def on_member(k: int, count: int, trial_id: str) -> None:
-            if k > 1:  # a bar per member: the finished ones stay on screen
-                tasks.append(bar.add_task("retrain", total=None, info="building"))
-            if count > 1:
-                bar.update(tasks[-1], description=f"member {k}/{count}", info=f"trial {trial_id}")
-
-        def on_epoch(epoch: int, metrics: dict) -> None:
-            bar.update(tasks[-1], completed=epoch, info=f"loss {metrics['train_loss']:.4f} "
-                       f"acc {metrics['train_acc']:.4f} {metrics['images_per_second']:.0f} examples/s")
-
-        def start(total: int) -> None:
-            bar.update(tasks[-1], total=total, info="training")
-
-        done = api.retrain(folder, epochs=epochs, exports=formats, trial=trial, progress=on_epoch, on_start=start,
-                           accept_changed_data=accept_changed_data, note=_note, ensemble=ensemble, tta=tta,
-                           time_limit_s=time_limit_s, on_member=on_member)
+    # a bar on a terminal; in a log file (nohup, CI, a SLURM job) Rich would draw it only at the
+    # end, so there a line per epoch says how far the retrain is
+    shown = _Bars() if Console().is_terminal else _EpochLines()
+    with shown:
+        done = api.retrain(folder, epochs=epochs, exports=formats, trial=trial, progress=shown.on_epoch,
+                           on_start=shown.start, accept_changed_data=accept_changed_data, note=_note,
+                           ensemble=ensemble, tta=tta, time_limit_s=time_limit_s, on_member=shown.on_member)
     outcome = _outcome(done.metrics)
     if outcome:  # nothing to say without a labelled test split
         typer.echo(outcome)
     typer.echo(f"wrote {done.folder}/: " + ", ".join(sorted(p.name for p in done.folder.iterdir())))
     return done
+
+
+def _epoch_info(metrics: dict) -> str:
+    return (f"loss {metrics['train_loss']:.4f} acc {metrics['train_acc']:.4f} "
+            f"{metrics['images_per_second']:.0f} examples/s")
+
+
+class _Bars:
+    """A Rich bar per member: the finished ones stay on screen."""
+
+    def __enter__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[info]}"), TimeRemainingColumn())
+        self.bar = Progress(*columns, transient=False).__enter__()
+        self.tasks = [self.bar.add_task("retrain", total=None, info="loading data")]
+        return self
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc)
+
+    def on_member(self, k: int, count: int, trial_id: str) -> None:
+        if k > 1:
+            self.tasks.append(self.bar.add_task("retrain", total=None, info="building"))
+        if count > 1:
+            self.bar.update(self.tasks[-1], description=f"member {k}/{count}", info=f"trial {trial_id}")
+
+    def start(self, total: int) -> None:
+        self.bar.update(self.tasks[-1], total=total, info="training")
+
+    def on_epoch(self, epoch: int, metrics: dict) -> None:
+        self.bar.update(self.tasks[-1], completed=epoch, info=_epoch_info(metrics))
+
+
+class _EpochLines:
+    """`retrain: member 1/2 epoch 3/23: loss 0.4123 acc 0.8911 812 examples/s, 2m10s elapsed`."""
+
+    def __enter__(self):
+        import time
+
+        self.clock, self.began, self.member, self.total = time.monotonic, time.monotonic(), "", None
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def on_member(self, k: int, count: int, trial_id: str) -> None:
+        self.member = f"member {k}/{count} (trial {trial_id}) " if count > 1 else ""
+
+    def start(self, total: int) -> None:
+        self.total = total
+
+    def on_epoch(self, epoch: int, metrics: dict) -> None:
+        from digitsearch.core.timebudget import shown
+
+        typer.echo(f"retrain: {self.member}epoch {epoch}/{self.total}: {_epoch_info(metrics)}, "
+                   f"{shown(self.clock() - self.began)} elapsed")
 
 
 def _outcome(metrics: dict) -> str:
