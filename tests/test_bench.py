@@ -176,12 +176,15 @@ def test_the_baseline_trains_the_recipe_net_for_its_time_and_tests_it(tmp_path):
     from conftest import run_cli
 
     ran = run_cli("bench", "--baseline", "20s", "--dataset", "digits", "--out", str(tmp_path), timeout=120)
+    if ran.returncode == 2:  # a machine too busy for one epoch in 20 s: refused up front, in one line
+        assert_one_line_error(ran.stderr, "give it more time")
+        return
     assert ran.returncode == 0, ran.stderr[-2000:]
     result = json.loads((tmp_path / "baseline-digits-20s.json").read_text())
     assert result["wall_s"] <= 20 * 1.03 + 1 and result["epochs"] >= 1
     assert result["config"]["cnn.convs"] == 2 and result["config"]["flip"] is False  # digits are not mirror-safe
     # every planned epoch ran and was shown, and the accuracy printed is the one recorded
-    assert f"epoch {result['epochs']}/{result['epochs']}:" in ran.stdout
+    assert f"epoch {result['epochs']}/{result['planned_epochs']}:" in ran.stdout
     assert f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']} images" in ran.stdout
     if result["epochs"] >= 6:  # idle, 20 s buy 8 one-cycle epochs (0.99); on a busy machine 2-3: near chance
         assert result["test_accuracy"] > 0.8  # one strong net on the 8x8 digits
