@@ -175,8 +175,11 @@ def fit(
     epochs: int,
     seed: int = 0,
     on_epoch: Callable[[int, dict], None] | None = None,
+    stop: Callable[[int, dict], bool] | None = None,
 ) -> list[dict]:
-    """Train for `epochs` epochs; `on_epoch(epoch, metrics)` after each (progress, logging)."""
+    """Train for `epochs` epochs; `on_epoch(epoch, metrics)` after each (progress, logging).
+    `stop(epoch, metrics)` -> True ends the training after that epoch (a time limit); the LR
+    schedule stays planned over `epochs`. Returns each trained epoch's metrics."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = make_optimizer(model, s)
     scheduler = make_scheduler(optimizer, s, epochs, len(train))
@@ -186,4 +189,6 @@ def fit(
         history.append(metrics)
         if on_epoch:
             on_epoch(epoch, metrics)
+        if stop and epoch < epochs and stop(epoch, metrics):
+            break
     return history

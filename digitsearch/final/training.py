@@ -82,10 +82,6 @@ def train_members(job: Plan, bundle: data.Bundle, training: TrainData, guard: bu
     return trained
 
 
-class _OutOfTime(Exception):
-    """Raised between epochs to end engine.fit early (it has no stop of its own)."""
-
-
 def train(member: Member, bundle: data.Bundle, training: TrainData, seed: int, progress: Callable | None = None,
           on_start: Callable[[int], None] | None = None,
           stop: Callable[[float], bool] | None = None) -> Trained:
@@ -95,19 +91,8 @@ def train(member: Member, bundle: data.Bundle, training: TrainData, seed: int, p
     model = build(member, bundle, training)
     if on_start:
         on_start(member.epochs)
-    history = []
-
-    def on_epoch(epoch: int, metrics: dict) -> None:
-        history.append(metrics)
-        if progress:
-            progress(epoch, metrics)
-        if stop and epoch < member.epochs and stop(metrics["epoch_seconds"]):
-            raise _OutOfTime
-
-    try:
-        engine.fit(model, training.tensors, member.cfg.train, member.epochs, seed=seed, on_epoch=on_epoch)
-    except _OutOfTime:
-        pass
+    history = engine.fit(model, training.tensors, member.cfg.train, member.epochs, seed=seed, on_epoch=progress,
+                         stop=(lambda epoch, metrics: stop(metrics["epoch_seconds"])) if stop else None)
     return Trained(model, history)
 
 
