@@ -1,7 +1,8 @@
 """What a retrain will do, fixed before any data are loaded: the trial(s), their configs, their epochs.
 
 `best --retrain` retrains the best trial (or `--trial`'s); `--ensemble K` the leaderboard's top K
-distinct configs. Every option and trial is checked here, so a bad one costs a line, not a load.
+distinct configs near the best (final.ranking), the places left over filled by the best config
+under other seeds. Every option and trial is checked here, so a bad one costs a line, not a load.
 A time limit fixes the epochs later, once an epoch's cost is measured (final.training.fit_to).
 """
 from __future__ import annotations
@@ -21,11 +22,13 @@ from digitsearch.store.trials import read_trial
 
 @dataclass(frozen=True)
 class Member:
-    """One net to retrain: its trial (best.json's fields), its parsed config, its epochs."""
+    """One net to retrain: its trial (best.json's fields), its parsed config, its epochs, and how
+    far its seed is from the experiment's (0: as a lone retrain of the trial; k: the k-th copy)."""
 
     trial: dict
     cfg: TrialConfig
     epochs: int
+    reseed: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,27 +70,39 @@ def plan(folder: Path, epochs: int | None = None, exports: tuple[str, ...] = (),
         raise UserError(f"--epochs must be at least 1 (got {epochs})")
     exports = formats.validate(exports)
     formats.check_available(exports)
-    members = tuple(_member(chosen, meta, epochs) for chosen in _chosen_trials(folder, trial, ensemble, note))
+    chosen = _chosen_trials(folder, trial, ensemble, note)
+    members = tuple(_member(found, meta, epochs, reseed) for found, reseed in chosen)
     return Plan(folder, meta, members, exports, final_dir(folder, trial), tta)
 
 
-def _chosen_trials(folder: Path, trial: str | None, count: int, note: Callable[[str], None]) -> list[dict]:
+def _chosen_trials(folder: Path, trial: str | None, count: int,
+                   note: Callable[[str], None]) -> list[tuple[dict, int]]:
+    """(trial, reseed) for each member, best first."""
     if count == 1:
         chosen = [read_trial(folder, trial) if trial else experiments.read_best(folder)]
     else:
         chosen = ranking.top_trials(folder, count)
         if len(chosen) < count:
-            note(f"note: --ensemble {count}, but the leaderboard has only {len(chosen)} trained trial"
-                 f"{'s' * (len(chosen) != 1)} with distinct configs; the ensemble has {len(chosen)}")
+            note(_reseeded_note(count, chosen))
     for found in chosen:
         if found.get("status") not in (*TRAINED_STATUSES, None):  # best.json holds only trained trials
             why = f": {found['note']}" if found.get("note") else ""
             raise UserError(f"trial {found['trial_id']} ended as {found['status']}{why}; it has no trained epoch to "
                             f"retrain (`digitsearch best` names the best trial that has)")
-    return chosen
+    copies = [(chosen[0], k) for k in range(1, count - len(chosen) + 1)]
+    return [(found, 0) for found in chosen] + copies
 
 
-def _member(chosen: dict, meta: dict, epochs: int | None) -> Member:
+def _reseeded_note(count: int, chosen: list[dict]) -> str:
+    best, others, copies = chosen[0], len(chosen) - 1, count - len(chosen)
+    near = (f"{others} other trained config{'s' * (others != 1)} come{'s' * (others == 1)}"
+            if others else "no other trained config comes")
+    return (f"note: --ensemble {count}: {near} within {ranking.WITHIN * 100:g} val point of the best "
+            f"(trial {best['trial_id']}, val_acc {best['val_acc']:.4f}); {copies} member{'s' * (copies != 1)} "
+            f"{'are' if copies != 1 else 'is'} that config again under another seed")
+
+
+def _member(chosen: dict, meta: dict, epochs: int | None, reseed: int = 0) -> Member:
     """--epochs, else the epoch the trial peaked at, else the search's maximum."""
     epochs = epochs or int(chosen.get("best_epoch") or 0) or int(meta["max_epochs"])
-    return Member(chosen, TrialConfig.from_flat(chosen["config"], meta["family"]), epochs)
+    return Member(chosen, TrialConfig.from_flat(chosen["config"], meta["family"]), epochs, reseed)

@@ -6,9 +6,10 @@ and the data are checked against the fingerprint `tune` recorded before any epoc
 exports come last, so a failed export never loses the model, metrics or predictions.
 
 One trial gives model.pt of that net, as it always did. `ensemble` > 1 retrains the
-leaderboard's top distinct configs, `tta` adds test-time views: either way model.pt then
-holds one final.ensembles.Ensemble, which every consumer serves as one model. `time_limit_s`
-picks the epochs (and how many members) so that the whole run ends in time (core.budget).
+leaderboard's top distinct configs near the best (or the best again under other seeds), `tta`
+adds test-time views: either way model.pt then holds one final.ensembles.Ensemble, which every
+consumer serves as one model. `time_limit_s` picks the epochs (and how many members) so that
+the whole run ends in time (core.budget).
 What to retrain is final.plan; the training itself final.training; the files are written here.
 """
 from __future__ import annotations
@@ -127,7 +128,8 @@ def _save_model(job: Plan, bundle: data.Bundle, training: TrainData, served: tor
         family = ensembles.FAMILY
         model_args = ensembles.model_args([(m.cfg.family, a) for m, a in zip(job.members, args)], views)
         extra.update(tta=list(views), members=[{"trial_id": m.trial["trial_id"], "family": m.cfg.family,
-                                                "epochs": m.epochs, "config": m.trial["config"]} for m in job.members])
+                                                "epochs": m.epochs, "seed": job.meta["seed"] + m.reseed,
+                                                "config": m.trial["config"]} for m in job.members])
     export.save_model(job.out / MODEL_FILE, served, family=family, model_args=model_args, mean=training.mean,
                       std=training.std, class_names=bundle.class_names, task=bundle.task,
                       image_size=bundle.image_size if bundle.task == "image" else None, vocab=bundle.vocab, extra=extra)
@@ -137,7 +139,8 @@ def _described(job: Plan, bundle: data.Bundle, trained: list[Trained], views: tu
     """metrics.json before the test: what was trained, on what; each member's own history when several."""
     several = len(job.members) > 1
     members = [{"trial_id": m.trial["trial_id"], "family": m.cfg.family, "epochs": m.epochs,
-                "val_acc_in_search": m.trial["val_acc"], **({"history": t.history} if several else {})}
+                "seed": job.meta["seed"] + m.reseed, "val_acc_in_search": m.trial["val_acc"],
+                **({"history": t.history} if several else {})}
                for m, t in zip(job.members, trained)]
     metrics = {"experiment": job.folder.name, "trial_id": job.trial["trial_id"],
                "family": ensembles.FAMILY if several else job.cfg.family, "task": bundle.task,

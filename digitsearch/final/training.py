@@ -73,7 +73,7 @@ def train_members(job: Plan, bundle: data.Bundle, training: TrainData, guard: bu
         if on_member:
             on_member(k + 1, len(job.members), member.trial["trial_id"])
         stop = (lambda seconds, k=k: not guard.another_epoch_fits(k, seconds)) if guard else None
-        trained.append(train(member, bundle, training, job.meta["seed"], progress, on_start, stop))
+        trained.append(train(member, bundle, training, job.meta["seed"] + member.reseed, progress, on_start, stop))
         if guard:
             guard.trained(k, trained[-1].history)
         if len(trained[-1].history) < member.epochs:
@@ -85,7 +85,7 @@ def train_members(job: Plan, bundle: data.Bundle, training: TrainData, guard: bu
 def train(member: Member, bundle: data.Bundle, training: TrainData, seed: int, progress: Callable | None = None,
           on_start: Callable[[int], None] | None = None,
           stop: Callable[[float], bool] | None = None) -> Trained:
-    """Seeded as a lone retrain of this trial is: member k of an ensemble is that same net.
+    """Seeded as a lone retrain of this trial is (reseed 0): member k of an ensemble is that same net.
     stop(seconds the last epoch took) -> True ends the training after that epoch."""
     torch.manual_seed(seed)
     model = build(member, bundle, training)
@@ -102,8 +102,13 @@ def fit_to(deadline: Deadline, job: Plan, bundle: data.Bundle, training: TrainDa
     and the guard that keeps it there."""
     test_examples = len(bundle.test) if bundle.test is not None else 0
     timed = budget.calibration_seconds(deadline.left())
-    costs = [budget.measure(lambda m=member: build(m, bundle, training), training.tensors, member.cfg.train,
-                            test_examples, len(views), job.meta["seed"], seconds=timed) for member in job.members]
+    measured: dict[str, budget.Cost] = {}  # a reseeded copy costs what its trial's first member did
+    for member in job.members:
+        if member.trial["trial_id"] not in measured:
+            measured[member.trial["trial_id"]] = budget.measure(
+                lambda m=member: build(m, bundle, training), training.tensors, member.cfg.train, test_examples,
+                len(views), job.meta["seed"], seconds=timed)
+    costs = [measured[member.trial["trial_id"]] for member in job.members]
     fixed = budget.after_training(job.exports)
     chosen = budget.plan_epochs(costs, deadline.left(), fixed=fixed)
     note(budget.plan_line(chosen, len(job.members)))

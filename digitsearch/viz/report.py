@@ -253,9 +253,10 @@ def _retrain_sections(doc: ReportWriter, folder: Path) -> None:
 
 
 def members_md(members: list[dict]) -> str:
-    """One row per ensemble member: its trial, family, epochs, val_acc in the search, test accuracy alone."""
+    """One row per ensemble member: its trial, family, seed (a config may come twice, reseeded), epochs,
+    val_acc in the search, test accuracy alone."""
     return _md_table(pd.DataFrame([{
-        "member": k, "trial": m["trial_id"], "family": m["family"], "epochs": m["epochs"],
+        "member": k, "trial": m["trial_id"], "family": m["family"], "seed": m.get("seed", "-"), "epochs": m["epochs"],
         "val acc in search": f"{m['val_acc_in_search']:.4f}" if isinstance(m.get("val_acc_in_search"), float) else "-",
         "test accuracy alone": f"{m['test_accuracy']:.4f}" if "test_accuracy" in m else "-",
     } for k, m in enumerate(members, start=1)]))
