@@ -196,3 +196,68 @@ def test_a_bad_baseline_duration_is_one_line():
     ran = run_cli("bench", "--baseline", "soon", timeout=60)
     assert ran.returncode == 2
     assert_one_line_error(ran.stderr, "soon")
+
+
+# --- bench --fidelity: which ASHA settings find the best sampled config in a given time ---------
+
+
+def test_fidelity_settings_parse_and_bad_ones_are_one_line():
+    from conftest import run_cli
+    from digitsearch.bench import fidelity
+
+    assert fidelity.parse_settings("1x4, 2x3") == [fidelity.Setting(1, 4), fidelity.Setting(2, 3)]
+    for bad, needle in (("1x1", "reduction >= 2"), ("0x3", "grace >= 1"), ("two", "GRACExREDUCTION"),
+                        ("2x3,2x3", "twice")):
+        ran = run_cli("bench", "--fidelity", "1m", "--settings", bad, timeout=60)
+        assert ran.returncode == 2, (bad, ran.stdout, ran.stderr)
+        assert_one_line_error(ran.stderr, needle)
+    for args, needle in ((["--settings", "1x4"], "--settings goes with --fidelity"),
+                         (["--fidelity", "1m", "--baseline", "1m"], "one at a time"),
+                         (["--fidelity", "soon"], "soon"),
+                         (["--fidelity", "1m", "--dataset", "no-such-data"], "no-such-data")):
+        ran = run_cli("bench", *args, timeout=60)
+        assert ran.returncode == 2, (args, ran.stdout, ran.stderr)
+        assert_one_line_error(ran.stderr, needle)
+
+
+def test_the_fidelity_space_is_the_cnn_space_without_its_starting_points(tmp_path):
+    from digitsearch import spaces
+    from digitsearch.bench import fidelity
+
+    shipped, sampled_only = spaces.load("cnn"), spaces.load(fidelity.space_without_starting_points(tmp_path))
+    assert shipped.starting_points and not sampled_only.starting_points
+    assert sampled_only.family == "cnn" and sampled_only.params == shipped.params
+
+
+def test_a_fidelity_run_is_summarised_from_its_leaderboard():
+    import pandas as pd
+
+    from digitsearch.bench import fidelity
+
+    table = pd.DataFrame({"trial_id": ["a", "b", "c", "d", "e"],
+                          "status": ["completed", "stopped early", "time limit", "over budget", "stopped early"],
+                          "val_acc": [0.97, 0.95, 0.98, 0.0, 0.90], "epochs": [15, 4, 9, 0, 1],
+                          "n_params": [1000, 2000, 3000, 4000, 5000]})
+    assert fidelity.summarize(table, max_epochs=15) == {
+        "trials": 5, "trained": 4, "full_length": 1, "stopped_by_asha": 2, "epochs_trained": 29,
+        "best_val_acc": 0.98, "best_trial": "c", "best_epochs": 9, "best_params": 3000}
+    nothing = fidelity.summarize(table[table["status"] == "over budget"], max_epochs=15)
+    assert nothing["trained"] == 0 and nothing["best_val_acc"] is None
+    row = {"grace": 1, "reduction": 4, "search_s": 60.0, **nothing}
+    markdown = fidelity.markdown({"dataset": "digits", "time_limit_s": 60, "max_epochs": 15, "space": "cnn",
+                                  "date": "2026-12-02", "runs": [row]})
+    assert "| 1 x 4 | - |" in markdown and "noise" in markdown
+
+
+def test_a_short_fidelity_run_on_the_digits_writes_its_table(tmp_path):
+    from conftest import run_cli
+
+    ran = run_cli("bench", "--fidelity", "45s", "--settings", "1x4", "--dataset", "digits", "--out", str(tmp_path),
+                  timeout=240)
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    result = json.loads((tmp_path / "fidelity-digits-45s.json").read_text())
+    (run,) = result["runs"]
+    assert (run["grace"], run["reduction"]) == (1, 4) and run["trials"] >= 1
+    assert run["search_s"] <= 45 * 1.03 + 20  # the tune's own limit holds (its Ray start counts in it)
+    assert (tmp_path / "fidelity-digits-45s.md").read_text().count("| 1 x 4 |") == 1
+    assert "fidelity: grace 1 x 4: " in ran.stdout

@@ -55,7 +55,7 @@ def bare_images_per_second(dataset: str, config: dict, threads: int, epochs: int
     return statistics.median(speeds[1:])
 
 
-def _search(results: Path, name: str, echo, **options) -> tuple[Path, float]:
+def tune_process(results: Path, name: str, echo, **options) -> tuple[Path, float]:
     """A real `digitsearch tune` process, as a user runs it; returns the experiment folder and
     the wall time from its "search:" line (Ray up, data loaded) to its "best:" line (the
     leaderboard written; Ray's shutdown after it is not the search's).
@@ -81,7 +81,7 @@ def _search(results: Path, name: str, echo, **options) -> tuple[Path, float]:
 def trial_images_per_second(results: Path, space: Path, dataset: str, threads: int, epochs: int, echo) -> float:
     import pandas as pd
 
-    folder, _ = _search(results, f"efficiency-{threads}", echo, space=str(space), dataset=dataset, trials=1,
+    folder, _ = tune_process(results, f"efficiency-{threads}", echo, space=str(space), dataset=dataset, trials=1,
                         max_epochs=epochs, scheduler="fifo", cpus_per_trial=threads, max_concurrent=1)
     trial = next(iter(trial_dirs(folder).values()))
     progress = pd.read_csv(trial / "progress.csv")
@@ -106,7 +106,7 @@ def _overhead_search(results: Path, plan: Plan, trials: int, echo) -> dict:
     import pandas as pd
 
     space = fixed_space(results, keras_convnet())
-    folder, wall = _search(results, f"overhead-{trials}", echo, space=str(space), dataset=plan.dataset,
+    folder, wall = tune_process(results, f"overhead-{trials}", echo, space=str(space), dataset=plan.dataset,
                            trials=trials, max_epochs=2, scheduler="fifo", cpus_per_trial=1)
     own = float(pd.read_csv(folder / "leaderboard.csv")["seconds"].sum())
     slots = min(trials, os.cpu_count() or 1)
@@ -134,7 +134,7 @@ def scheduler_value(results: Path, plan: Plan, echo) -> dict:
 
     runs = {}
     for scheduler, search in (("asha", "optuna"), ("fifo", "random")):
-        folder, wall = _search(results, f"{scheduler}-{search}", echo, space="cnn", dataset=plan.scheduler_dataset,
+        folder, wall = tune_process(results, f"{scheduler}-{search}", echo, space="cnn", dataset=plan.scheduler_dataset,
                                trials=plan.scheduler_trials, max_epochs=plan.scheduler_epochs,
                                scheduler=scheduler, search=search)
         table = pd.read_csv(folder / "leaderboard.csv")

@@ -18,7 +18,11 @@ SMOKE = "The smallest run that measures all four (the test suite's)."
 PROFILE = "Then profile the start-up search with py-spy: <out>/<host>-<date>-startup-profile.md."
 BASELINE = ("Instead: train the hand-written recipe net (no search) for this wall time, e.g. 30m, on --dataset, "
             "and test it: what `tune --time-limit` has to beat. Writes <out>/baseline-<dataset>-<time>.json.")
-DATASET = "With --baseline: the data (a registered name, an IDX folder or a Kaggle CSV)."
+DATASET = "With --baseline or --fidelity: the data (a registered name, an IDX folder or a Kaggle CSV)."
+FIDELITY = ("Instead: run one `tune --time-limit` of this length of the cnn space (its starting points left out) on "
+            "--dataset per ASHA setting in --settings, and compare the best config each found. Writes "
+            "<out>/fidelity-<dataset>-<time>.json and .md.")
+SETTINGS = "With --fidelity: the ASHA settings, GRACExREDUCTION pairs (grace epochs x reduction factor)."
 
 
 @app.command()
@@ -30,15 +34,28 @@ def bench(
     profile: Annotated[bool, typer.Option("--profile", help=PROFILE)] = False,
     baseline: Annotated[Optional[str], typer.Option(help=BASELINE)] = None,
     dataset: Annotated[str, typer.Option(help=DATASET)] = "digits",
+    fidelity: Annotated[Optional[str], typer.Option(help=FIDELITY)] = None,
+    settings: Annotated[Optional[str], typer.Option(help=SETTINGS + " [default: 1x4,2x3,3x2]")] = None,
 ):
     """Measure trial efficiency vs bare PyTorch, search overhead, ASHA+TPE vs FIFO+random, and start-up."""
     from digitsearch.bench import suite
 
+    if baseline is not None and fidelity is not None:
+        raise UserError("--baseline and --fidelity are two runs: ask for one at a time")
+    if settings is not None and fidelity is None:
+        raise UserError("--settings goes with --fidelity DURATION")
     if baseline is not None:
         from digitsearch.bench import baseline as fixed_recipe
         from digitsearch.core.timebudget import parse_duration
 
         fixed_recipe.run(dataset, parse_duration(baseline), out, echo=typer.echo)
+        return
+    if fidelity is not None:
+        from digitsearch.bench import fidelity as asha_fidelity
+        from digitsearch.core.timebudget import parse_duration
+
+        chosen = asha_fidelity.parse_settings(settings or asha_fidelity.DEFAULT_SETTINGS)  # checked before any data
+        asha_fidelity.run(dataset, parse_duration(fidelity), out, chosen, echo=typer.echo)
         return
 
     shared = mnist or str(Path(os.environ.get("DIGITSEARCH_SHARED_DATA", "../shared/data")) / "mnist-10k")
