@@ -5,9 +5,9 @@ What an epoch costs depends on the net and on this machine, so it is measured, n
 before training, a throwaway copy of each member's net trains on a few batches of the real
 data (a second or two in all) and the cost of one full epoch follows by proportion. Every
 member then gets the same number of epochs, as many as fit beside the tests and the writes;
-when fewer than MIN_EPOCHS each would fit, the lowest-ranked members go. The learning-rate
-schedule is planned over the epochs it is given (core.engine.fit), so fewer epochs still
-anneal fully.
+when fewer each would fit than the search trained for (member_epochs), the lowest-ranked
+members go. The learning-rate schedule is planned over the epochs it is given
+(core.engine.fit), so fewer epochs still anneal fully.
 """
 from __future__ import annotations
 
@@ -71,11 +71,19 @@ def plan_epochs(costs: Sequence[Cost], seconds: float, min_epochs: int = MIN_EPO
                     f"trial, its tests and the writes take about {shown(need)} on this machine; give it more time")
 
 
-def plan_line(budget: Budget, asked: int) -> str:
+def member_epochs(search_epochs: int) -> int:
+    """The fewest epochs a retrain gives each ensemble member before it adds one more: the epochs
+    the search compared the configs over (its --max-epochs), at least MIN_EPOCHS. Fewer leave each
+    net short of the training its val_acc was measured at, and one net trained longer is then
+    worth more than two trained short (results/README.md, the Fashion-MNIST 60-minute runs)."""
+    return max(MIN_EPOCHS, int(search_epochs))
+
+
+def plan_line(budget: Budget, asked: int, min_epochs: int = MIN_EPOCHS) -> str:
     """retraining 2 members for 17 epochs each, about 5m10s of the 6m left"""
     who = f"{budget.members} members" if budget.members > 1 else "1 member" if asked > 1 else "the model"
     each = " each" if budget.members > 1 else ""
-    dropped = (f" ({asked} asked: {MIN_EPOCHS} epochs each would not fit)" if budget.members < asked else "")
+    dropped = (f" ({asked} asked: {min_epochs} epochs each would not fit)" if budget.members < asked else "")
     return (f"retraining {who} for {budget.epochs} epoch{'s' * (budget.epochs != 1)}{each}, "
             f"about {shown(budget.seconds)} of the {shown(budget.left)} left{dropped}")
 

@@ -110,7 +110,8 @@ def fit_to(deadline: Deadline, job: Plan, bundle: data.Bundle, training: TrainDa
                 len(views), job.meta["seed"], seconds=timed)
     costs = [measured[member.trial["trial_id"]] for member in job.members]
     fixed = budget.after_training(job.exports)
-    chosen = budget.plan_epochs(costs, deadline.left(), fixed=fixed)
-    note(budget.plan_line(chosen, len(job.members)))
+    enough = budget.member_epochs(job.meta["max_epochs"])
+    chosen = budget.plan_epochs(costs, deadline.left(), min_epochs=enough, fixed=fixed)
+    note(budget.plan_line(chosen, len(job.members), enough))
     members = tuple(replace(m, epochs=chosen.epochs) for m in job.members[: chosen.members])
     return replace(job, members=members), budget.Guard(deadline, costs[: chosen.members], fixed)
