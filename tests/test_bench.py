@@ -261,3 +261,4 @@ def test_a_short_fidelity_run_on_the_digits_writes_its_table(tmp_path):
     assert run["search_s"] <= 45 * 1.03 + 20  # the tune's own limit holds (its Ray start counts in it)
     assert (tmp_path / "fidelity-digits-45s.md").read_text().count("| 1 x 4 |") == 1
     assert "fidelity: grace 1 x 4: " in ran.stdout
+    assert "\n  [1] " in ran.stdout  # each finished trial shows while the run goes on

@@ -99,7 +99,7 @@ def run(dataset: str, seconds: float, out: Path, settings: Sequence[Setting], ma
         for number, setting in enumerate(settings, start=1):
             echo(f"fidelity: {number}/{len(settings)}: grace {setting.grace}, reduction {setting.reduction}, "
                  f"{shown(seconds)} on {dataset}")
-            folder, wall = tune_process(work, setting.name, echo, space=str(space), dataset=dataset,
+            folder, wall = tune_process(work, setting.name, echo, trial_lines=True, space=str(space), dataset=dataset,
                                         time_limit=shown(seconds), max_epochs=max_epochs,
                                         grace_epochs=setting.grace, reduction_factor=setting.reduction)
             row = {"grace": setting.grace, "reduction": setting.reduction, "search_s": round(wall, 1),

@@ -55,10 +55,11 @@ def bare_images_per_second(dataset: str, config: dict, threads: int, epochs: int
     return statistics.median(speeds[1:])
 
 
-def tune_process(results: Path, name: str, echo, **options) -> tuple[Path, float]:
+def tune_process(results: Path, name: str, echo, trial_lines: bool = False, **options) -> tuple[Path, float]:
     """A real `digitsearch tune` process, as a user runs it; returns the experiment folder and
     the wall time from its "search:" line (Ray up, data loaded) to its "best:" line (the
-    leaderboard written; Ray's shutdown after it is not the search's).
+    leaderboard written; Ray's shutdown after it is not the search's). `trial_lines`: echo the
+    search's line per finished trial (its progress, for runs of minutes).
     (A search run inside the bench's own process measured its 2-thread trial a quarter slower.)"""
     command = [sys.executable, "-m", "digitsearch.cli", "tune", "--results", str(results), "--name", name,
                "--seed", "0"]
@@ -69,6 +70,8 @@ def tune_process(results: Path, name: str, echo, **options) -> tuple[Path, float
     began, ended, lines = None, None, []
     for line in proc.stdout:
         lines.append(line)
+        if trial_lines and line.startswith("["):
+            echo("  " + line.split(" | ")[0].rstrip())  # "[3] 1a2b3c4d: val_acc 0.9875 after 15 epochs"
         if began is None and line.startswith("search:"):
             began = time.perf_counter()
         if line.startswith("best:"):
