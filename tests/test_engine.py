@@ -46,15 +46,36 @@ def test_is_finite():
     assert not engine.is_finite({"a": float("nan")})
 
 
-def test_cpu_training_keeps_fp32_and_nchw():
-    """The GPU speed-ups (bf16 autocast, channels_last, cudnn.benchmark) stay off on a CPU."""
+def test_cpu_without_bf16_keeps_fp32_and_nchw(monkeypatch):
+    """DIGITSEARCH_CPU_BF16=0 (or a CPU without bf16 instructions): fp32 and NCHW throughout."""
+    monkeypatch.setenv(engine.CPU_BF16_ENV, "0")
     cpu = torch.device("cpu")
     model = engine.prepare_model(models.create("cnn", depth=1, filters=[8], pool="max"), cpu)
     assert next(model.parameters()).is_contiguous()  # NCHW, not channels_last
-    with engine.autocast(cpu):
+    with engine.autocast(cpu, training=True):
         assert not torch.is_autocast_enabled("cpu")
     logits = engine.predict_logits(model, torch.zeros(3, 1, 28, 28))
     assert logits.dtype == torch.float32
+
+
+def test_cpu_with_bf16_trains_in_bf16_channels_last_and_evaluates_in_fp32(monkeypatch):
+    monkeypatch.setattr(engine, "_cpu_flags_have_bf16", lambda: True)  # as on the project's AVX512-BF16 EPYC
+    monkeypatch.delenv(engine.CPU_BF16_ENV, raising=False)
+    cpu = torch.device("cpu")
+    model = engine.prepare_model(models.create("cnn", depth=2, filters=[8, 16], pool="max", batchnorm=True), cpu)
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    with engine.autocast(cpu, training=True):
+        assert model(torch.zeros(4, 1, 28, 28)).dtype == torch.bfloat16
+    with engine.autocast(cpu):  # evaluation: fp32, so val_acc and the exports compute the same numbers
+        assert not torch.is_autocast_enabled("cpu")
+    data = engine.to_tensors(np.random.default_rng(0).integers(0, 255, (64, 28, 28), np.uint8), np.arange(64) % 10,
+                             0.5, 0.3)
+    settings = TrainSettings(batch_size=32)
+    metrics = engine.train_epoch(model, engine.make_optimizer(model, settings), data, settings,
+                                 torch.Generator().manual_seed(0))
+    assert engine.is_finite(metrics) and all(p.dtype == torch.float32 for p in model.parameters())
+    assert engine.predict_logits(model, data.x).dtype == torch.float32
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (checked on the GPU machine when one is lent)")

@@ -62,14 +62,42 @@ def test_options_that_need_retrain_or_clash_are_refused_in_one_line(tmp_path):
         assert ran.returncode == 2 and message in ran.stderr and "Traceback" not in ran.stderr, ran.stderr
 
 
+def test_trials_train_on_a_part_of_large_data_under_a_time_limit():
+    from digitsearch.search.request import TIME_LIMITED_SEARCH_EXAMPLES, SearchRequest
+
+    assert SearchRequest().trial_examples is None  # no limit: all
+    assert SearchRequest(time_limit=60).trial_examples == TIME_LIMITED_SEARCH_EXAMPLES
+    assert SearchRequest(time_limit=60, search_examples=0).trial_examples is None  # 0: all, asked for
+    assert SearchRequest(search_examples=500).trial_examples == 500
+    with pytest.raises(UserError, match="--search-examples"):
+        SearchRequest(search_examples=-1).check()
+
+
+def test_the_search_subset_is_stratified_and_leaves_validation_alone():
+    import numpy as np
+
+    from digitsearch import data
+
+    bundle = data.load("digits", seed=0)
+    part = bundle.with_train_subset(500, seed=0)
+    assert len(part.train) == 500 and part.val is bundle.val and part.test is bundle.test
+    full_share = np.bincount(bundle.train.labels) / len(bundle.train)
+    assert np.abs(np.bincount(part.train.labels) / 500 - full_share).max() < 0.01  # each class as common as before
+    assert "500 of" in part.notes[-1] and bundle.with_train_subset(len(bundle.train), seed=0) is bundle
+
+
 def test_a_90s_search_and_retrain_end_within_95s_with_every_trial_kept(tmp_path):
     began = time.monotonic()
+    # --search-examples: the trials train on 900 of the digits' training images, the retrain on all
     ran = run_cli("tune", "--space", "cnn", "--time-limit", f"{LIMIT}s", "--max-epochs", "8", "--retrain",
-                  "--ensemble", "2", "--tta", "--results", str(tmp_path), "--name", "tl", timeout=300)
+                  "--ensemble", "2", "--tta", "--search-examples", "900", "--results", str(tmp_path), "--name", "tl",
+                  timeout=300)
     wall = time.monotonic() - began
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert wall <= LIMIT + 5, f"{wall:.1f} s for a {LIMIT} s limit\n{ran.stdout[-3000:]}"
     folder = tmp_path / "tl"
+    sizes = json.loads((folder / "experiment.json").read_text())["sizes"]
+    assert sizes["trial_train"] == 900 < sizes["train"] and "trials train on a stratified 900 of the" in ran.stdout
     table = pd.read_csv(folder / "leaderboard.csv", dtype={"trial_id": str})
     started = list((folder / "tune").glob("trial_*"))
     assert len(table) == len(started) >= 2  # every trial Tune started is a row: nothing lost

@@ -49,13 +49,18 @@ def run(dataset: str, seconds: float, out: Path, seed: int = 0, echo: Callable[[
     train = engine.to_tensors(full.images, full.labels, mean, std)
     test = engine.to_tensors(bundle.test.images, bundle.test.labels, mean, std)
     torch.manual_seed(seed)
-    cost = budget.measure(lambda: build_model(cfg, bundle, mean, std), train, cfg.train, len(test), views=1, seed=seed,
+    device = torch.device("cpu")
+
+    def net() -> torch.nn.Module:  # laid out as the search and the retrain lay theirs (engine.prepare_model)
+        return engine.prepare_model(build_model(cfg, bundle, mean, std), device)
+
+    cost = budget.measure(net, train, cfg.train, len(test), views=1, seed=seed,
                           seconds=budget.calibration_seconds(deadline.left()))
     plan = budget.plan_epochs([cost], deadline.left(), fixed=FOR_THE_TEST_S)
     echo(f"baseline: the {RECIPE_SPACE} recipe net on {len(train)} images for {plan.epochs} epochs "
          f"(about {shown(plan.seconds)} of {shown(seconds)})")
     torch.manual_seed(seed)
-    model = build_model(cfg, bundle, mean, std)
+    model = net()
 
     def progress(epoch: int, metrics: dict) -> None:
         echo(f"  epoch {epoch}/{plan.epochs}: loss {metrics['train_loss']:.4f}, {metrics['epoch_seconds']:.1f} s")

@@ -46,7 +46,7 @@ def bare_images_per_second(dataset: str, config: dict, threads: int, epochs: int
     cfg = TrialConfig.from_flat(config, "cnn")
     mean, std = bundle.normalisation()
     torch.manual_seed(0)
-    model = build_model(cfg, bundle, mean, std)
+    model = engine.prepare_model(build_model(cfg, bundle, mean, std), torch.device("cpu"))  # as a trial lays it out
     train = engine.to_tensors(bundle.train.images, bundle.train.labels, mean, std, "cpu", tasks.for_bundle(bundle))
     optimizer = engine.make_optimizer(model, cfg.train)
     generator = torch.Generator().manual_seed(0)

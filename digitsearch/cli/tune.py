@@ -8,7 +8,14 @@ import typer
 
 from digitsearch.cli.app import RESULTS, Results, app
 from digitsearch.errors import UserError
-from digitsearch.search.request import RUNTIME_FIELDS, Scheduler, Searcher, SearchRequest, refuse_on_resume
+from digitsearch.search.request import (
+    RUNTIME_FIELDS,
+    TIME_LIMITED_SEARCH_EXAMPLES,
+    Scheduler,
+    Searcher,
+    SearchRequest,
+    refuse_on_resume,
+)
 
 DEFAULT = SearchRequest()
 # with --retrain under --time-limit: the search's share of the limit, the retrain gets the rest.
@@ -32,6 +39,8 @@ RETRAIN = ("Then retrain the best (or, with --ensemble K, the top K) on train+va
 ENSEMBLE = "With --retrain: average the top K distinct configs (fewer when the time limit does not fit K)."
 TTA = "With --retrain: average the predictions over small shifts (and flips where the data allow them)."
 MAX_EPOCHS = "Epochs a trial may train at most."
+SEARCH_EXAMPLES = ("Trials train on a stratified subset of this many training examples (validation and the retrain "
+                   f"use all); 0: all (default: all, or {TIME_LIMITED_SEARCH_EXAMPLES} under --time-limit).")
 GRACE = "ASHA: epochs every trial gets before it can be stopped; its rungs are at N, N*R, N*R^2, ... epochs."
 REDUCTION = "ASHA: R, the rung-to-rung factor; the best 1/R of each rung go on."
 SCHEDULER = "asha (early stopping) or fifo (every trial runs all epochs)."
@@ -87,6 +96,7 @@ def tune(
     trials: Annotated[Optional[int], typer.Option(min=1, help=TRIALS)] = None,
     time_limit: Annotated[Optional[str], typer.Option(help=TIME_LIMIT)] = None,
     max_epochs: Annotated[int, typer.Option(min=1, help=MAX_EPOCHS)] = DEFAULT.max_epochs,
+    search_examples: Annotated[Optional[int], typer.Option(min=0, help=SEARCH_EXAMPLES)] = DEFAULT.search_examples,
     grace_epochs: Annotated[int, typer.Option(min=1, help=GRACE)] = DEFAULT.grace_epochs,
     reduction_factor: Annotated[int, typer.Option(min=2, help=REDUCTION)] = DEFAULT.reduction_factor,
     scheduler: Annotated[Scheduler, typer.Option(help=SCHEDULER)] = Scheduler(DEFAULT.scheduler),
@@ -118,6 +128,7 @@ def tune(
     request = SearchRequest(
         space=space, dataset=dataset, base=base, test=test, overrides=parse_overrides(set_ or []),
         data_dir=data_dir, val_fraction=val_fraction, trials=trials, max_epochs=max_epochs,
+        search_examples=search_examples,
         grace_epochs=grace_epochs, reduction_factor=reduction_factor, scheduler=scheduler.value,
         search=search.value, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
         max_concurrent=max_concurrent, max_params=max_params, max_mflops=max_mflops, seed=seed, name=name,

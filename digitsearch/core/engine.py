@@ -5,13 +5,19 @@ directly. Data become float tensors once; an epoch slices a permutation; augment
 batched on the tensors' device (core.augment); the LR schedule steps per batch (core.schedules);
 evaluation runs under inference_mode at a large batch; the host syncs once per epoch, not per step.
 On a GPU (prepare_model, autocast): channels_last weights, cudnn.benchmark and bf16 autocast.
+On a CPU with bf16 instructions (cpu_bf16): channels_last and bf16 autocast for the training
+steps of image nets, which more than doubles their speed here; evaluation and predictions stay fp32.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import os
+import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -42,22 +48,54 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+# "0" trains in fp32 on a CPU that has bf16 (to compare, or to reproduce a run made without it)
+CPU_BF16_ENV = "DIGITSEARCH_CPU_BF16"
+
+
+@functools.cache
+def _cpu_flags_have_bf16() -> bool:
+    """Whether this CPU executes bf16 dot products natively (AVX512-BF16 or AMX: Zen 4+, Cooper
+    Lake, Sapphire Rapids+). Without them oneDNN emulates bf16 and it is slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
+
+
+def cpu_bf16() -> bool:
+    """Whether image nets train under bf16 autocast, channels_last, on this CPU. Measured on the
+    project's 2-core AMD EPYC (AVX512-BF16), the cnn recipe net at batch 128: 638 img/s in fp32,
+    1,377 with both (2 threads; 360 -> 885 on one). Weights, optimizer state and the loss stay
+    fp32 (autocast only lowers convolutions and matmuls), so accuracy is that of fp32 training."""
+    chosen = os.environ.get(CPU_BF16_ENV, "").strip().lower()
+    if chosen in ("0", "false", "no", "off"):
+        return False
+    return _cpu_flags_have_bf16()
+
+
 def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
     """The model on `device`. On a GPU also channels_last (cuDNN's fastest convolutions are NHWC;
     the inputs follow the weights' layout) and cudnn.benchmark (every batch has the same shape,
-    so the fastest algorithm is picked once). On a CPU, NCHW stays faster for these small nets."""
+    so the fastest algorithm is picked once). On a CPU, channels_last only with bf16 training
+    (cpu_bf16): oneDNN's bf16 convolutions are fastest in NHWC, its fp32 ones gain less."""
     model = model.to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         model = model.to(memory_format=torch.channels_last)
+    elif cpu_bf16():
+        model = model.to(memory_format=torch.channels_last)
     return model
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on a GPU that has it (no loss scaling, unlike fp16); none on a CPU, where
-    bf16 is slower than fp32 without AMX and these nets gain nothing from it."""
+def autocast(device: torch.device, training: bool = False):
+    """bf16 autocast on a GPU that has it (no loss scaling, unlike fp16); on a CPU only for
+    training steps where cpu_bf16 says it pays. Evaluation on a CPU stays fp32: val_acc and the
+    exported model (ONNX, TorchScript) then compute the same numbers."""
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cpu" and training and cpu_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -125,7 +163,8 @@ def train_epoch(model, optimizer, data: Tensors, s: TrainSettings, generator, sc
         xb, yb = data.x[idx], data.y[idx]
         if task.name == "image" and augment.is_active(s):
             xb = augment.apply(xb, s, generator)
-        with autocast(xb.device):
+        # bf16 on a CPU only for images: the sequence nets' LSTMs gain nothing and lose precision
+        with autocast(xb.device, training=task.name == "image"):
             logits = task.forward(model, xb, yb)
             loss = task.loss(logits, yb, class_weight, s.label_smoothing)
         optimizer.zero_grad(set_to_none=True)

@@ -7,7 +7,7 @@ models, augmentation and normalisation never need to know which loader produced 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -89,6 +89,15 @@ class Bundle:
         if self.task == "sequence":
             return 0.0, 1.0
         return self.train.pixel_stats()
+
+    def with_train_subset(self, examples: int, seed: int) -> "Bundle":
+        """This bundle with a stratified `examples` of its training split (validation and test
+        unchanged), or itself when the split has no more than that."""
+        if len(self.train) <= examples:
+            return self
+        _, kept, _ = split_off(self.train, examples / len(self.train), seed, self.name, "search")
+        note = f"search: trials train on a stratified {len(kept):,} of the {len(self.train):,} training examples"
+        return replace(self, train=kept, notes=[*self.notes, f"{note} (seed {seed})"])
 
     def train_and_val(self) -> Split:
         """Training plus validation data, for the final retrain on everything labelled."""

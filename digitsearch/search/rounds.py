@@ -39,6 +39,18 @@ def watchers(req: SearchRequest, folder: Path, echo: Callable[[str], None],
     return ledger, SearchProgress(None if req.uncapped else req.trials, ledger, echo, deadline)
 
 
+def for_trials(req: SearchRequest, bundle: data.Bundle, echo: Callable[[str], None]) -> data.Bundle:
+    """The data the trials train on: `bundle`, or with --search-examples (by default under a time
+    limit) a stratified part of its training split; validation is the same, so val_acc compares
+    configs on the same images."""
+    examples = req.trial_examples
+    if examples is None or bundle.task != "image" or len(bundle.train) <= examples:
+        return bundle
+    part = bundle.with_train_subset(examples, req.seed)
+    echo(part.notes[-1] + "; the retrain uses all of them")
+    return part
+
+
 def _trial_name(trial) -> str:
     # short folder names; the config is in each trial's params.json and the leaderboard
     return f"trial_{trial.trial_id}"
@@ -81,7 +93,7 @@ def tune_round(req, space, bundle, meta: dict, ledger: Ledger, progress: SearchP
                            threads=max(1, int(req.cpus_per_trial)), seed=req.seed, max_params=req.max_params,
                            max_mflops=req.max_mflops, deadline=trials_end)
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, bundle=bundle, runtime=runtime),
+        tune.with_parameters(train_trial, bundle=for_trials(req, bundle, echo), runtime=runtime),
         {"cpu": req.cpus_per_trial, "gpu": req.gpus_per_trial},
     )
     # the ledger first: callbacks run in list order, and the printer reads the ledger's counts
