@@ -172,15 +172,15 @@ def test_plan_epochs_fills_the_time_and_drops_members_below_three_epochs():
     assert budget.plan_line(plenty, asked=2).startswith("retraining 2 members for 18 epochs each, about 1m36s of")
 
 
-def test_members_are_added_only_while_each_gets_the_epochs_the_search_compared_them_over():
-    assert budget.member_epochs(15) == 15 and budget.member_epochs(1) == budget.MIN_EPOCHS
-    costs = [Cost(epoch=100.0, test=5.0)] * 2  # the recipe net on full Fashion-MNIST, roughly
-    two_short = budget.plan_epochs(costs, 1900.0, min_epochs=budget.member_epochs(15))  # 2 x 9 would fit
-    assert (two_short.members, two_short.epochs) == (1, 18)
-    line = budget.plan_line(two_short, asked=2, min_epochs=15)
-    assert line.startswith("retraining 1 member for 18 epochs") and "(2 asked: 15 epochs each would not fit)" in line
-    two_long = budget.plan_epochs(costs, 3200.0, min_epochs=15)
-    assert (two_long.members, two_long.epochs) == (2, 15)
+def test_members_are_added_only_while_each_gets_twice_the_epochs_the_search_compared_them_over():
+    assert budget.member_epochs(15) == 30 and budget.member_epochs(1) == budget.MIN_EPOCHS
+    costs = [Cost(epoch=50.0, test=5.0)] * 2  # the recipe net on full Fashion-MNIST (bf16), roughly
+    two_short = budget.plan_epochs(costs, 2150.0, min_epochs=budget.member_epochs(15))  # 2 x 21 would fit
+    assert (two_short.members, two_short.epochs) == (1, 42)
+    line = budget.plan_line(two_short, asked=2, min_epochs=30)
+    assert line.startswith("retraining 1 member for 42 epochs") and "(2 asked: 30 epochs each would not fit)" in line
+    two_long = budget.plan_epochs(costs, 3200.0, min_epochs=30)
+    assert (two_long.members, two_long.epochs) == (2, 31)
 
 
 def test_the_guard_leaves_out_what_no_longer_fits():
