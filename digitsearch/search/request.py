@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digitsearch.errors import UserError
+from digitsearch.store.experiments import UNCAPPED_TRIALS
 
 if TYPE_CHECKING:
     from digitsearch.spaces import SearchSpace
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
 # a trial over either limit is recorded as over budget, not trained: one such trial could
 # cost as much as a dozen ordinary ones on a CPU
 DEFAULT_LIMITS = {"max_params": 3_000_000, "max_mflops": 40.0}
-# with --time-limit and no --trials, the limit alone ends the search: this many is never reached
-UNCAPPED_TRIALS = 100_000
 DEFAULT_TRIALS = 12
 # under --time-limit, trials train on at most this many training examples (--search-examples):
 # the search ranks configs, the retrain trains the winner on everything. Full Fashion-MNIST's

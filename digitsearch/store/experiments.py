@@ -13,6 +13,9 @@ from pathlib import Path
 from digitsearch.errors import UserError
 from digitsearch.store.layout import BEST_FILE, EXPERIMENT_FILE, LEADERBOARD_FILE, relocate
 
+# with --time-limit and no --trials, the limit alone ends the search: experiment.json records
+# this many trials, never reached (the report then counts the trials that ran)
+UNCAPPED_TRIALS = 100_000
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 

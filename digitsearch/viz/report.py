@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from digitsearch.core.timebudget import shown
 from digitsearch.errors import UserError
 from digitsearch.store import experiments, leaderboard, study, trials
 from digitsearch.store.layout import FINAL_DIR, METRICS_FILE, REPORT_DIR, final_dir
@@ -292,6 +293,20 @@ def retrained_md(folder: Path, table: pd.DataFrame) -> str | None:
     return _md_table(pd.DataFrame(rows))
 
 
+def _sizes_md(sizes: dict) -> str:
+    """54,000 train (trials on a stratified 12,000 of them) / 6,000 validation / 10,000 test examples"""
+    part = sizes.get("trial_train", sizes["train"])
+    subset = f" (trials on a stratified {part:,} of them)" if part < sizes["train"] else ""
+    return f"{sizes['train']:,} train{subset} / {sizes['val']:,} validation / {sizes['test']:,} test examples"
+
+
+def _trials_md(meta: dict, ran: int) -> str:
+    """'12 trials', or for a search the time limit alone ended: '47 trials in a 23m57s time limit'."""
+    if meta.get("time_limit") and meta["trials"] == experiments.UNCAPPED_TRIALS:
+        return f"{ran} trials in a {shown(meta['time_limit'])} time limit"
+    return f"{meta['trials']} trials"
+
+
 def write(results: Path, name: str | None, echo: Callable[[str], None] = print) -> Path:
     folder = experiments.resolve(results, name)
     meta = experiments.read_meta(folder)
@@ -302,10 +317,9 @@ def write(results: Path, name: str | None, echo: Callable[[str], None] = print) 
     doc = ReportWriter(out)
     doc.add(f"# Search report: {folder.name}",
             f"Space `{meta['space']}` ({', '.join(meta.get('families', [meta['family']]))}) on dataset "
-            f"`{meta['dataset_name']}`: {meta['sizes']['train']:,} train / {meta['sizes']['val']:,} validation / "
-            f"{meta['sizes']['test']:,} test examples; {meta['trials']} trials, up to {meta['max_epochs']} epochs each "
-            f"({meta['search']} + {meta['scheduler']}, seed {meta['seed']}). Written by `digitsearch report --name "
-            f"{folder.name}`.", *filter(None, [origin_md(table, configs)]))
+            f"`{meta['dataset_name']}`: {_sizes_md(meta['sizes'])}; {_trials_md(meta, len(table))}, up to "
+            f"{meta['max_epochs']} epochs each ({meta['search']} + {meta['scheduler']}, seed {meta['seed']}). "
+            f"Written by `digitsearch report --name {folder.name}`.", *filter(None, [origin_md(table, configs)]))
     _search_sections(doc, folder, meta, table, configs)
     _retrain_sections(doc, folder)
     compared = retrained_md(folder, table)
