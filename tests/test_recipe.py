@@ -156,3 +156,6 @@ def test_mirrored_test_views_only_for_nets_trained_with_flips(digits_bundle):
     assert ensemble.FLIP not in retrain.ensemble_views(clothes, True, (member(True), member(False)))
     assert ensemble.FLIP not in retrain.ensemble_views(digits_bundle, True, (member(False),))
     assert retrain.ensemble_views(clothes, False, (member(True),)) == ensemble.IDENTITY
+    # the time plan costs the widest views the data allow: the members it keeps may allow them all
+    assert retrain.ensemble_views(clothes, True)[-1] == ensemble.FLIP
+    assert ensemble.FLIP not in retrain.ensemble_views(digits_bundle, True)
