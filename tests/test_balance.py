@@ -65,6 +65,12 @@ def test_class_weights_are_the_inverse_class_frequency_with_a_mean_of_one_per_im
     assert weight[LABELS].mean().item() == pytest.approx(1.0)
 
 
+@pytest.fixture(autouse=True)
+def fp32_training(monkeypatch):
+    """These tests check the loss to 1e-5: the net's own output must not be rounded to bf16."""
+    monkeypatch.setenv(engine.CPU_BF16_ENV, "0")
+
+
 def _first_batch_loss(balance: str, log_probs: torch.Tensor) -> float:
     """The engine's train_loss for one batch of every image, on a net whose every image gets
     the class probabilities exp(log_probs): the loss it computed before its one step."""

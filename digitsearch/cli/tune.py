@@ -128,8 +128,8 @@ def tune(
     request = SearchRequest(
         space=space, dataset=dataset, base=base, test=test, overrides=parse_overrides(set_ or []),
         data_dir=data_dir, val_fraction=val_fraction, trials=trials, max_epochs=max_epochs,
-        search_examples=search_examples,
-        grace_epochs=grace_epochs, reduction_factor=reduction_factor, scheduler=scheduler.value,
+        search_examples=search_examples, grace_epochs=grace_epochs, reduction_factor=reduction_factor,
+        scheduler=scheduler.value,
         search=search.value, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
         max_concurrent=max_concurrent, max_params=max_params, max_mflops=max_mflops, seed=seed, name=name,
         results=results, verbose=verbose, quiet=quiet, address=address, storage=storage, resume=resume,
@@ -141,12 +141,16 @@ def tune(
     if outcome.interrupted:
         raise typer.Exit(130)  # what finished is written; the exit code still says it was cut short
     if retrain:
-        from digitsearch.cli.best import retrain_with_progress
-        from digitsearch.search import session
+        _retrain(outcome.folder, ensemble, tta, whole)
 
-        session.stop()
-        retrain_with_progress(outcome.folder, None, ensemble=ensemble, tta=tta,
-                              time_limit_s=whole.left() if whole else None)
+
+def _retrain(folder, ensemble: int, tta: bool, whole) -> None:
+    """tune --retrain: Ray down first (its processes would share the CPU), then `best --retrain`."""
+    from digitsearch.cli.best import retrain_with_progress
+    from digitsearch.search import session
+
+    session.stop()
+    retrain_with_progress(folder, None, ensemble=ensemble, tta=tta, time_limit_s=whole.left() if whole else None)
 
 
 def _time_limits(time_limit: str | None, retrain: bool, resume: bool, ensemble: int, tta: bool):

@@ -166,7 +166,8 @@ def train_epoch(model, optimizer, data: Tensors, s: TrainSettings, generator, sc
         # bf16 on a CPU only for images: the sequence nets' LSTMs gain nothing and lose precision
         with autocast(xb.device, training=task.name == "image"):
             logits = task.forward(model, xb, yb)
-            loss = task.loss(logits, yb, class_weight, s.label_smoothing)
+        # the loss in fp32 whatever the net computed in: bf16's 8-bit mantissa would blur class weights
+        loss = task.loss(logits.float(), yb, class_weight, s.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
