@@ -220,3 +220,25 @@ def test_a_trial_bigger_than_the_machine_is_refused_before_anything_is_written(t
     assert run.returncode == 2, run.stdout + run.stderr
     assert_one_line_error(run.stderr, "one trial needs 512", "--cpus-per-trial")
     assert not results.exists()
+
+
+def test_an_eoferror_is_told_as_a_file_that_ended_early_not_as_aborted(capsys):
+    """click turns any EOFError into Abort; no command reads the terminal, so it is a file
+    (CI once showed a bare "aborted" for a searcher state a killed driver had left empty)."""
+    import typer
+
+    from digitsearch.cli.app import OneLineErrors
+
+    broken = typer.Typer(cls=OneLineErrors)
+
+    @broken.command()
+    def load() -> None:
+        raise EOFError("Ran out of input")
+
+    @broken.command()
+    def other() -> None:
+        pass
+
+    assert broken(["load"], standalone_mode=False) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "error: a file ended early (EOFError: Ran out of input)"

@@ -3,6 +3,9 @@ finishes, every trial counts once (ledger, leaderboard, Optuna study), and `--re
 Ray Client is refused in one line, leaving the experiment resumable."""
 from __future__ import annotations
 
+import json
+import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +18,7 @@ from raycluster import LocalCluster
 
 from conftest import ROOT, assert_one_line_error, run_cli
 from digitsearch.search.reconcile import TUNE_TRIAL_ATTR, ran_trials
+from digitsearch.search.whole_files import PARTIAL_PREFIX
 
 TRIALS, EPOCHS = 6, 3
 # learning rates too small to move val_acc: each trial's best epoch (its one checkpoint) is
@@ -92,3 +96,27 @@ def test_resume_through_ray_client_is_refused_in_one_line(killed_thrice):
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert_one_line_error(refused.stderr, "--resume cannot run through Ray Client", "--address auto")
 
+
+
+def test_the_round_was_written_through_whole_files(killed_thrice):
+    """Each file Tune copies to the round's folder is written whole (search.whole_files): CI
+    once hit a kill during a copy, and the newest searcher-state-*.pkl it left empty ended the
+    next --resume and, through Ray's failed restore, the round's trials."""
+    folder = killed_thrice[0]
+    tuner = pickle.loads((folder / "tune" / "tuner.pkl").read_bytes())
+    assert tuner["_run_config"].storage_filesystem.type_name == "py::local-whole-files"
+    assert not [p for p in (folder / "tune").rglob(f"{PARTIAL_PREFIX}*")]  # killed three times: none left
+
+
+def test_a_snapshot_an_older_driver_cut_short_is_refused_before_ray_reads_it(killed_thrice, tmp_path):
+    copy = tmp_path / "results" / "k"
+    shutil.copytree(killed_thrice[0], copy)
+    meta = json.loads((copy / "experiment.json").read_text())
+    (copy / "experiment.json").write_text(json.dumps({**meta, "status": "interrupted"}))
+    newest = sorted((copy / "tune").glob("searcher-state-*.pkl"))[-1]
+    newest.write_bytes(newest.read_bytes()[:100])  # as pyarrow's in-place copy left it
+    before = sorted(p.name for p in (copy / "tune").iterdir())
+    refused = run_cli("tune", "--results", str(tmp_path / "results"), "--name", "k", "--resume")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert_one_line_error(refused.stderr, f"Tune's snapshot {newest} was cut short", "move that session's files")
+    assert sorted(p.name for p in (copy / "tune").iterdir()) == before  # Ray wrote no empty snapshot after it

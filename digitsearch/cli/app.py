@@ -43,8 +43,12 @@ class OneLineErrors(TyperGroup):
                 where = context.command_path if context is not None else "digitsearch"
                 typer.echo(f"error: {message} (see `{where} --help`)", err=True)
             code = getattr(err, "exit_code", USAGE_EXIT)
-        except typer.Abort:  # Ctrl-C at a prompt, or an EOF
-            typer.echo("aborted", err=True)
+        except typer.Abort as err:  # click's word for Ctrl-C, and for an EOFError from anywhere
+            cause = err.__context__
+            # no command reads the terminal: an EOFError is a file that ended early (CI once saw
+            # a bare "aborted" for an unpickled file a killed driver had left empty)
+            typer.echo(f"error: a file ended early (EOFError: {cause})" if isinstance(cause, EOFError) else "aborted",
+                       err=True)
             code = 1
         code = code if isinstance(code, int) else 0
         if standalone_mode:

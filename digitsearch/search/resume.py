@@ -55,6 +55,7 @@ def run(req: SearchRequest, echo: Callable[[str], None]) -> rounds.SearchOutcome
                         f"start a new search on them with another --name")
     ledger, progress = rounds.watchers(stored, folder, chatter)
     if unfinished:
+        refuse_cut_short(meta, folder)
         chatter(f"resume: {ledger.done} of {stored.trials} trials had finished; running the rest")
         study.expect_at(folder)  # Ray's pickled searcher then writes this folder's study, not the old place's
         if not layout.is_uri(meta["tune_root"]):
@@ -70,6 +71,21 @@ def run(req: SearchRequest, echo: Callable[[str], None]) -> rounds.SearchOutcome
         chatter(f"resume: {req.add_trials} more trials, continuing the study in {folder / STUDY_FILE}")
         rounds.tune_round(stored, space, bundle, meta, ledger, progress, chatter)
     return rounds.finish(stored, space, meta, ledger, echo, chatter)
+
+
+def refuse_cut_short(meta: dict, folder: Path) -> None:
+    """Refuse, before Ray touches it, a round whose newest snapshot a kill cut short (an
+    experiment written before search.whole_files): Ray's failed restore would write an empty
+    snapshot after it, and the round's trials would be lost to Tune."""
+    from digitsearch.search.whole_files import cut_short
+
+    if layout.is_uri(meta["tune_root"]):
+        return
+    torn = cut_short(round_path(meta, meta["rounds"][-1]))
+    if torn:
+        raise UserError(f"cannot resume {folder.name!r}: Tune's snapshot {torn} was cut short when its driver was "
+                        f"killed; move that session's files (the same date and time) out of the folder and resume "
+                        f"again: Tune then restores the snapshot before it")
 
 
 def _finish_round(stored, space, bundle, meta: dict, ledger, progress, echo) -> None:

@@ -104,13 +104,22 @@ def tune_round(req, space, bundle, meta: dict, ledger: Ledger, progress: SearchP
     echo(f"search: {how_many} of space {space.name!r} ({req.search} + {req.scheduler}), "
          f"up to {req.max_epochs} epochs each, {slots} at a time -> {path}")
     if restore:
-        tuner = _restored_tuner(path, trainable, callbacks)
+        tuner = _restored_tuner(path, trainable, callbacks, _storage_filesystem(meta))
     else:
         tuner = _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end)
     tuner.fit()
 
 
-def _restored_tuner(path: str, trainable, callbacks):
+def _storage_filesystem(meta: dict):
+    """Tune's filesystem for the rounds: on a local disk one that writes each file whole (a
+    driver killed mid-copy left a snapshot that could not be restored: search.whole_files);
+    None (pyarrow's own, from the URI) for remote storage."""
+    from digitsearch.search.whole_files import whole_file_storage
+
+    return None if is_uri(meta["tune_root"]) else whole_file_storage()
+
+
+def _restored_tuner(path: str, trainable, callbacks, storage_filesystem):
     """Ray's restore of an unfinished round, with this driver's callbacks in place of the
     pickled ones (the first driver's printer and ledger). Ray has no public way to swap them:
     its TunerInternal's run config is set directly, which exists only when the Tuner runs
@@ -123,7 +132,8 @@ def _restored_tuner(path: str, trainable, callbacks):
         raise UserError("--resume cannot run through Ray Client (a ray:// address): run it on the cluster "
                         "itself (`--address auto` on its head node, or `digitsearch submit -- tune --name ... "
                         "--resume`)")
-    tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True)
+    tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
+                               storage_filesystem=storage_filesystem)
     tuner._local_tuner.get_run_config().callbacks = callbacks
     return tuner
 
@@ -147,7 +157,8 @@ def _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
         ),
         run_config=tune.RunConfig(
-            name=this_round["dir"], storage_path=meta["tune_root"], verbose=2 if req.verbose else 0,
+            name=this_round["dir"], storage_path=meta["tune_root"], storage_filesystem=_storage_filesystem(meta),
+            verbose=2 if req.verbose else 0,
             callbacks=callbacks,
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute="val_acc", checkpoint_score_order="max"),
