@@ -67,7 +67,7 @@ def cpu_bf16() -> bool:
     """Whether image nets train under bf16 autocast, channels_last, on this CPU. Measured on the
     project's 2-core AMD EPYC (AVX512-BF16), the cnn recipe net at batch 128: 638 img/s in fp32,
     1,377 with both (2 threads; 360 -> 885 on one). Weights, optimizer state and the loss stay
-    fp32 (autocast only lowers convolutions and matmuls), so accuracy is that of fp32 training."""
+    fp32 (autocast lowers only convolutions and matmuls); docs/benchmark.md compares the two."""
     chosen = os.environ.get(CPU_BF16_ENV, "").strip().lower()
     if chosen in ("0", "false", "no", "off"):
         return False
