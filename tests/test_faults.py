@@ -50,8 +50,8 @@ def killed_and_resumed(tmp_path_factory):
             deadline = time.monotonic() + 240
             # kill once two trials ended and none ended in the last 1.2 s: Tune snapshots its state every
             # second (TUNE_GLOBAL_CHECKPOINT_S), so every trial that ended is in the snapshot. A trial
-            # that starts and ends inside the last second is the kill window's case (test_resume_kill);
-            # with bf16 trials on the digits end a second apart, and this test hit it by chance
+            # that starts and ends inside the last second is the kill window's ghost (test_ghosts): this
+            # test counts the trials that ended before the kill, which a ghost would blur
             seen, quiet_since = 0, time.monotonic()
             while time.monotonic() < deadline and driver.poll() is None:
                 ended = len(_ended_lines(log.read_text()))

@@ -26,7 +26,8 @@ def sampler(req: SearchRequest):
         )
 
 
-def searcher(req: SearchRequest, space: SearchSpace, folder: Path, meta: dict, starting_points: bool = True):
+def searcher(req: SearchRequest, space: SearchSpace, folder: Path, meta: dict, starting_points: bool = True,
+             round_trials: int | None = None):
     import optuna
 
     from digitsearch.search.reconcile import ResumableOptunaSearch
@@ -42,6 +43,8 @@ def searcher(req: SearchRequest, space: SearchSpace, folder: Path, meta: dict, s
         points_to_evaluate=(space.points_to_evaluate() or None) if starting_points else None,
         # a trial that ends before them (ASHA, a time limit) is PRUNED in the study, not COMPLETE
         max_epochs=req.max_epochs,
+        # a trial that ran unseen by Tune's last snapshot before a kill counts toward the round's trials
+        round_trials=round_trials,
     )
 
 

@@ -8,8 +8,12 @@ A kill in between leaves a snapshot up to a second older than the ledger and the
 restores a trial that had already ended as unfinished and runs its last epochs again (from
 its best-epoch checkpoint, which brings its files in storage up to date too). Ray's
 OptunaSearch would report those epochs to a study trial that is already COMPLETE, and
-Optuna refuses (UpdateFinishedTrialError, a traceback that ends the resume). And a trial the
+Optuna refuses (UpdateFinishedTrialError, a traceback that ends the resume). A trial the
 searcher asked Optuna for just before the kill, that the snapshot never saw, stays RUNNING.
+And a trial that started and ended inside that second (a trial the trainable could not use
+ends at once) is in the ledger, the study and its own folder, but Tune restores no trace of
+it: a ghost. Tune's count of the round's trials is the snapshot's, so it would start one
+trial more than the round asked for.
 
 `ResumableOptunaSearch` reconciles both when Tune restores it:
   - a Tune trial whose study trial had already finished is told nothing more: the study keeps
@@ -17,7 +21,10 @@ searcher asked Optuna for just before the kill, that the snapshot never saw, sta
   - a study trial RUNNING but unknown to the snapshot (an orphan) is handed to the next trial
     Tune asks for: it runs with the parameters already sampled, so the study gains no trial
     that never ran. Orphans left over when the round has all its trials are failed afterwards
-    (resume.fail_orphans) and marked ORPHAN_ATTR.
+    (resume.fail_orphans) and marked ORPHAN_ATTR;
+  - a ghost counts toward the round's trials: once the trials Tune knows and the ghosts make
+    `round_trials`, the searcher says FINISHED. Its leaderboard row is read from its folder
+    (rounds.load_results, from the ledger).
 
 What counts, then: a study trial with a TUNE_TRIAL_ATTR and without ORPHAN_ATTR is one
 leaderboard row, and each leaderboard row is one such study trial (`ran_trials`), whether it
@@ -48,6 +55,7 @@ import warnings
 
 import optuna
 from ray.air.constants import TRAINING_ITERATION
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from digitsearch.search.deadline import TIME_LIMIT_NOTE
@@ -64,23 +72,34 @@ class ResumableOptunaSearch(OptunaSearch):
 
     `max_epochs`: the search's; a trial that ended before them is PRUNED. None (a searcher
     pickled before it existed, restored by `--resume`): every trial that reports is COMPLETE.
+    `round_trials`: how many trials this round runs (None: as many as a time limit lets it).
     """
 
-    max_epochs: int | None = None  # the class's: what a searcher unpickled from an older round reads
+    # the class's: what a searcher unpickled from an older round reads
+    max_epochs: int | None = None
+    round_trials: int | None = None
+    ghosts: tuple[int, ...] = ()
 
-    def __init__(self, *args, max_epochs: int | None = None, **kwargs):
+    def __init__(self, *args, max_epochs: int | None = None, round_trials: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.max_epochs = max_epochs
+        self.max_epochs, self.round_trials = max_epochs, round_trials
         self.told_before: set[str] = set()  # Tune trial ids whose study trial had ended before this driver
         self.orphans: list[int] = []  # study trial numbers RUNNING but unknown to the restored snapshot
+        self.ghosts = ()  # study trial numbers that ran and ended after the restored snapshot
 
     def suggest(self, trial_id: str):
+        if trial_id not in self._ot_trials and self._round_has_all_its_trials():
+            return Searcher.FINISHED  # the ghosts ran the round's last trials before the kill
         if trial_id not in self._ot_trials and self.orphans:
             self._ot_trials[trial_id] = _running_trial(self._ot_study, self.orphans.pop(0))
         config = super().suggest(trial_id)
         if trial_id in self._ot_trials:
             self._ot_trials[trial_id].set_user_attr(TUNE_TRIAL_ATTR, trial_id)
         return config
+
+    def _round_has_all_its_trials(self) -> bool:
+        return bool(self.ghosts) and self.round_trials is not None and \
+            len(self._ot_trials) + len(self.ghosts) >= self.round_trials
 
     def on_trial_result(self, trial_id: str, result: dict):
         if trial_id in self.told_before:
@@ -123,7 +142,7 @@ class ResumableOptunaSearch(OptunaSearch):
 
     def restore(self, checkpoint_path: str):
         super().restore(checkpoint_path)  # the snapshot's state: up to a second older than the study
-        self.told_before, self.orphans = reconcile(self._ot_study, self._ot_trials)
+        self.told_before, self.orphans, self.ghosts = reconcile(self._ot_study, self._ot_trials)
 
 
 def ending(result: dict, max_epochs: int | None) -> str:
@@ -138,14 +157,22 @@ def ending(result: dict, max_epochs: int | None) -> str:
     return "complete"
 
 
-def reconcile(study, known: dict) -> tuple[set[str], list[int]]:
-    """(Tune trial ids whose study trial has finished, numbers of RUNNING study trials that no
-    Tune trial in `known` (Tune trial id -> optuna.Trial) has), read from the study itself."""
-    states = {trial.number: trial.state for trial in study.get_trials(deepcopy=False)}
+def reconcile(study, known: dict) -> tuple[set[str], list[int], tuple[int, ...]]:
+    """Read from the study itself, against `known` (Tune trial id -> optuna.Trial, the restored
+    snapshot's trials of this round): the Tune trial ids whose study trial has finished; the
+    numbers of RUNNING study trials no known trial has (orphans); and the numbers of study
+    trials a Tune trial ran and ended after the snapshot (ghosts). A ghost is newer than every
+    known trial, which tells it from the trials of earlier rounds; with no known trial (a kill
+    within the round's first second) none is counted."""
+    trials = study.get_trials(deepcopy=False)
+    states = {trial.number: trial.state for trial in trials}
     finished = {tid for tid, trial in known.items() if states.get(trial.number, _UNKNOWN).is_finished()}
     numbers = {trial.number for trial in known.values()}
     orphans = sorted(n for n, state in states.items() if state == optuna.trial.TrialState.RUNNING and n not in numbers)
-    return finished, orphans
+    newest = max(numbers, default=None)
+    ghosts = tuple(t.number for t in trials if newest is not None and t.number > newest and t.state.is_finished()
+                   and TUNE_TRIAL_ATTR in t.user_attrs and not t.user_attrs.get(ORPHAN_ATTR))
+    return finished, orphans, ghosts
 
 
 _UNKNOWN = optuna.trial.TrialState.WAITING  # not finished

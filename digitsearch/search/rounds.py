@@ -145,7 +145,8 @@ def _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end
 
     this_round = meta["rounds"][-1]
     first = len(meta["rounds"]) == 1  # the space's hand-made starting points go in the first round only
-    searcher = algorithms.searcher(req, space, folder, meta, starting_points=first)
+    searcher = algorithms.searcher(req, space, folder, meta, starting_points=first,
+                                   round_trials=None if req.uncapped else this_round["trials"])
     if trials_end is not None:
         searcher = DeadlineSearcher(searcher, trials_end, req.grace_epochs)
     return tune.Tuner(
@@ -167,16 +168,18 @@ def _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end
     )
 
 
-def load_results(meta: dict) -> list:
-    """Every round's Tune results (ray.tune.Result), read back from storage, in round order."""
+def load_results(meta: dict, ended: set[str] = frozenset()) -> list:
+    """Every round's Tune results (ray.tune.Result), read back from storage, in round order,
+    with the ghosts among `ended` (the ledger's trials) read from their own folders."""
     from ray.tune import ExperimentAnalysis, ResultGrid
 
     results = []
     for round_ in rounds(meta):
         try:
-            results.extend(ResultGrid(ExperimentAnalysis(round_path(meta, round_))))
+            found = list(ResultGrid(ExperimentAnalysis(round_path(meta, round_))))
         except (FileNotFoundError, ValueError):
-            continue  # a round killed before Tune wrote its first state: nothing ran
+            found = []  # a round killed before Tune wrote its first state
+        results.extend(found + _ghosts(round_path(meta, round_), found, ended))
     for result in results:
         if not result.config and not is_uri(str(result.path)):
             # a trial that failed before its first report: its config is only in params.json
@@ -186,10 +189,42 @@ def load_results(meta: dict) -> list:
     return results
 
 
+def _ghosts(path: str, found: list, ended: set[str]) -> list:
+    """The results of the round's trials that ended (the ledger has them) but that Tune's state
+    does not hold: a trial that started and ended within Tune's last snapshot interval before
+    a killed driver (search.reconcile). Their folders, written as they ran, hold their results."""
+    from ray.tune import Result
+
+    known = {leaderboard.trial_row_id(result) for result in found}
+    filesystem, folders = _trial_folders(path)
+    ghosts = []
+    for folder in folders:
+        trial_id = folder.rstrip("/").split("/")[-1].removeprefix("trial_")
+        if trial_id in ended and trial_id not in known:
+            try:
+                ghosts.append(Result.from_path(folder, storage_filesystem=filesystem))
+            except RuntimeError:  # no result.json or progress.csv: nothing it measured survives
+                continue
+    return ghosts
+
+
+def _trial_folders(path: str) -> tuple:
+    """(the filesystem, the trial folders in a round's storage, a local path or a URI)."""
+    import pyarrow.fs
+
+    filesystem, base = pyarrow.fs.FileSystem.from_uri(path) if is_uri(path) else (pyarrow.fs.LocalFileSystem(), path)
+    try:
+        listing = filesystem.get_file_info(pyarrow.fs.FileSelector(base, allow_not_found=True))
+    except OSError:
+        return filesystem, []
+    return filesystem, sorted(info.path for info in listing
+                              if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith("trial_"))
+
+
 def finish(req: SearchRequest, space, meta: dict, ledger: Ledger, echo, chatter) -> SearchOutcome:
     """Mark the experiment finished or interrupted, and write the leaderboard over every round."""
     folder = req.results.resolve() / meta["name"]
-    results = load_results(meta)
+    results = load_results(meta, ledger.finished)
     # under a time limit the search is done when no trial it started is left unfinished;
     # without one, when all its trials ended
     cut = any(leaderboard.trial_row_id(r) not in ledger.finished for r in results)
