@@ -192,6 +192,17 @@ def test_the_guard_leaves_out_what_no_longer_fits():
     assert guard.member_fits(1, 2)
 
 
+def test_the_last_epoch_counts_the_tests_at_the_pace_of_now():
+    guard = budget.Guard(Deadline.after(15.0), [Cost(epoch=1.0, test=5.0)], fixed=4.0)
+    assert guard.another_epoch_fits(0, 1.0)  # 1 + 5 + 4 <= 15
+    # the machine slowed to a third of its measured speed mid-member: the tests will too
+    assert not guard.another_epoch_fits(0, 3.0)  # 3 + 3 * 5 + 4 > 15 (at the measured pace: 3 + 5 + 4)
+    slow = budget.Guard(Deadline.after(12.0), [Cost(epoch=1.0, test=2.0), Cost(epoch=1.0, test=2.0)], fixed=4.0)
+    slow.trained(0, [{"epoch_seconds": 2.0}] * 2)  # member 1 ran at half the measured speed
+    # one fast epoch now does not make the tests fast: 0.5 + 2 * (2 + 2) + 4 > 12 (at its pace: 0.5 + 2 + 4)
+    assert not slow.another_epoch_fits(1, 0.5)
+
+
 def test_the_members_after_the_first_share_the_time_left_at_the_pace_measured():
     costs = [Cost(epoch=1.0, test=0.0), Cost(epoch=1.0, test=0.0), Cost(epoch=2.0, test=0.0)]
     guard = budget.Guard(Deadline.after(100.5), costs, fixed=4.0)  # (half a second for the test itself)
