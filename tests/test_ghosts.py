@@ -9,6 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.search import Searcher
 
 from digitsearch.search.reconcile import TUNE_TRIAL_ATTR, ResumableOptunaSearch, ran_trials
@@ -90,19 +91,23 @@ def a_round_and_a_ghost(tmp_path_factory):
         tune.report({"val_acc": config["acc"], "best_val_acc": config["acc"], "epoch": 1})
 
     def run(name: str, accs: list[float]):
+        # the loggers a search's rounds add (search.rounds): result.json is what a folder is read from
         tune.Tuner(trial, param_space={"acc": tune.grid_search(accs)},
                    tune_config=tune.TuneConfig(trial_dirname_creator=lambda t: f"trial_{t.trial_id}"),
-                   run_config=tune.RunConfig(storage_path=str(root), name=name, verbose=0)).fit()
+                   run_config=tune.RunConfig(storage_path=str(root), name=name, verbose=0,
+                                             callbacks=[CSVLoggerCallback(), JsonLoggerCallback()])).fit()
 
-    ours = not ray.is_initialized()
-    if ours:
-        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
-    try:
-        run("tune", [0.5, 0.6])
-        run("other", [0.9])
-    finally:
+    ours = not ray.is_initialized()  # a Ray this process runs already (another file's searches) is kept
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # as search.rounds sets it
         if ours:
-            ray.shutdown()
+            ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+        try:
+            run("tune", [0.5, 0.6])
+            run("other", [0.9])
+        finally:
+            if ours:
+                ray.shutdown()
     ghost = next((root / "other").glob("trial_*"))
     ghost.rename(root / "tune" / ghost.name)
     return {"tune_root": str(root), "rounds": [{"dir": "tune", "trials": 3}]}, ghost.name.removeprefix("trial_")
