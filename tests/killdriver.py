@@ -22,14 +22,19 @@ def ledger_lines(folder: Path) -> list[str]:
 
 
 def run_and_kill_after_trial_end(args: list[str], folder: Path, log: Path, delay: float = 0.3,
-                                 timeout: float = 240) -> tuple[int, int]:
+                                 timeout: float = 240, snapshot_seconds: float | None = None) -> tuple[int, int]:
     """Start `digitsearch <args>` and SIGKILL it (by pid) `delay` s after a trial's line is
     appended to the ledger. (return code, ledger lines at the kill); a driver that ends first
-    is left to finish (its code is returned)."""
+    is left to finish (its code is returned). `snapshot_seconds`: how often Tune snapshots its
+    state in the driver (TUNE_GLOBAL_CHECKPOINT_S; a search's own is 1 s): a longer period makes
+    the kill land before the next snapshot nearly always, where a second left it to chance."""
     before = len(ledger_lines(folder))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if snapshot_seconds is not None:
+        env["TUNE_GLOBAL_CHECKPOINT_S"] = str(snapshot_seconds)
     with open(log, "a") as out:
         driver = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *args], stdout=out,
-                                  stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=ROOT)
+                                  stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         deadline = time.monotonic() + timeout
         try:
             while driver.poll() is None and time.monotonic() < deadline:

@@ -44,9 +44,13 @@ def killed_thrice(tmp_path_factory):
     folder, common = results / "k", ["--results", str(results), "--name", "k"]
     first = ["tune", "--space", str(root / "flat.yaml"), "--trials", str(TRIALS), "--max-epochs", str(EPOCHS),
              "--scheduler", "fifo", "--max-concurrent", "1", *common]
-    kills = [run_and_kill_after_trial_end(first, folder, log, delay=0.1)]
-    for delay in (0.2, 0.4):  # Tune snapshots once a second: each kill lands before the next snapshot, mostly
-        kills.append(run_and_kill_after_trial_end(["tune", *common, "--resume"], folder, log, delay=delay))
+    # Tune snapshots every 5 s in these drivers: each kill lands before the next snapshot, so the
+    # resume finds a trial ended that the snapshot has running (and, when a trial started and ended
+    # in between, a ghost: test_ghosts). With the search's own 1 s, all three missed it once.
+    kills = [run_and_kill_after_trial_end(first, folder, log, delay=0.1, snapshot_seconds=5)]
+    for delay in (0.2, 0.4):
+        kills.append(run_and_kill_after_trial_end(["tune", *common, "--resume"], folder, log, delay=delay,
+                                                  snapshot_seconds=5))
     refused = _resume_through_ray_client(common)
     final = run_cli("tune", *common, "--resume")
     return folder, kills, log.read_text(), refused, final
