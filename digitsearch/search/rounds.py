@@ -175,11 +175,12 @@ def load_results(meta: dict, ended: set[str] = frozenset()) -> list:
 
     results = []
     for round_ in rounds(meta):
+        path = round_path(meta, round_)
         try:
-            found = list(ResultGrid(ExperimentAnalysis(round_path(meta, round_))))
+            found = list(ResultGrid(ExperimentAnalysis(path)))
         except (FileNotFoundError, ValueError):
             found = []  # a round killed before Tune wrote its first state
-        results.extend(found + _ghosts(round_path(meta, round_), found, ended))
+        results.extend(found + _ghosts(path, found, ended))
     for result in results:
         if not result.config and not is_uri(str(result.path)):
             # a trial that failed before its first report: its config is only in params.json
@@ -199,17 +200,17 @@ def _ghosts(path: str, found: list, ended: set[str]) -> list:
     filesystem, folders = _trial_folders(path)
     ghosts = []
     for folder in folders:
-        trial_id = folder.rstrip("/").split("/")[-1].removeprefix("trial_")
+        trial_id = folder.base_name.removeprefix("trial_")  # the folder _trial_name gave it
         if trial_id in ended and trial_id not in known:
             try:
-                ghosts.append(Result.from_path(folder, storage_filesystem=filesystem))
+                ghosts.append(Result.from_path(folder.path, storage_filesystem=filesystem))
             except RuntimeError:  # no result.json or progress.csv: nothing it measured survives
                 continue
     return ghosts
 
 
 def _trial_folders(path: str) -> tuple:
-    """(the filesystem, the trial folders in a round's storage, a local path or a URI)."""
+    """(the filesystem, the trial folders (pyarrow FileInfo) in a round's storage, a local path or a URI)."""
     import pyarrow.fs
 
     filesystem, base = pyarrow.fs.FileSystem.from_uri(path) if is_uri(path) else (pyarrow.fs.LocalFileSystem(), path)
@@ -217,8 +218,9 @@ def _trial_folders(path: str) -> tuple:
         listing = filesystem.get_file_info(pyarrow.fs.FileSelector(base, allow_not_found=True))
     except OSError:
         return filesystem, []
-    return filesystem, sorted(info.path for info in listing
-                              if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith("trial_"))
+    return filesystem, sorted((info for info in listing
+                               if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith("trial_")),
+                              key=lambda info: info.path)
 
 
 def finish(req: SearchRequest, space, meta: dict, ledger: Ledger, echo, chatter) -> SearchOutcome:
