@@ -14,16 +14,22 @@ from digitsearch.store import study
 def sampler(req: SearchRequest):
     import optuna
 
+    from digitsearch.search.mutation import LocalStepSampler
+    from digitsearch.search.reconcile import TUNE_TRIAL_ATTR
+
     if req.search == "random":
         return optuna.samplers.RandomSampler(seed=req.seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # group=True models each conditional branch on its own; constant_liar keeps
         # parallel trials from proposing the same point while others are still running
-        return optuna.samplers.TPESampler(
+        tpe = optuna.samplers.TPESampler(
             seed=req.seed, multivariate=True, group=True, constant_liar=True,
             n_startup_trials=max(4, min(10, req.trials // 3)),
         )
+    # half the trials after the first complete one are local steps from the best (mutation.py):
+    # TPE alone never beat the space's starting points in a time-limited search
+    return LocalStepSampler(tpe, seed=req.seed, tune_id_attr=TUNE_TRIAL_ATTR)
 
 
 def searcher(req: SearchRequest, space: SearchSpace, folder: Path, meta: dict, starting_points: bool = True,

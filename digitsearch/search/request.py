@@ -41,7 +41,8 @@ class Scheduler(str, Enum):
 
 
 class Searcher(str, Enum):
-    """optuna: TPE (multivariate, per branch); random: random sampling."""
+    """optuna: TPE (multivariate, per branch), every other trial a local step from the best
+    complete one (search/mutation.py); random: random sampling."""
 
     optuna = "optuna"
     random = "random"
