@@ -118,3 +118,16 @@ def test_the_header_counts_the_trials_a_time_limit_ran_and_the_search_subset():
     assert report._trials_md({"trials": UNCAPPED_TRIALS, "time_limit": 1437.0}, 47) == \
         "47 trials in a 23m57s time limit"
     assert report._trials_md({"trials": 12, "time_limit": None}, 12) == "12 trials"
+
+
+def test_a_local_step_that_wins_is_named_with_its_parent_and_what_it_changed():
+    from digitsearch.store.leaderboard import step_origins
+
+    known = {"s1": "start 1", "x": "sampled", "y": "sampled", "z": "sampled"}
+    steps = {"x": ("s1", ["lr", "cnn.dropout"]), "y": ("x", ["augment"]), "gone": ("s1", ["lr"])}
+    assert step_origins(steps, known) == {"x": "step from start 1 (lr, cnn.dropout)", "y": "step from x (augment)"}
+    table = _table(("x", "step from start 1 (lr, cnn.dropout)", 0.9950, "completed"),
+                   ("s1", "start 1", 0.9925, "completed"))
+    assert report.origin_md(table, {}) == (
+        "The best trial, trial x (val_acc 0.9950, a step from start 1 (lr, cnn.dropout)), is a sampled config: "
+        "it beats the best starting point (1: trial s1, val_acc 0.9925) by 0.0025 val_acc.")

@@ -10,6 +10,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from digitsearch.errors import UserError
 from digitsearch.search.algorithms import sampler as _sampler
 from digitsearch.search.algorithms import scheduler as _scheduler
+from digitsearch.search.mutation import LocalStepSampler
 from digitsearch.search.request import SearchRequest
 from digitsearch.search.session import SYNC_LOGGER, TransientSyncErrorFilter, concurrency
 
@@ -34,7 +35,8 @@ def test_too_big_a_trial_is_a_user_error():
 
 def test_samplers_and_schedulers():
     assert isinstance(_sampler(SearchRequest(search="random")), optuna.samplers.RandomSampler)
-    assert isinstance(_sampler(SearchRequest(search="optuna")), optuna.samplers.TPESampler)
+    tpe_and_steps = _sampler(SearchRequest(search="optuna"))
+    assert isinstance(tpe_and_steps, LocalStepSampler) and isinstance(tpe_and_steps.base, optuna.samplers.TPESampler)
     assert isinstance(_scheduler(SearchRequest(max_epochs=12, grace_epochs=2)), ASHAScheduler)
     assert type(_scheduler(SearchRequest(scheduler="fifo"))) is FIFOScheduler
 
@@ -127,3 +129,37 @@ def test_asha_trains_the_starting_points_in_full_and_still_stops_the_others():
     asha.on_trial_add(None, weak)
     assert asha.on_trial_result(None, weak, {"training_iteration": 1, "val_acc": 0.1}) == TrialScheduler.STOP
     assert asha.protected == {"start": 1}
+
+
+def test_asha_keeps_a_local_step_going_while_it_keeps_up_with_its_parent():
+    """A step from a slow-starting parent is judged against the parent at the same epoch (the
+    searcher notes each step's parent, search/mutation.py); one that falls behind it is stopped."""
+    from ray.tune.experiment import Trial
+
+    from digitsearch.search.mutation import KEEP_UP, note_parents
+
+    point = {"cnn.depth": 3, "lr": 0.003}
+    asha = _scheduler(SearchRequest(max_epochs=4, grace_epochs=1, reduction_factor=2), [point])
+    for name, curve in (("parent", [0.94, 0.97, 0.99, 0.995]), ("fast", [0.98, 0.98, 0.98, 0.98])):
+        trial = Trial("__fake", trial_id=name, stub=True, config=point if name == "parent" else {"lr": 0.01})
+        asha.on_trial_add(None, trial)
+        for epoch, acc in enumerate(curve, start=1):
+            asha.on_trial_result(None, trial, {"training_iteration": epoch, "val_acc": acc})
+    note_parents({"step": "parent", "lost": "parent"})
+    results = {}
+    for name, curve in (("step", [0.94 - KEEP_UP / 2, 0.97, 0.99, 0.99]), ("lost", [0.80, 0.9, 0.9, 0.9]),
+                        ("alone", [0.94 - KEEP_UP / 2, 0.97, 0.99, 0.99])):  # as good as the step, no parent
+        trial = Trial("__fake", trial_id=name, stub=True, config={"lr": 0.002, "cnn.depth": 2})
+        asha.on_trial_add(None, trial)
+        results[name] = _decisions(asha, trial, curve)
+    assert results["step"][:3] == [TrialScheduler.CONTINUE] * 3
+    assert results["lost"][0] == TrialScheduler.STOP and results["alone"][0] == TrialScheduler.STOP
+
+
+def _decisions(asha, trial, curve: list[float]) -> list[str]:
+    decisions = []
+    for epoch, acc in enumerate(curve, start=1):
+        decisions.append(asha.on_trial_result(None, trial, {"training_iteration": epoch, "val_acc": acc}))
+        if decisions[-1] == TrialScheduler.STOP:
+            break
+    return decisions

@@ -15,7 +15,6 @@ def sampler(req: SearchRequest):
     import optuna
 
     from digitsearch.search.mutation import LocalStepSampler
-    from digitsearch.search.reconcile import TUNE_TRIAL_ATTR
 
     if req.search == "random":
         return optuna.samplers.RandomSampler(seed=req.seed)
@@ -29,7 +28,7 @@ def sampler(req: SearchRequest):
         )
     # half the trials after the first complete one are local steps from the best (mutation.py):
     # TPE alone never beat the space's starting points in a time-limited search
-    return LocalStepSampler(tpe, seed=req.seed, tune_id_attr=TUNE_TRIAL_ATTR)
+    return LocalStepSampler(tpe, seed=req.seed)
 
 
 def searcher(req: SearchRequest, space: SearchSpace, folder: Path, meta: dict, starting_points: bool = True,

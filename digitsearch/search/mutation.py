@@ -16,6 +16,12 @@ trial is such a step:
     left to TPE;
   - every other value is the parent's.
 
+ASHA judges a step against its parent first (search/schedulers.py): a step ASHA would stop
+at a rung goes on while its val_acc is within KEEP_UP of its parent's at the same epoch. The
+parent is usually a starting point whose warmup and augmentation make its first epochs slow
+(0.94 after one epoch of MNIST-10k, where random configs reach 0.98): by ASHA's rule alone
+every step of it that kept its schedule was stopped after one epoch.
+
 A step is a sampled config like any other (the leaderboard's origin says "sampled"); its
 trial's user attributes name the parent (`step_from`, the parent's Tune trial id) and what
 changed (`step_changes`), which optuna-dashboard shows. Enqueued trials (the starting
@@ -38,6 +44,8 @@ STEP_SHARE = 0.5  # of the sampled trials once a parent exists; the rest explore
 MAX_CHANGES = 2  # values a step changes: 1 or 2
 LOG_FACTOR_SIGMA = 0.5  # a log-scale float is multiplied by exp(N(0, sigma)): about x0.6-x1.6
 LINEAR_SIGMA = 0.15  # a linear float moves by N(0, sigma * its range)
+KEEP_UP = 0.01  # a step ASHA would stop goes on while its val_acc is within this of its parent's at the epoch
+TUNE_TRIAL_ATTR = "tune_trial_id"  # user attr: the Tune trial (leaderboard trial_id) a study trial is (reconcile.py)
 PARENT_ATTR = "step_from"  # user attr: the parent's Tune trial id (or its study number)
 CHANGES_ATTR = "step_changes"  # user attr: the names of the values the step changed
 _PLAN_ATTR = "digitsearch:step"  # system attr: {"parent": number, "changed": {name: value}}
@@ -46,9 +54,8 @@ _PLAN_ATTR = "digitsearch:step"  # system attr: {"parent": number, "changed": {n
 class LocalStepSampler(BaseSampler):
     """`base` (TPE), with every other sampled trial a local step from the best complete trial."""
 
-    def __init__(self, base: BaseSampler, seed: int | None = None, share: float = STEP_SHARE,
-                 tune_id_attr: str = "tune_trial_id"):
-        self.base, self.seed, self.share, self.tune_id_attr = base, seed, share, tune_id_attr
+    def __init__(self, base: BaseSampler, seed: int | None = None, share: float = STEP_SHARE):
+        self.base, self.seed, self.share = base, seed, share
 
     # --- the step, planned once per trial ---
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -62,7 +69,7 @@ class LocalStepSampler(BaseSampler):
         storage = study._storage
         storage.set_trial_system_attr(trial._trial_id, _PLAN_ATTR, {"parent": parent.number, "changed": changed})
         storage.set_trial_user_attr(trial._trial_id, PARENT_ATTR,
-                                    str(parent.user_attrs.get(self.tune_id_attr, parent.number)))
+                                    str(parent.user_attrs.get(TUNE_TRIAL_ATTR, parent.number)))
         storage.set_trial_user_attr(trial._trial_id, CHANGES_ATTR, sorted(changed))
 
     def _plan(self, study: optuna.Study, number: int) -> tuple[FrozenTrial, dict] | None:
@@ -179,3 +186,25 @@ def moved(dist: BaseDistribution, value, rng: np.random.Generator):
     if dist.step is not None:
         new = dist.low + round((new - dist.low) / dist.step) * dist.step
     return float(new)
+
+
+def steps_in(study: optuna.Study) -> dict[str, tuple[str, list[str]]]:
+    """Tune trial id -> (its parent's Tune trial id, the names it changed) for each step trial
+    of `study` (the leaderboard's origin column says "step from ...")."""
+    steps = [t.user_attrs for t in study.get_trials(deepcopy=False)]
+    return {str(a[TUNE_TRIAL_ATTR]): (str(a[PARENT_ATTR]), list(a.get(CHANGES_ATTR, [])))
+            for a in steps if PARENT_ATTR in a and TUNE_TRIAL_ATTR in a}
+
+
+# Tune trial id -> its parent's, for the steps this driver process has asked for or restored:
+# the searcher (search/reconcile.py) writes it, the scheduler (search/schedulers.py) reads it.
+# Both run in the driver; a dict here spares Tune's trial config a key that is not a parameter.
+_PARENTS: dict[str, str] = {}
+
+
+def note_parents(parents: dict[str, str]) -> None:
+    _PARENTS.update(parents)
+
+
+def parent_of(trial_id: str) -> str | None:
+    return _PARENTS.get(trial_id)

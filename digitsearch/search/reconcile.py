@@ -59,8 +59,8 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from digitsearch.search.deadline import TIME_LIMIT_NOTE
+from digitsearch.search.mutation import PARENT_ATTR, TUNE_TRIAL_ATTR, note_parents, steps_in
 
-TUNE_TRIAL_ATTR = "tune_trial_id"  # user attr: the Tune trial (the leaderboard's trial_id) a study trial is
 ORPHAN_ATTR = "orphan"  # user attr: asked for by a killed driver, never run by Tune
 REREPORT_WARNING = "The reported value is ignored because this"  # Optuna's text (pinned in test_ray_pins)
 UNUSABLE = "unusable"  # Optuna constraint (1.0: violated) of a trial the trainable could not use
@@ -94,7 +94,11 @@ class ResumableOptunaSearch(OptunaSearch):
             self._ot_trials[trial_id] = _running_trial(self._ot_study, self.orphans.pop(0))
         config = super().suggest(trial_id)
         if trial_id in self._ot_trials:
-            self._ot_trials[trial_id].set_user_attr(TUNE_TRIAL_ATTR, trial_id)
+            live = self._ot_trials[trial_id]
+            live.set_user_attr(TUNE_TRIAL_ATTR, trial_id)
+            parent = self._ot_study._storage.get_trial_user_attrs(live._trial_id).get(PARENT_ATTR)
+            if parent:  # a local step: ASHA judges it against its parent (search/schedulers.py)
+                note_parents({trial_id: parent})
         return config
 
     def _round_has_all_its_trials(self) -> bool:
@@ -143,6 +147,7 @@ class ResumableOptunaSearch(OptunaSearch):
     def restore(self, checkpoint_path: str):
         super().restore(checkpoint_path)  # the snapshot's state: up to a second older than the study
         self.told_before, self.orphans, self.ghosts = reconcile(self._ot_study, self._ot_trials)
+        note_parents({trial_id: parent for trial_id, (parent, _) in steps_in(self._ot_study).items()})
 
 
 def ending(result: dict, max_epochs: int | None) -> str:

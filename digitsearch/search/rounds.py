@@ -245,7 +245,7 @@ def finish(req: SearchRequest, space, meta: dict, ledger: Ledger, echo, chatter)
 
 def _write_results(req, space, results, finished: set[str], folder: Path, echo, chatter) -> None:
     table = leaderboard.build(results, req.max_epochs, finished, family=space.family,
-                              starting_points=space.starting_points)
+                              starting_points=space.starting_points, steps=_steps(folder))
     table.to_csv(folder / LEADERBOARD_FILE, index=False)
     configs = leaderboard.configs_by_trial(results)
     best = leaderboard.best_trial(table, configs)
@@ -258,3 +258,15 @@ def _write_results(req, space, results, finished: set[str], folder: Path, echo, 
     chatter("")
     echo(f"best: {best['trial_id']} val_acc {best['val_acc']:.4f} at epoch {best['best_epoch']}; "
          f"next: digitsearch best --name {folder.name} --retrain")
+
+
+def _steps(folder: Path) -> dict:
+    """The searcher's local steps, from the study: a random search, or a study that cannot be
+    read (a folder copied without optuna.db), has none."""
+    from digitsearch.search.mutation import steps_in
+    from digitsearch.store import study
+
+    try:
+        return steps_in(study.load(folder))
+    except (UserError, OSError):
+        return {}

@@ -15,6 +15,7 @@ SUMMARY_COLUMNS = ["trial_id", "family", "status", "origin", "val_acc", "best_ep
                    "seconds", "note", "node", "checkpoint"]
 TOP_COLUMNS = SUMMARY_COLUMNS[:10]  # what the terminal's top table shows beside each config
 SAMPLED = "sampled"  # the origin of a trial the searcher sampled; a starting point's is "start k"
+STEP = "step from"  # the origin of a sampled trial that is a local step from another (search/mutation.py)
 
 
 def _status(result, epochs: int, max_epochs: int, note: str, finished: bool) -> str:
@@ -51,12 +52,16 @@ def trial_row(result, max_epochs: int, finished: bool = True, family: str = "") 
 
 
 def build(result_grid, max_epochs: int, finished: set[str] | None = None, family: str = "",
-          starting_points: Sequence[Mapping] | None = None) -> pd.DataFrame:
+          starting_points: Sequence[Mapping] | None = None,
+          steps: Mapping[str, tuple[str, Sequence[str]]] | None = None) -> pd.DataFrame:
     """`finished`: ids of trials that ended on their own; the others were cut off by an interrupt.
     `starting_points`: the space's (SearchSpace.starting_points), which give each row its
-    origin ("start k" or "sampled"); without them the origin column is empty."""
+    origin ("start k" or "sampled"); without them the origin column is empty. `steps`: trial
+    id -> (parent trial id, changed names) of the searcher's local steps, whose origin says
+    "step from <the parent's origin or id> (<changed>)"."""
     rows = [trial_row(r, max_epochs, finished is None or trial_row_id(r) in finished, family) for r in result_grid]
     known = origins(configs_by_trial(result_grid), starting_points) if starting_points is not None else {}
+    known.update(step_origins(steps or {}, known))
     for row in rows:
         row["origin"] = known.get(row["trial_id"], "")
     table = pd.DataFrame(rows)
@@ -80,6 +85,15 @@ def origins(configs: Mapping[str, dict], starting_points: Sequence[Mapping]) -> 
     by its config, in `configs`' order: a trial's order), "sampled" for every other trial."""
     starts = match_starting_points(configs, starting_points)
     return {trial_id: f"start {starts[trial_id]}" if trial_id in starts else SAMPLED for trial_id in configs}
+
+
+def step_origins(steps: Mapping[str, tuple[str, Sequence[str]]], known: Mapping[str, str]) -> dict[str, str]:
+    """trial_id -> "step from start 1 (lr, dropout)" (or "step from <parent id> (...)" when the
+    parent was sampled itself) for each local step the searcher took; a step is sampled too."""
+    def parent(trial_id: str) -> str:
+        return known[trial_id] if start_number(known.get(trial_id)) is not None else trial_id
+    return {trial_id: f"{STEP} {parent(of)} ({', '.join(changed)})" for trial_id, (of, changed) in steps.items()
+            if trial_id in known}
 
 
 def match_starting_points(configs: Mapping[str, dict], points: Sequence[Mapping]) -> dict[str, int]:

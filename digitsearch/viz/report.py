@@ -13,7 +13,7 @@ from digitsearch.core.timebudget import shown
 from digitsearch.errors import UserError
 from digitsearch.store import experiments, leaderboard, study, trials
 from digitsearch.store.layout import FINAL_DIR, METRICS_FILE, REPORT_DIR, final_dir
-from digitsearch.store.leaderboard import SAMPLED, SUMMARY_COLUMNS, TRAINED_STATUSES, short_config, start_number
+from digitsearch.store.leaderboard import SAMPLED, STEP, SUMMARY_COLUMNS, TRAINED_STATUSES, short_config, start_number
 from digitsearch.viz import plots, report_plots
 
 TOP = 10
@@ -79,7 +79,8 @@ def with_origin(folder: Path, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _trial(row) -> str:
-    return f"trial {row.trial_id} (val_acc {row.val_acc:.4f})"
+    step = f", a {row.origin}" if str(row.origin).startswith(STEP) else ""  # "a step from start 1 (lr)"
+    return f"trial {row.trial_id} (val_acc {row.val_acc:.4f}{step})"
 
 
 def _compared(verb: str, other: str, gap: float) -> str:
