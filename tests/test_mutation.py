@@ -145,10 +145,3 @@ def test_a_moved_value_stays_in_its_range_and_is_near_the_old_one(dist, value):
         elif dist.log:
             assert abs(math.log(new / value)) < 5 * 0.5 + 1e-9 or new in (dist.low, dist.high)
 
-
-def test_the_search_samples_with_local_steps_and_random_search_without():
-    from digitsearch.search import algorithms
-    from digitsearch.search.request import SearchRequest
-
-    assert isinstance(algorithms.sampler(SearchRequest(space="cnn")), LocalStepSampler)
-    assert isinstance(algorithms.sampler(SearchRequest(space="cnn", search="random")), optuna.samplers.RandomSampler)

@@ -667,9 +667,11 @@ def test_enqueued_starting_points_are_suggested_exactly(cnn, sampler):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if sampler == "tpe":
             made = optuna.samplers.TPESampler(seed=0)
-        else:  # what digitsearch.search uses
-            made = optuna.samplers.TPESampler(seed=0, multivariate=True, group=True, constant_liar=True,
-                                              n_startup_trials=4)
+        else:  # what digitsearch.search uses: TPE (4 startup trials) with local steps
+            from digitsearch.search.algorithms import sampler as search_sampler
+            from digitsearch.search.request import SearchRequest
+
+            made = search_sampler(SearchRequest(trials=12))
     partial = {"cnn.depth": 4, "cnn.filters_4": 96, "optimizer": "sgd", "momentum": 0.95, "lr": 0.005}
     points = [*cnn.points_to_evaluate(), partial]
     trials = _enqueued_trials(cnn, points, made)
