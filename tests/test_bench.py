@@ -89,7 +89,7 @@ def _own_images_per_second(config: dict, epochs: int) -> float:
     return len(bundle.train) / statistics.median(seconds[1:])
 
 
-def test_the_bare_loop_measures_the_images_it_trains_per_second():
+def test_the_bare_loop_measures_the_images_it_trains_per_second(timed_alone):
     """Its images/s is the digits' train split over an epoch's time: it agrees with the same work
     timed from outside (within the noise of a shared machine), at least half its timed epochs fit
     in its wall time, and a net with 8x the multiply-adds measures under half as fast."""
@@ -112,7 +112,7 @@ def test_the_full_bench_needs_mnist_10k(tmp_path):
     assert_one_line_error(result.stderr, "MNIST-10k", "--quick")
 
 
-def test_the_smallest_bench_measures_all_four(tmp_path):
+def test_the_smallest_bench_measures_all_four(tmp_path, timed_alone):
     """`digitsearch bench` end to end in its smallest form (real searches on the 8x8 digits):
     every field of the report is there and holds a measured number."""
     result = CliRunner().invoke(app, ["bench", "--smoke", "--out", str(tmp_path)])

@@ -150,7 +150,11 @@ def _retrain(folder, ensemble: int, tta: bool, whole) -> None:
     from digitsearch.search import session
 
     session.stop()
-    retrain_with_progress(folder, None, ensemble=ensemble, tta=tta, time_limit_s=whole.left() if whole else None)
+    try:
+        retrain_with_progress(folder, None, ensemble=ensemble, tta=tta, time_limit_s=whole.left() if whole else None)
+    except UserError as err:  # the search is done and written: say where it is and how to retrain it
+        raise UserError(f"{err}; the search's results are kept in {folder} "
+                        f"(`digitsearch best --name {folder.name} --retrain` retrains without a limit)") from None
 
 
 def _time_limits(time_limit: str | None, retrain: bool, resume: bool, ensemble: int, tta: bool):

@@ -67,7 +67,7 @@ def plan_epochs(costs: Sequence[Cost], seconds: float, min_epochs: int = MIN_EPO
         if epochs >= min_epochs or (count == 1 and epochs >= 1):
             return Budget(count, epochs, epochs * per_epoch + after, seconds)
     need = costs[0].epoch + costs[0].test + fixed
-    raise UserError(f"--time-limit leaves {shown(max(seconds, 0))} after loading the data, but one epoch of the best "
+    raise UserError(f"--time-limit leaves {shown(max(seconds, 0))} for the retrain, but one epoch of the best "
                     f"trial, its tests and the writes take about {shown(need)} on this machine; give it more time")
 
 
