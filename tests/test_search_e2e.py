@@ -256,6 +256,38 @@ def test_search_with_no_usable_trial_then_best_refuses(tmp_path):
     assert_one_line_error(refused.stderr, "no completed trial")
 
 
+STEP_SPACE = """family: cnn
+params:
+  cnn.depth: {type: choice, values: [1]}
+  cnn.filters_1: {type: choice, values: [8, 16, 32]}
+  cnn.pool_1: {type: choice, values: [max, avg]}
+  lr: {type: loguniform, low: 1.0e-3, high: 1.0e-2}
+start:
+  - {cnn.filters_1: 8, cnn.pool_1: max, lr: 0.003}
+"""
+
+
+def test_a_search_takes_local_steps_from_its_best_trial(tmp_path):
+    """One trial at a time, seed 0: the starting point runs first and completes; study trial 2 is
+    then a local step from it (search/mutation.py draws that for trial 2 of seed 0), named so
+    in the leaderboard and the study."""
+    space = tmp_path / "steps.yaml"
+    space.write_text(STEP_SPACE)
+    results = tmp_path / "results"
+    run = run_in_process("tune", "--space", str(space), "--trials", "3", "--max-epochs", "1", "--max-concurrent", "1",
+                         "--seed", "0", "--results", str(results), "--name", "steps")
+    assert run.returncode == 0, run.stdout + run.stderr
+    study = optuna.load_study(study_name="steps", storage=f"sqlite:///{results / 'steps' / 'optuna.db'}")
+    start, _, step = sorted(study.trials, key=lambda t: t.number)
+    assert start.state == optuna.trial.TrialState.COMPLETE and step.user_attrs["step_from"] == start.user_attrs[
+        "tune_trial_id"]
+    changed = {name for name in start.params if step.params.get(name) != start.params[name]}
+    assert 1 <= len(changed) <= 2 and changed == set(step.user_attrs["step_changes"])
+    table = pd.read_csv(results / "steps" / "leaderboard.csv").set_index("trial_id")
+    origin = table.loc[step.user_attrs["tune_trial_id"], "origin"]
+    assert origin == f"step from start 1 ({', '.join(sorted(changed))})", origin
+
+
 def test_usage_errors_are_one_line():
     run = run_cli("tune", "--trials", "abc")
     assert run.returncode == 2

@@ -111,9 +111,6 @@ def test_a_90s_search_and_retrain_end_within_95s_with_every_trial_kept(tmp_path,
     # --add-trials round runs them first. Every trial that was asked for is a leaderboard row.
     asked = sum(count for state, count in states.items() if state != "WAITING")
     assert states.get("RUNNING", 0) == 0 and asked == len(table), states
-    # after the first complete trial, half the sampled ones are local steps from the best (search/mutation.py)
-    steps = table[table["origin"].fillna("").str.startswith("step from ")]
-    assert len(steps) >= 1 and all(re.fullmatch(r"step from (start \d|\w+) \([\w., ]+\)", o) for o in steps["origin"])
     # not a terminal: a line per retrain epoch (a Rich bar would show only at the end of a log)
     assert re.search(r"^retrain: (member 1/\d \(trial \w+\) )?epoch 1/\d+: loss [\d.]+ acc [\d.]+ \d+ examples/s",
                      ran.stdout, re.M), ran.stdout[-3000:]
