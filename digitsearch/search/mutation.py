@@ -22,9 +22,10 @@ parent is usually a starting point whose warmup and augmentation make its first 
 (0.94 after one epoch of MNIST-10k, where random configs reach 0.98): by ASHA's rule alone
 every step of it that kept its schedule was stopped after one epoch.
 
-A step is a sampled config like any other (the leaderboard's origin says "sampled"); its
-trial's user attributes name the parent (`step_from`, the parent's Tune trial id) and what
-changed (`step_changes`), which optuna-dashboard shows. Enqueued trials (the starting
+A step is a sampled config like any other (not a starting point); the leaderboard's origin
+says "step from start 1 (lr)" (steps_in, store/leaderboard.step_origins). Its trial's user
+attributes name the parent (`step_from`, the parent's Tune trial id) and what changed
+(`step_changes`), which optuna-dashboard shows. Enqueued trials (the starting
 points, an orphan's re-run) are never steps. Every choice is drawn from a generator seeded by
 (seed, trial number), and stored on the trial before its first suggestion, so a resumed
 driver that asks again gets the same step.
