@@ -17,6 +17,7 @@ from conftest import assert_one_line_error, run_in_process, tiny_search
 from digitsearch import api, models
 from digitsearch.core import budget, engine
 from digitsearch.core.budget import Cost
+from digitsearch.core.config import TrainSettings
 from digitsearch.core.timebudget import Deadline
 from digitsearch.errors import UserError
 from digitsearch.final import ensemble, export, options, ranking
@@ -323,3 +324,22 @@ def test_bad_combinations_are_one_line_before_anything_runs(searched, args, need
     assert run.returncode == 2
     assert_one_line_error(run.stderr, *needles)
     assert run.stdout == ""  # refused before the experiment is even read
+
+
+def test_a_stalled_epoch_is_cut_between_two_batches_to_end_in_time(digits_bundle):
+    """The last resort of a time limit: an epoch many times slower than measured (a CI machine once
+    stalled one for 34 s) ends between two batches; the history says the epoch was cut."""
+    guard = budget.Guard(Deadline.after(10.0), [Cost(epoch=1.0, test=1.0)], fixed=4.0)
+    assert not guard.out_of_time_now(0)  # 1 + 4 <= 10
+    late = budget.Guard(Deadline.after(4.5), [Cost(epoch=1.0, test=1.0)], fixed=4.0)
+    assert late.out_of_time_now(0)  # the test and the writes alone no longer fit
+    settings = TrainSettings(optimizer="adam", lr=1e-3, batch_size=32)
+    data = engine.to_tensors(digits_bundle.train.images[:256], digits_bundle.train.labels[:256], 0.1, 0.3)
+    calls = []
+    history = engine.fit(models.create("cnn", depth=1, filters=[4], dense_layers=0), data, settings, 5,
+                         interrupt=lambda: calls.append(1) or len(calls) >= 3)
+    assert len(history) == 1 and history[0]["interrupted"]  # 3 of the 8 batches, then the end
+    assert len(calls) == 3
+    whole = engine.fit(models.create("cnn", depth=1, filters=[4], dense_layers=0), data, settings, 2,
+                       interrupt=lambda: False)
+    assert len(whole) == 2 and not any("interrupted" in epoch for epoch in whole)

@@ -143,9 +143,11 @@ def class_balance(y: Tensor, balance: str, generator) -> tuple[Tensor | None, Te
     return None, weight
 
 
-def train_epoch(model, optimizer, data: Tensors, s: TrainSettings, generator, scheduler=None) -> dict:
+def train_epoch(model, optimizer, data: Tensors, s: TrainSettings, generator, scheduler=None,
+                interrupt: Callable[[], bool] | None = None) -> dict:
     """One pass over `data`, stepping `scheduler` (make_scheduler's) after every batch; returns
-    train_loss, train_acc, epoch_seconds, images_per_second."""
+    train_loss, train_acc, epoch_seconds, images_per_second. `interrupt()` -> True between two
+    batches ends the pass there (a time limit reached mid-epoch); `interrupted: True` then says so."""
     start = time.perf_counter()
     model.train()
     task = data.task
@@ -155,8 +157,11 @@ def train_epoch(model, optimizer, data: Tensors, s: TrainSettings, generator, sc
     order = order.to(data.x.device)
     total_loss = torch.zeros((), device=data.x.device)
     correct = torch.zeros((), device=data.x.device, dtype=torch.long)
-    seen = 0
+    seen, interrupted = 0, False
     for first in range(0, len(data), s.batch_size):
+        if seen and interrupt is not None and interrupt():
+            interrupted = True
+            break
         idx = order[first : first + s.batch_size]
         if len(idx) < 2 and seen:  # a batch of one breaks batchnorm; drop it
             break
@@ -182,6 +187,7 @@ def train_epoch(model, optimizer, data: Tensors, s: TrainSettings, generator, sc
         "train_acc": correct.item() / seen,
         "epoch_seconds": seconds,
         "images_per_second": seen / seconds,
+        **({"interrupted": True} if interrupted else {}),
     }
 
 
@@ -216,19 +222,22 @@ def fit(
     seed: int = 0,
     on_epoch: Callable[[int, dict], None] | None = None,
     stop: Callable[[int, dict], bool] | None = None,
+    interrupt: Callable[[], bool] | None = None,
 ) -> list[dict]:
     """Train for `epochs` epochs; `on_epoch(epoch, metrics)` after each (progress, logging).
     `stop(epoch, metrics)` -> True ends the training after that epoch (a time limit); the LR
-    schedule stays planned over `epochs`. Returns each trained epoch's metrics."""
+    schedule stays planned over `epochs`. `interrupt()` -> True ends it between two batches (the
+    last resort of a time limit when an epoch runs far slower than the ones before it).
+    Returns each trained epoch's metrics, the interrupted one included."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = make_optimizer(model, s)
     scheduler = make_scheduler(optimizer, s, epochs, len(train))
     history = []
     for epoch in range(1, epochs + 1):
-        metrics = train_epoch(model, optimizer, train, s, generator, scheduler)
+        metrics = train_epoch(model, optimizer, train, s, generator, scheduler, interrupt)
         history.append(metrics)
         if on_epoch:
             on_epoch(epoch, metrics)
-        if stop and epoch < epochs and stop(epoch, metrics):
+        if metrics.get("interrupted") or (stop and epoch < epochs and stop(epoch, metrics)):
             break
     return history

@@ -73,26 +73,32 @@ def train_members(job: Plan, bundle: data.Bundle, training: TrainData, guard: bu
         if on_member:
             on_member(k + 1, len(job.members), member.trial["trial_id"])
         stop = (lambda seconds, k=k: not guard.another_epoch_fits(k, seconds)) if guard else None
-        trained.append(train(member, bundle, training, job.meta["seed"] + member.reseed, progress, on_start, stop))
+        interrupt = (lambda k=k: guard.out_of_time_now(k)) if guard else None
+        trained.append(train(member, bundle, training, job.meta["seed"] + member.reseed, progress, on_start, stop,
+                             interrupt))
         if guard:
             guard.trained(k, trained[-1].history)
-        if len(trained[-1].history) < member.epochs:
-            note(f"warning: this machine runs slower than measured; trial {member.trial['trial_id']} stopped after "
-                 f"{len(trained[-1].history)} of {member.epochs} epochs to end within --time-limit")
+        history = trained[-1].history
+        if len(history) < member.epochs or history[-1].get("interrupted"):
+            where = f"during epoch {len(history)}" if history[-1].get("interrupted") else f"after {len(history)}"
+            note(f"warning: this machine runs slower than measured; trial {member.trial['trial_id']} stopped {where} "
+                 f"of {member.epochs} epochs to end within --time-limit")
     return trained
 
 
 def train(member: Member, bundle: data.Bundle, training: TrainData, seed: int, progress: Callable | None = None,
           on_start: Callable[[int], None] | None = None,
-          stop: Callable[[float], bool] | None = None) -> Trained:
+          stop: Callable[[float], bool] | None = None, interrupt: Callable[[], bool] | None = None) -> Trained:
     """Seeded as a lone retrain of this trial is (reseed 0): member k of an ensemble is that same net.
-    stop(seconds the last epoch took) -> True ends the training after that epoch."""
+    stop(seconds the last epoch took) -> True ends the training after that epoch; interrupt() -> True
+    ends it between two batches."""
     torch.manual_seed(seed)
     model = build(member, bundle, training)
     if on_start:
         on_start(member.epochs)
     history = engine.fit(model, training.tensors, member.cfg.train, member.epochs, seed=seed, on_epoch=progress,
-                         stop=(lambda epoch, metrics: stop(metrics["epoch_seconds"])) if stop else None)
+                         stop=(lambda epoch, metrics: stop(metrics["epoch_seconds"])) if stop else None,
+                         interrupt=interrupt)
     return Trained(model, history)
 
 
