@@ -91,8 +91,15 @@ def refuse_cut_short(meta: dict, folder: Path) -> None:
 def _finish_round(stored, space, bundle, meta: dict, ledger, progress, echo) -> None:
     from ray import tune
 
+    from digitsearch.search.replaced_checkpoints import restore_replaced
+    from digitsearch.search.trainable import CHECKPOINT_FILE
+
+    path = round_path(meta, meta["rounds"][-1])
     # killed before Tune saved anything: nothing ran, so the round starts over
-    restore = tune.Tuner.can_restore(round_path(meta, meta["rounds"][-1]))
+    restore = tune.Tuner.can_restore(path)
+    if restore:
+        for trial_id in restore_replaced(path, rounds.storage_filesystem(meta), CHECKPOINT_FILE):
+            echo(f"resume: {trial_id} had a better epoch just before the driver stopped; it goes on from there")
     rounds.tune_round(stored, space, bundle, meta, ledger, progress, echo, restore=restore)
 
 

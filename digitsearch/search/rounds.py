@@ -78,6 +78,7 @@ def tune_round(req, space, bundle, meta: dict, ledger: Ledger, progress: SearchP
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+    from digitsearch.search.callbacks import faults
     from digitsearch.search.callbacks.board import TrialBoard
     from digitsearch.search.trainable import TrialRuntime, train_trial
 
@@ -97,20 +98,21 @@ def tune_round(req, space, bundle, meta: dict, ledger: Ledger, progress: SearchP
         {"cpu": req.cpus_per_trial, "gpu": req.gpus_per_trial},
     )
     # the ledger first: callbacks run in list order, and the printer reads the ledger's counts
-    callbacks = [ledger, progress, TrialBoard(folder, space), CSVLoggerCallback(), JsonLoggerCallback()]
+    callbacks = [ledger, progress, TrialBoard(folder, space), CSVLoggerCallback(), JsonLoggerCallback(),
+                 *faults.injected(ledger)]
     path = round_path(meta, this_round)
     how_many = f"{this_round['trials']} trials" if not req.uncapped or restore else \
         f"as many trials as fit in {shown(deadline.left())}" if deadline else "the trials"
     echo(f"search: {how_many} of space {space.name!r} ({req.search} + {req.scheduler}), "
          f"up to {req.max_epochs} epochs each, {slots} at a time -> {path}")
     if restore:
-        tuner = _restored_tuner(path, trainable, callbacks, _storage_filesystem(meta))
+        tuner = _restored_tuner(path, trainable, callbacks, storage_filesystem(meta))
     else:
         tuner = _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end)
     tuner.fit()
 
 
-def _storage_filesystem(meta: dict):
+def storage_filesystem(meta: dict):
     """Tune's filesystem for the rounds: on a local disk one that writes each file whole (a
     driver killed mid-copy left a snapshot that could not be restored: search.whole_files);
     None (pyarrow's own, from the URI) for remote storage."""
@@ -158,7 +160,7 @@ def _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
         ),
         run_config=tune.RunConfig(
-            name=this_round["dir"], storage_path=meta["tune_root"], storage_filesystem=_storage_filesystem(meta),
+            name=this_round["dir"], storage_path=meta["tune_root"], storage_filesystem=storage_filesystem(meta),
             verbose=2 if req.verbose else 0,
             callbacks=callbacks,
             checkpoint_config=tune.CheckpointConfig(

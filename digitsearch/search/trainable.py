@@ -57,15 +57,15 @@ def _report_with_checkpoint(model, optimizer, scheduler, generator, metrics: dic
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def _restore(model, optimizer, scheduler, generator, steps_per_epoch: int) -> tuple[int, float, int]:
-    """(next epoch, best val_acc, best epoch): from Ray's checkpoint when this trial is a
-    restart, else a fresh start."""
+def _restore(model, optimizer, scheduler, generator, steps_per_epoch: int) -> tuple[int, float, int, dict]:
+    """(next epoch, best val_acc, best epoch, the saved epoch's metrics): from Ray's checkpoint
+    when this trial is a restart, else a fresh start."""
     saved = tune.get_checkpoint()
     if saved is None:
-        return 1, -1.0, 0
+        return 1, -1.0, 0, {}
     with saved.as_directory() as folder:
         state = checkpoint.load(Path(folder) / CHECKPOINT_FILE)
-    return checkpoint.restore(state, model, optimizer, scheduler, generator, steps_per_epoch)
+    return (*checkpoint.restore(state, model, optimizer, scheduler, generator, steps_per_epoch), state["metrics"])
 
 
 def _out_of_time(deadline: float | None, epoch_seconds: float) -> bool:
@@ -103,8 +103,12 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
     # planned over the trial's max epochs: ASHA's rungs compare trials part-way through their schedule
     scheduler = engine.make_scheduler(optimizer, cfg.train, runtime.max_epochs, len(train))
     generator = torch.Generator().manual_seed(runtime.seed)
-    start, best_acc, best_epoch = _restore(model, optimizer, scheduler, generator,
-                                           schedules.steps_per_epoch(len(train), cfg.train.batch_size))
+    start, best_acc, best_epoch, saved = _restore(model, optimizer, scheduler, generator,
+                                                  schedules.steps_per_epoch(len(train), cfg.train.batch_size))
+    if start > runtime.max_epochs:
+        # restored from its last epoch, which a kill had hidden from Tune's snapshot
+        # (search.replaced_checkpoints): that epoch's result is the trial's last, said again
+        return tune.report(saved)
     fixed = {"params": params, "mflops": mflops, "node": _node()}
     for epoch in range(start, runtime.max_epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
