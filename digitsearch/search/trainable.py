@@ -78,6 +78,15 @@ def _node() -> str:
     return ray.get_runtime_context().get_node_id()
 
 
+def _over_budget(params: int, mflops: float, runtime: TrialRuntime) -> bool:
+    """The budget guard, reported as the trial's end: one such trial would cost as much as many ordinary ones."""
+    if params <= runtime.max_params and mflops <= runtime.max_mflops:
+        return False
+    limits = f"limits --max-params {runtime.max_params:,}, --max-mflops {runtime.max_mflops:g}"
+    _report_unusable("over budget", f"{params:,} parameters, {mflops:.0f} MFLOPs per image ({limits})", params, mflops)
+    return True
+
+
 def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
     torch.set_num_threads(runtime.threads)
     torch.manual_seed(runtime.seed)
@@ -94,11 +103,8 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
     val = engine.to_tensors(bundle.val.images, bundle.val.labels, mean, std, device, task)
     model = engine.prepare_model(model, device)
     params, mflops = models.count_params(model), models.forward_mflops(model, train.x[:1])
-    if params > runtime.max_params or mflops > runtime.max_mflops:
-        # the budget guard: one such trial would cost as much as many ordinary ones
-        return _report_unusable("over budget", f"{params:,} parameters, {mflops:.0f} MFLOPs per image "
-                                f"(limits --max-params {runtime.max_params:,}, --max-mflops {runtime.max_mflops:g})",
-                                params, mflops)
+    if _over_budget(params, mflops, runtime):
+        return
     optimizer = engine.make_optimizer(model, cfg.train)
     # planned over the trial's max epochs: ASHA's rungs compare trials part-way through their schedule
     scheduler = engine.make_scheduler(optimizer, cfg.train, runtime.max_epochs, len(train))
