@@ -2,19 +2,16 @@
 `--resume`, `--resume --add-trials`, trials that raise or diverge, best-only checkpoints."""
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from killdriver import run_with_fault
 from typer.testing import CliRunner
 
-from conftest import ROOT, assert_one_line_error, run_cli, run_in_process
+from conftest import assert_one_line_error, run_cli, run_in_process
 from digitsearch.cli import app
 
 TRIALS, EPOCHS = 5, 3
@@ -41,24 +38,15 @@ def killed_and_resumed(tmp_path_factory):
     results = tmp_path_factory.mktemp("faults") / "results"
     storage = results.parent / "shared"
     log = results.parent / "driver.log"
-    with open(log, "w") as out:
-        driver = subprocess.Popen(
-            [sys.executable, str(ROOT / "cli.py"), "tune", "--trials", str(TRIALS), "--max-epochs", str(EPOCHS),
-             "--results", str(results), "--name", "k", "--storage", storage.as_uri()],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=ROOT)
-        try:
-            deadline = time.monotonic() + 240
-            # kill as soon as two trials ended: Tune's snapshot (once a second) may not hold the trials
-            # that ended in the last second, and a trial that started and ended inside it is a ghost
-            # (test_ghosts); the resume makes all of them count once. (Waiting for a quiet second
-            # instead let all five bf16 trials end before the kill on a loaded CI machine.)
-            while len(_ended_lines(log.read_text())) < 2 and time.monotonic() < deadline and driver.poll() is None:
-                time.sleep(0.1)
-        finally:
-            driver.send_signal(signal.SIGKILL)
-            driver.wait(30)
+    # the driver kills itself as Tune saves its first snapshot after the second trial end: that
+    # snapshot's predecessor, in storage, still has the second trial running (and a trial that
+    # started and ended in between is a ghost: test_ghosts); the resume makes all count once.
+    # (Killed from outside once two ends were printed, CI once saw all five end first.)
+    first = ["tune", "--trials", str(TRIALS), "--max-epochs", str(EPOCHS), "--results", str(results), "--name", "k",
+             "--storage", storage.as_uri()]
+    code, _ = run_with_fault(first, results / "k", log, "kill-after-trial-end:2")
     before = log.read_text()
-    assert driver.returncode == -signal.SIGKILL, before
+    assert code == -signal.SIGKILL, before
     ended_before = _ended_lines(before)
     assert 2 <= len(ended_before) < TRIALS, before
     resumed = run_cli("tune", "--results", str(results), "--name", "k", "--resume")
