@@ -343,3 +343,27 @@ def test_a_stalled_epoch_is_cut_between_two_batches_to_end_in_time(digits_bundle
     whole = engine.fit(models.create("cnn", depth=1, filters=[4], dense_layers=0), data, settings, 2,
                        interrupt=lambda: False)
     assert len(whole) == 2 and not any("interrupted" in epoch for epoch in whole)
+
+
+def test_a_member_running_late_gets_fewer_epochs_with_its_schedule_refitted(digits_bundle):
+    """mnist10k-30m-h: the last member, re-planned to 154 epochs on the first two's pace, ran
+    slower and was stopped after 120, its schedule not annealed. Now the epochs that still fit,
+    at the pace of the last few, are what the run ends with, and the schedule is fitted into them."""
+    guard = budget.Guard(Deadline.after(20.0), [Cost(epoch=1.0, test=1.0)], fixed=4.0)
+    assert guard.epochs_in_all(0, [{"epoch_seconds": 1.0}] * 4, planned=10) == 10  # 4 + 15 // 1 > 10
+    # epochs at 3 s: the tests too run at 3x, (20 - 3 * 1 - 4) // 3 = 4 more
+    assert guard.epochs_in_all(0, [{"epoch_seconds": 3.0}] * 4, planned=10) == 4 + 4
+    # a slow first epoch (warming up), or one slow epoch among three, shortens nothing; nor do too few epochs
+    assert guard.epochs_in_all(0, [{"epoch_seconds": 9.0}] + [{"epoch_seconds": 1.0}] * 3, planned=10) == 10
+    assert guard.epochs_in_all(0, [{"epoch_seconds": s} for s in (1.0, 1.0, 9.0, 1.0)], planned=10) == 10
+    assert guard.epochs_in_all(0, [{"epoch_seconds": 3.0}] * 3, planned=10) == 10
+    settings = TrainSettings(optimizer="sgd", lr=0.1, schedule="onecycle", batch_size=64)
+    data = engine.to_tensors(digits_bundle.train.images[:256], digits_bundle.train.labels[:256], 0.1, 0.3)
+    model = models.create("cnn", depth=1, filters=[4], dense_layers=0)
+    history = engine.fit(model, data, settings, 6, replan=lambda history, planned: 6 if len(history) < 2 else 4)
+    # (fit refits whatever replan says; the guard's rule is above)
+    assert len(history) == 4 and history[-1]["schedule_refitted"]
+    assert not any("schedule_refitted" in epoch for epoch in history[:-1])
+    planned = engine.fit(models.create("cnn", depth=1, filters=[4], dense_layers=0), data, settings, 4,
+                         replan=lambda history, planned: planned)
+    assert len(planned) == 4 and "schedule_refitted" not in planned[-1]

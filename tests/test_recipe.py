@@ -58,6 +58,53 @@ def test_a_restored_schedule_continues_where_it_was():
     assert optimizer.param_groups[0]["lr"] == pytest.approx(lrs[13])
 
 
+def _shortened_lrs(s: TrainSettings, planned: int, shorten_at: dict[int, int], examples: int) -> list[float]:
+    """The LR of each batch of a run planned for `planned` epochs, shortened to shorten_at[epoch]
+    epochs after that epoch (as engine.fit does under a time limit), to its new end."""
+    optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=s.lr)
+    scheduler = schedules.make(optimizer, s, planned, examples)
+    per_epoch, seen, epochs = schedules.steps_per_epoch(examples, s.batch_size), [], planned
+    epoch = 0
+    while epoch < epochs:
+        for _ in range(per_epoch):
+            seen.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        epoch += 1
+        if epoch in shorten_at:
+            schedules.shorten(scheduler, s, examples, epochs, shorten_at[epoch])
+            epochs = shorten_at[epoch]
+    return seen
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
+def test_a_shortened_run_keeps_its_progress_and_still_anneals(schedule):
+    """Under a time limit the rest of the schedule is fitted into the epochs that still fit: no jump
+    in the LR, and the last batch is as annealed as a run planned that short from the start."""
+    s = TrainSettings(lr=1.0, schedule=schedule, warmup=0.2, batch_size=10)
+    whole = _lrs(s, epochs=10, examples=100)
+    short = _shortened_lrs(s, planned=10, shorten_at={4: 8, 6: 7}, examples=100)  # twice: 10 -> 8 -> 7
+    assert len(short) == 70 and short[:41] == pytest.approx(whole[:41])  # the same up to the first refit
+    steps = np.abs(np.diff(short))
+    assert steps.max() < 2.5 * np.abs(np.diff(whole)).max()  # no jump, only a steeper anneal
+    assert all(a >= b for a, b in zip(short[20:], short[21:]))  # still annealing after the warmup
+    assert short[-1] == pytest.approx(_lrs(s, epochs=7, examples=100)[-1], abs=0.02)  # annealed at its new end
+    assert short[-1] < 0.02
+
+
+def test_step_decay_is_left_as_it_is_and_a_shortened_schedule_saves_plain_numbers(tmp_path):
+    s = TrainSettings(lr=1.0, lr_decay=0.5, decay_every=1, batch_size=10)
+    assert _shortened_lrs(s, planned=4, shorten_at={1: 2}, examples=20) == pytest.approx([1.0, 1.0, 0.5, 0.5])
+    cosine = TrainSettings(lr=1.0, schedule="cosine", batch_size=10)
+    optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=1.0)
+    scheduler = schedules.make(optimizer, cosine, 4, 20)
+    optimizer.step()
+    scheduler.step()
+    schedules.shorten(scheduler, cosine, 20, 4, 2)
+    torch.save(scheduler.state_dict(), tmp_path / "s.pt")
+    assert torch.load(tmp_path / "s.pt", weights_only=True)["last_epoch"] == 1  # no object in it
+
+
 def _blob(n: int = 16) -> torch.Tensor:
     x = torch.zeros(n, 1, 28, 28)
     x[:, :, 10:18, 12:16] = 1.0

@@ -139,6 +139,8 @@ def after_training(exports: Sequence[str]) -> float:
     return WRITE_SECONDS + sum(EXPORT_SECONDS.get(fmt, 0.0) for fmt in exports)
 
 
+RECENT_EPOCHS = 3  # a re-plan goes by the median of the last 3: one slow epoch alone does not shorten a run
+
 class Guard:
     """Keeps a planned run within its deadline when this machine turns out slower than measured
     (another job started beside it): a member that no longer fits is left out, and as a last
@@ -164,13 +166,31 @@ class Guard:
         return self.deadline.fits(self._after(k) + self.slowdown * epochs * self.costs[k].epoch)
 
     def another_epoch_fits(self, k: int, last_epoch_seconds: float) -> bool:
-        """After an epoch of member k that took `last_epoch_seconds`: whether one more still ends in time.
-        The tests after it run at the pace of now when the machine has slowed down since the last
-        member (on a VM losing a third of its CPU, a 30-minute run's last member went from 9-second
+        """After an epoch of member k that took `last_epoch_seconds`: whether one more still ends in time."""
+        return self.epochs_that_fit(k, last_epoch_seconds) >= 1
+
+    def epochs_that_fit(self, k: int, epoch_seconds: float) -> int:
+        """How many more epochs of member k, `epoch_seconds` each, still end in time. The tests
+        after them run at the pace of now when the machine has slowed down since the last member
+        (on a VM losing a third of its CPU, a 30-minute run's last member went from 9-second
         epochs to 14-second ones, and the run ended 35 s late)."""
+        if epoch_seconds <= 0:
+            return 0
         cost = self.costs[k].epoch
-        now = last_epoch_seconds / cost if cost > 0 else self.slowdown
-        return self.deadline.fits(self._after(k, max(self.slowdown, now)) + last_epoch_seconds)
+        now = epoch_seconds / cost if cost > 0 else self.slowdown
+        return max(0, int((self.deadline.left() - self._after(k, max(self.slowdown, now))) // epoch_seconds))
+
+    def epochs_in_all(self, k: int, history: list[dict], planned: int) -> int:
+        """The epochs member k can have in all, after those in `history`, at the pace of its last
+        few (their median, the first epoch left out): `planned`, or fewer when the rest would end
+        late. Its schedule is then refitted into them (engine.fit) rather than cut before it
+        anneals: mnist10k-30m-h's last member, re-planned to 154 epochs on the pace of the first
+        two, ran slower and was stopped after 120."""
+        timed = history[1:]  # the first epoch pays for warming up: it would shorten the run for nothing
+        if len(timed) < RECENT_EPOCHS:
+            return planned  # too few epochs to tell the pace by (the stop after an epoch still guards)
+        pace = sorted(epoch["epoch_seconds"] for epoch in timed[-RECENT_EPOCHS:])[RECENT_EPOCHS // 2]
+        return min(planned, len(history) + self.epochs_that_fit(k, pace))
 
     def out_of_time_now(self, k: int) -> bool:
         """Whether member k must stop training now, mid-epoch, for its tests and the writes to end

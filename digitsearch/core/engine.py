@@ -223,21 +223,34 @@ def fit(
     on_epoch: Callable[[int, dict], None] | None = None,
     stop: Callable[[int, dict], bool] | None = None,
     interrupt: Callable[[], bool] | None = None,
+    replan: Callable[[list[dict], int], int] | None = None,
 ) -> list[dict]:
     """Train for `epochs` epochs; `on_epoch(epoch, metrics)` after each (progress, logging).
-    `stop(epoch, metrics)` -> True ends the training after that epoch (a time limit); the LR
-    schedule stays planned over `epochs`. `interrupt()` -> True ends it between two batches (the
-    last resort of a time limit when an epoch runs far slower than the ones before it).
-    Returns each trained epoch's metrics, the interrupted one included."""
+    Under a time limit: `replan(history, planned)` after each epoch -> the epochs the run can
+    still have in all; fewer than planned refits the rest of the LR schedule into them
+    (schedules.shorten), so the run still anneals. `stop(epoch, metrics)` -> True ends the
+    training after that epoch, the schedule as it is. `interrupt()` -> True ends it between two
+    batches (when an epoch runs far slower than the ones before it).
+    Returns each trained epoch's metrics, the interrupted one included; the last says
+    `schedule_refitted` when the run ended early on a refitted schedule."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = make_optimizer(model, s)
     scheduler = make_scheduler(optimizer, s, epochs, len(train))
-    history = []
-    for epoch in range(1, epochs + 1):
+    history, planned = [], epochs
+    while len(history) < planned:
+        epoch = len(history) + 1
         metrics = train_epoch(model, optimizer, train, s, generator, scheduler, interrupt)
         history.append(metrics)
         if on_epoch:
             on_epoch(epoch, metrics)
-        if metrics.get("interrupted") or (stop and epoch < epochs and stop(epoch, metrics)):
+        if metrics.get("interrupted") or epoch == planned:
             break
+        fits = replan(history, planned) if replan else planned
+        if fits <= epoch or (stop and stop(epoch, metrics)):
+            break
+        if fits < planned:
+            schedules.shorten(scheduler, s, len(train), planned, fits)
+            planned = fits
+    if len(history) == planned < epochs:
+        history[-1]["schedule_refitted"] = True  # it ran the epochs the schedule was refitted into
     return history

@@ -72,33 +72,55 @@ def train_members(job: Plan, bundle: data.Bundle, training: TrainData, guard: bu
                 member = replace(member, epochs=epochs)
         if on_member:
             on_member(k + 1, len(job.members), member.trial["trial_id"])
-        stop = (lambda seconds, k=k: not guard.another_epoch_fits(k, seconds)) if guard else None
-        interrupt = (lambda k=k: guard.out_of_time_now(k)) if guard else None
-        trained.append(train(member, bundle, training, job.meta["seed"] + member.reseed, progress, on_start, stop,
-                             interrupt))
+        trained.append(train(member, bundle, training, job.meta["seed"] + member.reseed, progress, on_start,
+                             _time_keeper(guard, k)))
         if guard:
             guard.trained(k, trained[-1].history)
-        history = trained[-1].history
-        if len(history) < member.epochs or history[-1].get("interrupted"):
-            where = f"during epoch {len(history)}" if history[-1].get("interrupted") else f"after {len(history)}"
-            note(f"warning: this machine runs slower than measured; trial {member.trial['trial_id']} stopped {where} "
-                 f"of {member.epochs} epochs to end within --time-limit")
+        _say_how_it_ended(member, trained[-1].history, note)
     return trained
 
 
+@dataclass(frozen=True)
+class TimeKeeper:
+    """engine.fit's time-limit hooks for one member (engine.fit says what each does)."""
+
+    replan: Callable[[list[dict], int], int]
+    stop: Callable[[int, dict], bool]
+    interrupt: Callable[[], bool]
+
+
+def _time_keeper(guard: budget.Guard | None, k: int) -> TimeKeeper | None:
+    if guard is None:
+        return None
+    return TimeKeeper(replan=lambda history, planned: guard.epochs_in_all(k, history, planned),
+                      stop=lambda epoch, metrics: not guard.another_epoch_fits(k, metrics["epoch_seconds"]),
+                      interrupt=lambda: guard.out_of_time_now(k))
+
+
+def _say_how_it_ended(member: Member, history: list[dict], note: Callable[[str], None]) -> None:
+    if len(history) == member.epochs and not history[-1].get("interrupted"):
+        return
+    trial = member.trial["trial_id"]
+    if history[-1].get("interrupted"):
+        how = f"stopped during epoch {len(history)} of {member.epochs}"
+    elif history[-1].get("schedule_refitted"):
+        how = f"trained {len(history)} of its {member.epochs} epochs, its learning-rate schedule refitted into them"
+    else:
+        how = f"stopped after {len(history)} of {member.epochs} epochs"
+    note(f"warning: this machine runs slower than measured; trial {trial} {how} to end within --time-limit")
+
+
 def train(member: Member, bundle: data.Bundle, training: TrainData, seed: int, progress: Callable | None = None,
-          on_start: Callable[[int], None] | None = None,
-          stop: Callable[[float], bool] | None = None, interrupt: Callable[[], bool] | None = None) -> Trained:
+          on_start: Callable[[int], None] | None = None, keeper: TimeKeeper | None = None) -> Trained:
     """Seeded as a lone retrain of this trial is (reseed 0): member k of an ensemble is that same net.
-    stop(seconds the last epoch took) -> True ends the training after that epoch; interrupt() -> True
-    ends it between two batches."""
+    `keeper`: the time limit's hooks, if any."""
     torch.manual_seed(seed)
     model = build(member, bundle, training)
     if on_start:
         on_start(member.epochs)
+    hooks = {"replan": keeper.replan, "stop": keeper.stop, "interrupt": keeper.interrupt} if keeper else {}
     history = engine.fit(model, training.tensors, member.cfg.train, member.epochs, seed=seed, on_epoch=progress,
-                         stop=(lambda epoch, metrics: stop(metrics["epoch_seconds"])) if stop else None,
-                         interrupt=interrupt)
+                         **hooks)
     return Trained(model, history)
 
 
