@@ -141,18 +141,3 @@ def test_the_version_comes_from_the_package_metadata():
     assert digitsearch.__version__ == version("digitsearch")
     shown = CliRunner().invoke(app, ["--version"])
     assert shown.exit_code == 0 and shown.stdout.strip() == f"digitsearch {version('digitsearch')}"
-
-
-def test_a_command_lets_torchs_waiting_threads_sleep_unless_the_user_chose(monkeypatch):
-    """GOMP_SPINCOUNT (cli.app.SPIN_COUNT): beside other busy processes, libgomp's default
-    spinning made a training step 1.6x slower on the 2-core VM."""
-    from typer.testing import CliRunner
-
-    from digitsearch.cli import app
-
-    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
-    assert CliRunner().invoke(app, ["--version"]).exit_code == 0
-    assert os.environ["GOMP_SPINCOUNT"] == "1000"
-    monkeypatch.setenv("GOMP_SPINCOUNT", "300000")
-    assert CliRunner().invoke(app, ["--version"]).exit_code == 0
-    assert os.environ["GOMP_SPINCOUNT"] == "300000"  # the user's own value stays

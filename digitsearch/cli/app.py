@@ -7,7 +7,6 @@ entry point, `python -m digitsearch.cli` and in-process runners (tests) behave t
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -19,13 +18,6 @@ from typer.exceptions import TyperException
 from digitsearch.errors import UserError
 
 USAGE_EXIT = 2  # bad input, whoever caught it (click's own convention)
-# libgomp (torch's CPU thread pool on Linux) spins 300,000 times at a barrier before a waiting
-# thread sleeps. Beside other busy processes (a second search, the test suite's other worker) the
-# spinning keeps the thread it waits for off the cores: on the 2-core VM beside three busy
-# processes, a 2-thread training step took 2.1-2.6 s, and 1.3-1.6 s with 1,000 spins; alone,
-# 0.4-0.6 s either way (CI once saw a 0.3-s retrain epoch take 34 s). libgomp reads it when torch
-# loads it, and the commands import torch only inside themselves; a value the user set is kept.
-SPIN_COUNT = ("GOMP_SPINCOUNT", "1000")
 # `digitsearch --help` lists the everyday commands first, in the order a search goes
 ORDER = ("tune", "best", "predict", "report", "dashboard", "spaces", "datasets", "models", "submit", "cluster",
          "bench")
@@ -39,7 +31,6 @@ class OneLineErrors(TyperGroup):
         return sorted(names, key=lambda name: ORDER.index(name) if name in ORDER else len(ORDER))
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode: bool = True, **extra: Any):
-        os.environ.setdefault(*SPIN_COUNT)  # for this process, and Ray's workers started from it
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except UserError as err:
