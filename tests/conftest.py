@@ -8,6 +8,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+# The suite runs two workers on two cores, each with searches and retrains of its own: libgomp
+# (torch's CPU thread pool) spins 300,000 times at a barrier before a waiting thread sleeps, and
+# beside busy processes that spinning keeps the thread it waits for off the cores. On the 2-core
+# VM beside three busy processes a 2-thread training step took 2.1-2.6 s, and 1.3-1.6 s with
+# 1,000 spins (CI once saw a 0.3-s retrain epoch take 34 s); alone, 1,000 spins cost 5-6 % of a
+# retrain's speed, so the product keeps libgomp's default (docs/commands.md). Set before torch
+# loads, here and in every command the tests start (they inherit it).
+os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+
 import numpy as np
 import pandas as pd
 import pytest
