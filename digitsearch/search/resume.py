@@ -32,6 +32,10 @@ def stored_request(req: SearchRequest, meta: dict) -> SearchRequest:
 
 
 def run(req: SearchRequest, echo: Callable[[str], None]) -> rounds.SearchOutcome:
+    if (session.cluster_address(req.address) or "").startswith("ray://"):
+        # Ray's Tuner is restored in this process (rounds._restored_tuner); through Ray Client it
+        # would run in an actor on the cluster: refused before any connection or file is touched
+        raise UserError(rounds.RESUME_THROUGH_CLIENT)
     session.check_reachable(req.address)
     folder = experiments.resolve(req.results, req.name).resolve()
     meta = experiments.read_meta(folder)  # its paths where the folder is now: a renamed one resumes itself

@@ -121,6 +121,10 @@ def storage_filesystem(meta: dict):
     return None if is_uri(meta["tune_root"]) else whole_file_storage()
 
 
+RESUME_THROUGH_CLIENT = ("--resume cannot run through Ray Client (a ray:// address): run it on the cluster itself "
+                         "(`--address auto` on its head node, or `digitsearch submit -- tune --name ... --resume`)")
+
+
 def _restored_tuner(path: str, trainable, callbacks, storage_filesystem):
     """Ray's restore of an unfinished round, with this driver's callbacks in place of the
     pickled ones (the first driver's printer and ledger). Ray has no public way to swap them:
@@ -130,10 +134,8 @@ def _restored_tuner(path: str, trainable, callbacks, storage_filesystem):
     import ray
     from ray import tune
 
-    if ray.util.client.ray.is_connected():
-        raise UserError("--resume cannot run through Ray Client (a ray:// address): run it on the cluster "
-                        "itself (`--address auto` on its head node, or `digitsearch submit -- tune --name ... "
-                        "--resume`)")
+    if ray.util.client.ray.is_connected():  # a Python API caller already connected through ray://
+        raise UserError(RESUME_THROUGH_CLIENT)
     tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
                                storage_filesystem=storage_filesystem)
     tuner._local_tuner.get_run_config().callbacks = callbacks
