@@ -73,28 +73,20 @@ def train_members(job: Plan, bundle: data.Bundle, training: TrainData, guard: bu
         if on_member:
             on_member(k + 1, len(job.members), member.trial["trial_id"])
         trained.append(train(member, bundle, training, job.meta["seed"] + member.reseed, progress, on_start,
-                             _time_keeper(guard, k)))
+                             _time_hooks(guard, k)))
         if guard:
             guard.trained(k, trained[-1].history)
         _say_how_it_ended(member, trained[-1].history, note)
     return trained
 
 
-@dataclass(frozen=True)
-class TimeKeeper:
-    """engine.fit's time-limit hooks for one member (engine.fit says what each does)."""
-
-    replan: Callable[[list[dict], int], int]
-    stop: Callable[[int, dict], bool]
-    interrupt: Callable[[], bool]
-
-
-def _time_keeper(guard: budget.Guard | None, k: int) -> TimeKeeper | None:
+def _time_hooks(guard: budget.Guard | None, k: int) -> dict:
+    """engine.fit's time-limit hooks for member k (engine.fit says what each does); none without a limit."""
     if guard is None:
-        return None
-    return TimeKeeper(replan=lambda history, planned: guard.epochs_in_all(k, history, planned),
-                      stop=lambda epoch, metrics: not guard.another_epoch_fits(k, metrics["epoch_seconds"]),
-                      interrupt=lambda: guard.out_of_time_now(k))
+        return {}
+    return {"replan": lambda history, planned: guard.epochs_in_all(k, history, planned),
+            "stop": lambda epoch, metrics: not guard.another_epoch_fits(k, metrics["epoch_seconds"]),
+            "interrupt": lambda: guard.out_of_time_now(k)}
 
 
 def _say_how_it_ended(member: Member, history: list[dict], note: Callable[[str], None]) -> None:
@@ -111,16 +103,15 @@ def _say_how_it_ended(member: Member, history: list[dict], note: Callable[[str],
 
 
 def train(member: Member, bundle: data.Bundle, training: TrainData, seed: int, progress: Callable | None = None,
-          on_start: Callable[[int], None] | None = None, keeper: TimeKeeper | None = None) -> Trained:
+          on_start: Callable[[int], None] | None = None, time_hooks: dict | None = None) -> Trained:
     """Seeded as a lone retrain of this trial is (reseed 0): member k of an ensemble is that same net.
-    `keeper`: the time limit's hooks, if any."""
+    `time_hooks`: a time limit's hooks for engine.fit (_time_hooks), if any."""
     torch.manual_seed(seed)
     model = build(member, bundle, training)
     if on_start:
         on_start(member.epochs)
-    hooks = {"replan": keeper.replan, "stop": keeper.stop, "interrupt": keeper.interrupt} if keeper else {}
     history = engine.fit(model, training.tensors, member.cfg.train, member.epochs, seed=seed, on_epoch=progress,
-                         **hooks)
+                         **(time_hooks or {}))
     return Trained(model, history)
 
 

@@ -32,7 +32,7 @@ def stored_request(req: SearchRequest, meta: dict) -> SearchRequest:
 
 
 def run(req: SearchRequest, echo: Callable[[str], None]) -> rounds.SearchOutcome:
-    if (session.cluster_address(req.address) or "").startswith("ray://"):
+    if session.through_ray_client(req.address):
         # Ray's Tuner is restored in this process (rounds._restored_tuner); through Ray Client it
         # would run in an actor on the cluster: refused before any connection or file is touched
         raise UserError(rounds.RESUME_THROUGH_CLIENT)

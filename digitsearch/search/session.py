@@ -18,6 +18,7 @@ from digitsearch.store.layout import is_uri
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # digitsearch/, shipped to a cluster's workers
 SYNC_LOGGER = "ray.tune.execution.experiment_state"
+RAY_CLIENT = "ray://"  # the scheme of a Ray Client address
 WORKER_NICENESS = "RAY_worker_niceness"  # read by the raylet when it starts a worker (ray_constants)
 # Ray's atomic save writes `.<uuid4>-tmp-<name>` beside the file it replaces
 _RAY_TMP_FILE = re.compile(r"/\.[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}-tmp-")
@@ -52,13 +53,18 @@ def connect(address: str | None, verbose: bool):
     return ray
 
 
+def through_ray_client(address: str | None) -> bool:
+    """Whether the cluster to join (cluster_address) is reached through Ray Client (ray://)."""
+    return (cluster_address(address) or "").startswith(RAY_CLIENT)
+
+
 def check_reachable(address: str | None, timeout: float = 5.0) -> None:
     """Fail in a moment, before any data is loaded or folder written, when HOST:PORT does not
     answer: Ray itself retries a dead address for minutes."""
     target = cluster_address(address)
     if target is None or target == "auto":
         return
-    host, _, port = target.removeprefix("ray://").rpartition(":")
+    host, _, port = target.removeprefix(RAY_CLIENT).rpartition(":")
     if not host or not port.isdigit():
         raise UserError(f"--address {target!r}: write auto, HOST:PORT (e.g. 10.0.0.5:6379) or ray://HOST:10001")
     try:
@@ -70,7 +76,7 @@ def check_reachable(address: str | None, timeout: float = 5.0) -> None:
 
 def _shipped_code(target: str) -> dict:
     # inside a Ray Job the job's runtime_env already carries the project
-    if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") and not target.startswith("ray://"):
+    if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") and not target.startswith(RAY_CLIENT):
         return {}
     return {"py_modules": [str(PACKAGE_DIR)], "excludes": ["__pycache__"]}
 
