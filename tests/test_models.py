@@ -111,6 +111,21 @@ def test_families_declare_their_task():
         models.check_serves("cnn", "sequence", "addition")
 
 
+@pytest.mark.parametrize("family", [f for f in models.list_models() if f not in ("lstm", "seq2seq", "transfer")])
+def test_mflops_from_shapes_equal_torchs_counter(family):
+    """The analytic count (no torch._dynamo on the trial path) gives torch's own figure for every
+    starting point of every convolutional family (LSTMs: below; transfer: test_transfer)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    for point in spaces.load(family).starting_points:
+        flat = {k: v for k, v in point.items() if k.startswith(f"{family}.")}
+        model = models.create(family, **TrialConfig.from_flat(flat, family).model_args).eval()
+        example = torch.zeros(1, 1, 28, 28)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(example)
+        assert models.forward_mflops(model, example) == pytest.approx(counter.get_total_flops() / 1e6, rel=1e-9)
+
+
 def test_lstm_flops_are_counted_by_hand():
     """torch's FlopCounterMode sees none in nn.LSTM; the budget guard must."""
     model = models.create("lstm", hidden=128, layers=1)

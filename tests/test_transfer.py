@@ -233,3 +233,13 @@ def test_forward_mflops_grow_with_input_size():
     small = models.forward_mflops(models.create("transfer", backbone="resnet18", input_size=32), x)
     large = models.forward_mflops(models.create("transfer", backbone="resnet18", input_size=64), x)
     assert 50 < small < 100 and large > 3 * small
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "mobilenet_v3_small"])
+def test_forward_mflops_of_a_backbone_equal_torchs_counter(backbone):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, x = models.create("transfer", backbone=backbone, input_size=32).eval(), torch.zeros(1, 1, 28, 28)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    assert models.forward_mflops(model, x) == pytest.approx(counter.get_total_flops() / 1e6, rel=1e-9)
