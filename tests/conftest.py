@@ -60,9 +60,10 @@ def shared_data() -> Path:
     return Path(os.environ.get("DIGITSEARCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """The real command line, through the top-level cli.py, in a fresh process."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**(env or os.environ), "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=cwd or ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -88,6 +89,27 @@ def run_in_process(*args: str) -> Ran:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return Ran(result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_ray_per_worker(tmp_path_factory):
+    """One local Ray per test worker, kept up for the whole session (`digitsearch ray up`): every
+    search the tests start, in process or as a command, joins it instead of starting its own
+    (about 3 s of ray.init and its daemons' CPU each). The tests of Ray's own start-up run
+    without it (PRIVATE_RAY)."""
+    from digitsearch.search import local_ray
+
+    os.environ[local_ray.STATE_FILE_ENV] = str(tmp_path_factory.mktemp("kept-ray") / "ray.json")
+    local_ray.up(echo=lambda line: None)
+    yield
+    local_ray.down(echo=lambda line: None)
+
+
+def private_ray_env() -> dict[str, str]:
+    """The environment of a command that must start a Ray of its own (tests of the start-up)."""
+    from digitsearch.search import local_ray
+
+    return {**os.environ, local_ray.STATE_FILE_ENV: local_ray.NOT_KEPT}
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ FrozenTrial's `_trial_id` and optuna.trial.Trial(study, id) (reconcile, resume.f
 Tuner's `_local_tuner` run config and Ray Client's `_remote_tuner` (search.rounds); the log
 lines TrialFailureFilter and TransientSyncErrorFilter drop (search.session); the environment
 variables search.rounds sets for Tune and the worker niceness session.connect sets; the
-text of Optuna's warning about a step reported twice.
+text of Optuna's warning about a step reported twice; Tune's default runtime env for trial
+actors (session.unpin_trial_actors) and the auth caches local_ray.present_token resets.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import pytest
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
-from digitsearch.search import session
+from digitsearch.search import local_ray, session
 from digitsearch.search.reconcile import ORPHAN_ATTR, TUNE_TRIAL_ATTR, ResumableOptunaSearch, ran_trials
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -179,6 +180,7 @@ def _worker_niceness(start_ray: str) -> tuple[int, int]:
     probe = f"import os, ray\nfrom digitsearch.search import session\n{start_ray}\n" \
             "print(os.nice(0), ray.get(ray.remote(lambda: os.nice(0)).remote()))\n"
     env = {k: v for k, v in os.environ.items() if k != session.WORKER_NICENESS}
+    env[local_ray.STATE_FILE_ENV] = local_ray.NOT_KEPT  # a Ray of its own, not the suite's kept-up one
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     driver, worker = (int(v) for v in out.stdout.split()[-2:])
@@ -196,3 +198,27 @@ def test_a_local_rays_workers_run_at_the_commands_priority():
     assert worker == min(driver + 15, 19)
     driver, worker = _worker_niceness("session.connect(None, verbose=False)")
     assert worker == driver
+
+
+def test_tunes_trial_actors_runtime_env_is_what_unpin_removes():
+    """Tune gives each trial actor runtime_env env_vars from DEFAULT_ENV_VARS (PL_DISABLE_FORK);
+    any runtime env keeps an actor off the workers Ray prestarted: session.unpin_trial_actors
+    empties it, local_ray.LOCAL_RAY_ENV sets the variable for every worker instead."""
+    from ray.tune.execution import class_cache
+
+    saved = dict(class_cache.DEFAULT_ENV_VARS)
+    try:
+        assert saved == {"PL_DISABLE_FORK": "1"} or saved == {}
+        assert local_ray.LOCAL_RAY_ENV["PL_DISABLE_FORK"] == "1"
+        session.unpin_trial_actors()
+        assert class_cache.DEFAULT_ENV_VARS == {}
+        assert "DEFAULT_ENV_VARS.copy()" in inspect.getsource(class_cache._ActorClassCache.get)
+    finally:
+        class_cache.DEFAULT_ENV_VARS.update(saved)
+
+
+def test_rays_auth_caches_can_be_reread():
+    """local_ray.present_token: Ray's Config and token cache, read again from the environment."""
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    assert callable(Config.initialize) and callable(AuthenticationTokenLoader.instance().reset_cache)

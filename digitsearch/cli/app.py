@@ -19,8 +19,8 @@ from digitsearch.errors import UserError
 
 USAGE_EXIT = 2  # bad input, whoever caught it (click's own convention)
 # `digitsearch --help` lists the everyday commands first, in the order a search goes
-ORDER = ("tune", "best", "predict", "report", "dashboard", "spaces", "datasets", "models", "submit", "cluster",
-         "bench")
+ORDER = ("tune", "best", "predict", "report", "dashboard", "spaces", "datasets", "models", "ray", "submit",
+         "cluster", "bench")
 
 
 class OneLineErrors(TyperGroup):

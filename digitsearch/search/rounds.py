@@ -1,7 +1,7 @@
 """One round of a search: a Tuner (new, or restored after a killed driver) with its callbacks,
 and what every round ends with: the status, the leaderboard over every round, best.json.
 
-Shared by a new search (runner) and `--resume` (resume); neither imports the other.
+Shared by a new search (new_search) and `--resume` (resume); neither imports the other.
 """
 from __future__ import annotations
 

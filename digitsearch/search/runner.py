@@ -1,88 +1,36 @@
-"""run_search(): Ray Tune's Tuner + Optuna's define-by-run search + ASHA, over one space.
+"""run_search(): a new search or, with --resume, the rest of one, with Ray started early.
 
-The dataset is loaded once here on the driver and put in the object store once
-(tune.with_parameters); trials fill every CPU slot (max_concurrent_trials, which in
-Ray 2.60 also lifts OptunaSearch's one-pending-trial limit, Ray issue 46965).
-Everything that can be refused is refused before a folder is written or Ray starts.
+What can be refused cheaply is refused before a folder is written or Ray starts; then a private
+local Ray comes up in the background (session.starting_early) while this process imports torch
+and Ray Tune and loads the data (new_search, resume): on 2 cores that overlap is most of the
+command's start-up (issue 16). This module imports nothing heavy for that reason.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import asdict
-from pathlib import Path
 from typing import Callable
 
-from digitsearch import spaces
 from digitsearch.core.timebudget import Deadline
-from digitsearch.data import fingerprint
-from digitsearch.search import preflight, resume, rounds, session, validate
-from digitsearch.search.request import SearchRequest, fixed_on_resume, refuse_on_resume, resolve_limits
-from digitsearch.search.rounds import SearchOutcome
-from digitsearch.store import experiments, trials
-from digitsearch.store.layout import FIRST_ROUND, tune_root
+from digitsearch.search import session
+from digitsearch.search.request import SearchRequest, fixed_on_resume, refuse_on_resume
+from digitsearch.store import experiments
 
 
-def run_search(req: SearchRequest, echo: Callable[[str], None] = print) -> SearchOutcome:
-    """Search, then write leaderboard.csv and best.json. `echo` gets the outcome; with
-    req.quiet nothing else (the progress lines and tables go to `chatter`).
+def run_search(req: SearchRequest, echo: Callable[[str], None] = print):
+    """Search, then write leaderboard.csv and best.json; returns rounds.SearchOutcome. `echo`
+    gets the outcome; with req.quiet nothing else (the progress lines and tables go to `chatter`).
     With req.resume: finish the named experiment, then run req.add_trials more."""
     req.check()
     # the limit counts from here: loading the data and starting Ray are part of what the user waits for
     deadline = Deadline.after(req.time_limit) if req.time_limit else None
     if req.resume:
         refuse_on_resume(fixed_on_resume(req))
+        from digitsearch.search import resume  # Ray Tune: imported only now, see the module's text
+
         return resume.run(req, echo)
     session.check_reachable(req.address)
     if req.name:
         experiments.check_free(req.results, req.name)
-    chatter = (lambda line: None) if req.quiet else echo
-    space, bundle = _prepare(req, echo, chatter)
-    session.check_resources(req)  # starts Ray: a trial the machine cannot hold is refused here
-    folder = experiments.create(req.results, req.name or experiments.default_name(space.name, req.dataset))
-    meta = describe_run(req, space, bundle, folder.resolve())
-    meta["space_fingerprint"] = trials.experiment_space(meta).fingerprint()  # as --resume will read it
-    experiments.write_meta(folder, meta)
-    ledger, progress = rounds.watchers(req, folder.resolve(), chatter, deadline)
-    rounds.tune_round(req, space, bundle, meta, ledger, progress, chatter, deadline=deadline)
-    return rounds.finish(req, space, meta, ledger, echo, chatter)
+    with session.starting_early(req.address, req.verbose):
+        from digitsearch.search import new_search  # torch and Ray Tune (2 s) load while Ray starts
 
-
-def _prepare(req: SearchRequest, echo, chatter):
-    """The space (with --set and its budget) and the data, checked against each other."""
-    space = spaces.load(req.space)
-    if req.overrides:
-        space = space.fixed(req.overrides)
-    resolve_limits(req, space)
-    configs = validate.check_space(space, req.overrides, req.seed)  # a typo (or an unknown family) costs a line
-    bundle = rounds.load_data(req)
-    # bad pairings fail here, not in every trial
-    space = preflight.check(space, bundle.task, bundle.name, echo, bundle.mirror_safe, note=chatter)
-    validate.check_builds(space, configs, bundle)
-    for note in bundle.notes:
-        chatter(f"data: {note}")
-    unit, classes = ("sequences", f"{bundle.num_classes} symbols") if bundle.task == "sequence" else \
-        ("images", f"{bundle.num_classes} classes")
-    tests = len(bundle.test) if bundle.test else 0
-    chatter(f"data: {len(bundle.train)} train / {len(bundle.val)} val / {tests} test {unit}, {classes}")
-    return space, bundle
-
-
-def describe_run(req: SearchRequest, space, bundle, folder: Path) -> dict:
-    """experiment.json as a new search writes it: the request, the data, where Tune's rounds go,
-    and the experiment's identity: the study's name and the data's fingerprint (what
-    `best --retrain` and `--resume` compare the data they load again with)."""
-    def absolute(path):
-        return str(Path(path).resolve()) if path and Path(path).exists() else path
-
-    return {
-        **asdict(req), "results": str(req.results), "name": folder.name, "created": time.time(),
-        "study_name": folder.name, "family": space.family, "families": list(space.families),
-        "space_path": str(space.path), "task": bundle.task, "base": absolute(req.base),
-        "dataset": absolute(req.dataset), "test": absolute(req.test), "data_dir": absolute(req.data_dir),
-        "dataset_name": bundle.name, "dataset_notes": bundle.notes, "class_names": bundle.class_names,
-        "sizes": {"train": len(bundle.train), "val": len(bundle.val), "test": len(bundle.test) if bundle.test else 0,
-                  "trial_train": min(len(bundle.train), req.trial_examples or len(bundle.train))},
-        "data_fingerprint": fingerprint.of(bundle),
-        "status": "running", "tune_root": tune_root(folder, req.storage),
-        "rounds": [{"dir": FIRST_ROUND, "trials": req.trials}],
-    }
+        return new_search.run(req, deadline, echo)

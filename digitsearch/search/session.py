@@ -10,16 +10,21 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import socket
+import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from digitsearch.errors import UserError
+from digitsearch.search import local_ray
+from digitsearch.search.local_ray import WORKER_NICENESS  # noqa: F401 - where the tests and docs look for it
 from digitsearch.store.layout import is_uri
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # digitsearch/, shipped to a cluster's workers
 SYNC_LOGGER = "ray.tune.execution.experiment_state"
 RAY_CLIENT = "ray://"  # the scheme of a Ray Client address
-WORKER_NICENESS = "RAY_worker_niceness"  # read by the raylet when it starts a worker (ray_constants)
 # Ray's atomic save writes `.<uuid4>-tmp-<name>` beside the file it replaces
 _RAY_TMP_FILE = re.compile(r"/\.[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}-tmp-")
 
@@ -33,16 +38,20 @@ def connect(address: str | None, verbose: bool):
     """ray.init for a local run or a cluster; a cluster that cannot be reached is one line, exit 2."""
     import ray
 
+    if _EARLY.wait():  # a start begun by starting_early() finishes here
+        unpin_trial_actors()
     if ray.is_initialized():
         return ray
     level = logging.INFO if verbose else logging.ERROR
     target = cluster_address(address)
+    kept = local_ray.kept_up() if target is None else None
+    if kept:  # `digitsearch ray up`: the same machine and package, so no code is shipped
+        local_ray.present_token(kept)
+        ray.init(address=kept.address, log_to_driver=verbose, logging_level=level, configure_logging=True)
+    elif target is None:
+        _init_local(verbose)
     if target is None:
-        # Ray starts its workers at nice 15; the trials are the work the user asked for, and beside
-        # any other busy process (a browser, a second search) they would nearly stop. 0 keeps them at
-        # the command's own priority (the raylet inherits it; workers add this value to it).
-        os.environ.setdefault(WORKER_NICENESS, "0")
-        ray.init(include_dashboard=False, log_to_driver=verbose, logging_level=level, configure_logging=True)
+        unpin_trial_actors()
         return ray
     try:
         ray.init(address=target, log_to_driver=verbose, logging_level=level, configure_logging=True,
@@ -51,6 +60,106 @@ def connect(address: str | None, verbose: bool):
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot reach the Ray cluster at {target!r}: {message}") from None
     return ray
+
+
+def _init_local(verbose: bool) -> None:
+    """ray.init of a private local Ray: dashboard off (nothing listens beyond 127.0.0.1), the
+    settings of local_ray.LOCAL_RAY_ENV, Ray's logs streamed to the terminal only with --verbose."""
+    import ray
+
+    for name, value in local_ray.LOCAL_RAY_ENV.items():
+        os.environ.setdefault(name, value)
+    # address="local": a new Ray even where `ray start` left /tmp/ray/ray_current_cluster, which a
+    # bare ray.init() would join (a Ray of someone else's, without these settings, or one long gone)
+    ray.init(address="local", include_dashboard=False, log_to_driver=verbose, configure_logging=True,
+             logging_level=logging.INFO if verbose else logging.ERROR)
+
+
+def unpin_trial_actors() -> None:
+    """Tune's trial actors on the workers Ray prestarted and preloaded. Tune gives every trial
+    actor runtime_env env_vars {"PL_DISABLE_FORK": "1"}; an actor whose runtime env differs from
+    the job's cannot use a prestarted worker, so each trial waited for a cold one (about 5 s of
+    torch imports on 2 cores, while the prestarted workers idled). The variable comes from
+    local_ray.LOCAL_RAY_ENV instead, and Tune's copy is removed (only for the private local Ray)."""
+    from ray.tune.execution import class_cache
+
+    class_cache.DEFAULT_ENV_VARS.pop("PL_DISABLE_FORK", None)
+
+
+class _EarlyStart:
+    """A private local Ray started in a background thread, so that Ray's processes come up and its
+    workers import torch while the driver imports torch and Ray Tune and loads the data (issue 16).
+    connect() waits for it.
+
+    The thread stays alive until stop(): Ray ties the processes it starts to the thread that
+    started them (Linux's parent-death signal is per thread), so a thread that ended would take
+    Ray with it. An error meanwhile waits for the start and shuts Ray down: ray.init cannot be
+    interrupted, and a process that ends in the middle of it leaves Ray's agents running."""
+
+    def __init__(self):
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.ready, self.release, self.waited = threading.Event(), threading.Event(), False
+
+    def begin(self, verbose: bool) -> None:
+        self.ready, self.release, self.waited = threading.Event(), threading.Event(), False
+        self.thread = threading.Thread(target=self._run, args=(verbose,), name="ray-start", daemon=True)
+        self.thread.start()
+
+    def _run(self, verbose: bool) -> None:
+        try:
+            _init_local(verbose)
+        except BaseException as err:  # noqa: BLE001 - handed to the main thread by wait()
+            self.error = err
+        self.ready.set()
+        self.release.wait()  # until stop() has shut Ray down
+
+    def wait(self) -> bool:
+        """True the first time after a background start: Ray is up (or the start's error is raised
+        here, in the main thread)."""
+        if self.thread is None or self.waited:
+            return False
+        self.ready.wait()
+        self.waited = True
+        if self.error is not None:
+            error, self.error = self.error, None
+            self.end()
+            raise error
+        if threading.current_thread() is threading.main_thread():
+            # what ray.init does in the main thread: SIGTERM exits through atexit, which stops Ray's processes
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+        return True
+
+    def end(self) -> None:
+        """After ray.shutdown: the holding thread may go."""
+        if self.thread is not None:
+            self.release.set()
+            self.thread = None
+
+
+_EARLY = _EarlyStart()
+
+
+@contextmanager
+def starting_early(address: str | None, verbose: bool):
+    """Within: a private local Ray comes up in the background; for a cluster or a kept-up
+    local Ray (local_ray.kept_up) nothing happens here. An error inside leaves no Ray behind."""
+    import ray
+
+    if cluster_address(address) is not None or local_ray.kept_up() or ray.is_initialized() or _EARLY.thread:
+        yield
+        return
+    _quiet_filter("ray._private.worker", NotMainThreadFilter)
+    _EARLY.begin(verbose)
+    try:
+        yield
+    except BaseException:
+        try:
+            _EARLY.wait()
+        except Exception:  # noqa: BLE001 - the error inside is the one to report
+            pass
+        stop()
+        raise
 
 
 def through_ray_client(address: str | None) -> bool:
@@ -109,6 +218,14 @@ class TransientSyncErrorFilter(logging.Filter):
         return not (isinstance(error, FileNotFoundError) and _RAY_TMP_FILE.search(str(error)))
 
 
+class NotMainThreadFilter(logging.Filter):
+    """Drops ray.init's warning that it set no SIGTERM handler from a background thread:
+    _EarlyStart.wait sets the same handler from the main thread."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in str(record.msg)
+
+
 class TrialFailureFilter(logging.Filter):
     """Drops Ray's console traceback of a failed trial: our progress line names the error and
     where its traceback is (the trial's error.txt), and the leaderboard keeps the reason."""
@@ -163,3 +280,4 @@ def stop() -> None:
 
     if ray.is_initialized():
         ray.shutdown()
+    _EARLY.end()

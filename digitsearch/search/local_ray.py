@@ -1,0 +1,194 @@
+"""The private local Ray's settings, and a local Ray kept up between commands (`digitsearch ray up`).
+
+Every search without --address runs on a Ray of its own, started by session.connect with
+LOCAL_RAY_ENV. For many small searches in a row, `digitsearch ray up` starts one local Ray
+(`ray start --head --block` in its own session, with the same settings and a token of its
+own: a driver without it is refused) and writes where it is to a state file; every later `tune` on this machine
+joins it instead of starting one (about 2.5 s of ray.init and Ray's daemons' CPU saved per
+command, and the first job's trials find their workers already warm), until `digitsearch ray down`.
+The test suite keeps one per test worker the same way.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from digitsearch.errors import UserError
+
+WORKER_NICENESS = "RAY_worker_niceness"  # read by the raylet when it starts a worker (ray_constants)
+# What the trial workers import before they are asked for anything: the workers Ray prestarts
+# become the trials' actors, so the trial path starts warm. torch._dynamo: every torch optimizer
+# imports it when it is created and when it steps (torch._disable_dynamo, _use_grad), about 1 s.
+PRELOADED = "torch,torch._dynamo,digitsearch.search.trainable"
+
+# The private local Ray's settings, each with its reason; read from the environment by the
+# processes Ray starts (a value the user already exported wins).
+LOCAL_RAY_ENV = {
+    # Ray starts its workers at nice 15; the trials are the work the user asked for, and beside
+    # any other busy process (a browser, a second search) they would nearly stop. 0 keeps them at
+    # the command's own priority (the raylet inherits it; workers add this value to it).
+    WORKER_NICENESS: "0",
+    "RAY_preload_python_modules": PRELOADED,
+    # no usage report from a laptop: nothing is sent, and offline nothing waits for it
+    "RAY_USAGE_STATS_ENABLED": "0",
+    # Prometheus metrics: nothing scrapes them on a laptop, yet every process records and exports them
+    "RAY_enable_metrics_collection": "0",
+    # task events feed the dashboard's task timeline and the state API, both unused by a search
+    "RAY_enable_task_events": "0",
+    # Tune sets this for PyTorch Lightning (Ray issue 28197) in its trial actors' runtime_env, which
+    # keeps them off the prestarted workers (session.unpin_trial_actors); here every worker inherits it
+    "PL_DISABLE_FORK": "1",
+}
+
+# A kept-up Ray's workers are started with its raylet, not when its first driver joins (Ray's
+# default), so the first `tune` finds them with PRELOADED imported. Not for the Ray a search starts
+# itself: there its first driver joins at once, and workers started both ways were not reused
+# (measured: the trials waited for new workers while the prestarted ones idled).
+KEPT_UP_ENV = {"RAY_enable_worker_prestart": "1"}
+
+STATE_FILE_ENV = "DIGITSEARCH_RAY_FILE"  # where `ray up` writes the kept-up Ray's address and token
+NOT_KEPT = "none"  # DIGITSEARCH_RAY_FILE=none: every search starts its own Ray (the bench's start-up does)
+HOST = "127.0.0.1"  # where this machine reaches the kept-up Ray (Ray itself maps it to the node's address)
+
+
+@dataclass(frozen=True)
+class KeptUp:
+    """A local Ray `digitsearch ray up` started: where it is, its token, its `ray start` process."""
+
+    address: str
+    token: str
+    pid: int
+    started: float
+    temp_dir: str  # its own: a bare ray.init() elsewhere finds no ray_current_cluster of it in /tmp/ray
+
+
+def state_file() -> Path | None:
+    given = os.environ.get(STATE_FILE_ENV)
+    if given == NOT_KEPT:
+        return None
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "digitsearch" / "ray.json"
+    return Path(given or default)
+
+
+def kept_up() -> KeptUp | None:
+    """The kept-up local Ray, if one is up (a state file whose Ray is gone is removed)."""
+    path = state_file()
+    if path is None:
+        return None
+    try:
+        kept = KeptUp(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    if _alive(kept):
+        return kept
+    path.unlink(missing_ok=True)
+    return None
+
+
+def _alive(kept: KeptUp) -> bool:
+    try:
+        os.kill(kept.pid, 0)
+        host, port = kept.address.rsplit(":", 1)
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def present_token(kept: KeptUp) -> None:
+    """This driver presents the kept-up Ray's token when it joins. Ray reads its authentication
+    settings from the environment once per process and caches them, so a process that imported
+    Ray before (a test runner, a notebook, the Python API) has them read again (ray._raylet's
+    Config and token cache: pinned in tests/test_ray_pins.py)."""
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": kept.token})
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+def up(echo=print, timeout: float = 60.0) -> KeptUp:
+    """Start a local Ray that outlives this command (or say where the one already up is)."""
+    kept = kept_up()
+    if kept:
+        echo(f"ray: already up at {kept.address} (since {time.strftime('%H:%M', time.localtime(kept.started))})")
+        return kept
+    path = state_file()
+    if path is None:
+        raise UserError(f"{STATE_FILE_ENV}={NOT_KEPT} says no Ray is kept up here; unset it first")
+    token, port = secrets.token_hex(32), _free_port()
+    env = {**LOCAL_RAY_ENV, **KEPT_UP_ENV, **os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    log = path.with_suffix(".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    temp_dir = tempfile.mkdtemp(prefix="digitsearch-ray-", dir="/tmp")  # short: Ray's socket paths
+    command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
+               f"--temp-dir={temp_dir}", "--include-dashboard=false", "--disable-usage-stats"]
+    with log.open("w") as out:  # its own session: Ctrl-C in this terminal later does not stop it
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    kept = KeptUp(address=f"{HOST}:{port}", token=token, pid=process.pid, started=time.time(), temp_dir=temp_dir)
+    _wait_until_up(kept, process, log, timeout)
+    path.write_text(json.dumps(asdict(kept)))
+    path.chmod(0o600)  # the token lets whoever reads it run code in this Ray
+    echo(f"ray: up at {kept.address}; `digitsearch tune` joins it until `digitsearch ray down`")
+    return kept
+
+
+def _wait_until_up(kept: KeptUp, process: subprocess.Popen, log: Path, timeout: float) -> None:
+    """The head's port answers and a driver can join (the token accepted)."""
+    import ray
+
+    end = time.monotonic() + timeout
+    while not _alive(kept):
+        if process.poll() is not None or time.monotonic() > end:
+            process.kill()
+            lines = [line for line in log.read_text().splitlines() if line.strip()]
+            raise UserError(f"could not start a local Ray: {lines[-1] if lines else 'no output'} (log: {log})")
+        time.sleep(0.1)
+    present_token(kept)
+    ray.init(address=kept.address, logging_level="ERROR", log_to_driver=False)
+    ray.shutdown()
+
+
+def down(echo=print) -> bool:
+    """Stop the kept-up local Ray; False when none was up."""
+    kept = kept_up()
+    if kept is None:
+        echo("ray: none kept up")
+        return False
+    os.kill(kept.pid, signal.SIGTERM)  # `ray start --block` stops the node's processes on SIGTERM
+    end = time.monotonic() + 30
+    while _pid_alive(kept.pid) and time.monotonic() < end:
+        time.sleep(0.1)
+    state_file().unlink(missing_ok=True)
+    shutil.rmtree(kept.temp_dir, ignore_errors=True)
+    echo(f"ray: stopped the local Ray at {kept.address}")
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child (up and down in one process): reaped
+            return False
+    except ChildProcessError:
+        pass  # started by another command: not ours to reap
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]

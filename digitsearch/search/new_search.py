@@ -1,0 +1,76 @@
+"""A new search: the space and the data checked against each other, experiment.json written,
+one Tune round (Optuna's define-by-run search + ASHA), then leaderboard.csv and best.json.
+
+The dataset is loaded once here on the driver and put in the object store once
+(tune.with_parameters); trials fill every CPU slot (max_concurrent_trials, which in
+Ray 2.60 also lifts OptunaSearch's one-pending-trial limit, Ray issue 46965).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+from digitsearch import spaces
+from digitsearch.core.timebudget import Deadline
+from digitsearch.data import fingerprint
+from digitsearch.search import preflight, rounds, session, validate
+from digitsearch.search.request import SearchRequest, resolve_limits
+from digitsearch.search.rounds import SearchOutcome
+from digitsearch.store import experiments, trials
+from digitsearch.store.layout import FIRST_ROUND, tune_root
+
+
+def run(req: SearchRequest, deadline: Deadline | None, echo: Callable[[str], None]) -> SearchOutcome:
+    chatter = (lambda line: None) if req.quiet else echo
+    space, bundle = _prepare(req, echo, chatter)
+    session.check_resources(req)  # Ray up: a trial the machine cannot hold is refused here
+    folder = experiments.create(req.results, req.name or experiments.default_name(space.name, req.dataset))
+    meta = describe_run(req, space, bundle, folder.resolve())
+    meta["space_fingerprint"] = trials.experiment_space(meta).fingerprint()  # as --resume will read it
+    experiments.write_meta(folder, meta)
+    ledger, progress = rounds.watchers(req, folder.resolve(), chatter, deadline)
+    rounds.tune_round(req, space, bundle, meta, ledger, progress, chatter, deadline=deadline)
+    return rounds.finish(req, space, meta, ledger, echo, chatter)
+
+
+def _prepare(req: SearchRequest, echo, chatter):
+    """The space (with --set and its budget) and the data, checked against each other."""
+    space = spaces.load(req.space)
+    if req.overrides:
+        space = space.fixed(req.overrides)
+    resolve_limits(req, space)
+    configs = validate.check_space(space, req.overrides, req.seed)  # a typo (or an unknown family) costs a line
+    bundle = rounds.load_data(req)
+    # bad pairings fail here, not in every trial
+    space = preflight.check(space, bundle.task, bundle.name, echo, bundle.mirror_safe, note=chatter)
+    validate.check_builds(space, configs, bundle)
+    for note in bundle.notes:
+        chatter(f"data: {note}")
+    unit, classes = ("sequences", f"{bundle.num_classes} symbols") if bundle.task == "sequence" else \
+        ("images", f"{bundle.num_classes} classes")
+    tests = len(bundle.test) if bundle.test else 0
+    chatter(f"data: {len(bundle.train)} train / {len(bundle.val)} val / {tests} test {unit}, {classes}")
+    return space, bundle
+
+
+def describe_run(req: SearchRequest, space, bundle, folder: Path) -> dict:
+    """experiment.json as a new search writes it: the request, the data, where Tune's rounds go,
+    and the experiment's identity: the study's name and the data's fingerprint (what
+    `best --retrain` and `--resume` compare the data they load again with)."""
+    def absolute(path):
+        return str(Path(path).resolve()) if path and Path(path).exists() else path
+
+    return {
+        **asdict(req), "results": str(req.results), "name": folder.name, "created": time.time(),
+        "study_name": folder.name, "family": space.family, "families": list(space.families),
+        "space_path": str(space.path), "task": bundle.task, "base": absolute(req.base),
+        "dataset": absolute(req.dataset), "test": absolute(req.test), "data_dir": absolute(req.data_dir),
+        "dataset_name": bundle.name, "dataset_notes": bundle.notes, "class_names": bundle.class_names,
+        "sizes": {"train": len(bundle.train), "val": len(bundle.val), "test": len(bundle.test) if bundle.test else 0,
+                  "trial_train": min(len(bundle.train), req.trial_examples or len(bundle.train))},
+        "data_fingerprint": fingerprint.of(bundle),
+        "status": "running", "tune_root": tune_root(folder, req.storage),
+        "rounds": [{"dir": FIRST_ROUND, "trials": req.trials}],
+    }

@@ -1,0 +1,109 @@
+"""Ray's start-up, end to end: the trials of a search take the workers Ray prestarted with torch
+and the trainable already imported (a private Ray, and a kept-up one from `digitsearch ray up`);
+an error found while the private Ray starts leaves no Ray behind; `ray up|status|down`.
+
+These start Rays of their own (DIGITSEARCH_RAY_FILE=none, or a state file of their own), not the
+suite's kept-up one (conftest.one_ray_per_worker)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psutil
+
+from conftest import assert_one_line_error, private_ray_env, run_cli
+from digitsearch.search import local_ray
+
+# A tiny Tune search on the Ray session.connect gives: where each trial ran, and whether that
+# worker had imported the trainable (PRELOADED) before the trial began.
+PROBE = """
+import json, os, sys
+from ray import tune
+from digitsearch.search import session
+ray = session.connect(None, verbose=False)
+import psutil, time
+time.sleep(1)  # the prestarted workers have registered
+idle = [p.pid for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [""])[0] == "ray::IDLE"]
+
+def trial(config):
+    tune.report({"pid": os.getpid(), "preloaded": "digitsearch.search.trainable" in sys.modules
+                 and "torch._dynamo" in sys.modules})
+
+grid = tune.Tuner(trial, tune_config=tune.TuneConfig(num_samples=2, max_concurrent_trials=2),
+                  run_config=tune.RunConfig(storage_path=sys.argv[1], verbose=0)).fit()
+print(json.dumps({"idle": idle, "trials": [r.metrics["pid"] for r in grid],
+                  "preloaded": [r.metrics["preloaded"] for r in grid]}))
+"""
+
+
+def _probe(tmp_path: Path, env: dict) -> dict:
+    run = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path / "tune")], capture_output=True, text=True,
+                         env=env, timeout=180)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_a_private_rays_trials_run_on_its_prestarted_preloaded_workers(tmp_path):
+    seen = _probe(tmp_path, private_ray_env())
+    assert len(seen["idle"]) >= 2
+    assert set(seen["trials"]) <= set(seen["idle"]), seen  # no trial waited for a cold worker
+    assert all(seen["preloaded"]), seen
+
+
+def _ours(marker: str) -> list[psutil.Process]:
+    """Processes whose environment carries `marker` (a command and everything it started)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("DIGITSEARCH_TEST_MARK") == marker:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_an_error_found_while_ray_starts_leaves_no_ray_behind(tmp_path):
+    """The private Ray starts at once, beside the space's checks and the data; the typo below is
+    found meanwhile: one line, exit 2, and none of Ray's processes outlive the command."""
+    marker = uuid.uuid4().hex
+    env = {**private_ray_env(), "DIGITSEARCH_TEST_MARK": marker}
+    run = run_cli("tune", "--dataset", str(tmp_path / "no-such-folder"), "--results", str(tmp_path / "r"), env=env)
+    assert run.returncode == 2
+    assert_one_line_error(run.stderr, "no-such-folder")
+    assert not _ours(marker), [p.cmdline() for p in _ours(marker)]
+
+
+def test_ray_up_status_down_and_a_search_on_the_kept_up_ray(tmp_path):
+    """`ray up` starts a Ray that outlives the command; a search joins it (its first job's trials
+    on the prestarted workers); `ray down` stops it and everything it started."""
+    marker = uuid.uuid4().hex
+    env = {**os.environ, local_ray.STATE_FILE_ENV: str(tmp_path / "ray.json"), "DIGITSEARCH_TEST_MARK": marker}
+    env.pop("RAY_AUTH_TOKEN", None)  # its own token, not the suite's
+    assert "none kept up" in run_cli("ray", "status", env=env).stdout
+    up = run_cli("ray", "up", env=env)
+    assert up.returncode == 0 and "ray: up at 127.0.0.1:" in up.stdout, up.stderr
+    assert oct((tmp_path / "ray.json").stat().st_mode)[-3:] == "600"  # the token's file
+    assert "ray: up at" in run_cli("ray", "status", env=env).stdout
+    assert "already up" in run_cli("ray", "up", env=env).stdout
+    try:
+        seen = _probe(tmp_path, env)
+        assert set(seen["trials"]) <= set(seen["idle"]) and all(seen["preloaded"]), seen
+    finally:
+        down = run_cli("ray", "down", env=env)
+    assert down.returncode == 0 and "stopped" in down.stdout
+    assert not _ours(marker), [p.cmdline() for p in _ours(marker)]
+    assert "none kept up" in run_cli("ray", "down", env=env).stdout
+
+
+def test_the_kept_up_ray_is_found_only_where_its_state_file_says(tmp_path, monkeypatch):
+    monkeypatch.setenv(local_ray.STATE_FILE_ENV, local_ray.NOT_KEPT)
+    assert local_ray.state_file() is None and local_ray.kept_up() is None
+    stale = tmp_path / "ray.json"
+    stale.write_text(json.dumps({"address": "127.0.0.1:9", "token": "x", "pid": 2 ** 22 - 1, "started": 0,
+                                 "temp_dir": str(tmp_path)}))
+    monkeypatch.setenv(local_ray.STATE_FILE_ENV, str(stale))
+    assert local_ray.kept_up() is None and not stale.exists()  # a Ray long gone: its file is removed
