@@ -44,21 +44,22 @@ def _results(folder: Path) -> list[dict]:
     return [json.loads(line) for line in logged[0].read_text().splitlines() if line.strip()]
 
 
-def _trial_worker(driver: psutil.Process) -> psutil.Process | None:
-    for child in driver.children(recursive=True):
-        try:
-            if " ".join(child.cmdline()).startswith("ray::ImplicitFunc"):
-                return child
-        except psutil.Error:
-            continue
-    return None
+def _trial_worker(results: list[dict]) -> psutil.Process | None:
+    """The process that trained the last logged result (Tune records its pid in each result; the
+    worker belongs to whichever Ray the search joined, the suite's kept-up one or its own)."""
+    try:
+        worker = psutil.Process(results[-1]["pid"])
+        return worker if " ".join(worker.cmdline()).startswith("ray::ImplicitFunc") else None
+    except (psutil.Error, KeyError, IndexError):
+        return None
 
 
 def _kill_worker_after(driver: subprocess.Popen, folder: Path, epochs: int) -> None:
     """SIGKILL the trial's worker once `epochs` results are logged, as a lost machine would."""
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and driver.poll() is None:
-        if len(_results(folder)) >= epochs and (worker := _trial_worker(psutil.Process(driver.pid))):
+        results = _results(folder)
+        if len(results) >= epochs and (worker := _trial_worker(results)):
             worker.send_signal(signal.SIGKILL)
             return
         time.sleep(0.05)

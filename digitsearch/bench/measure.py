@@ -1,8 +1,10 @@
 """The bench's measurements that run searches: trial efficiency against a bare PyTorch loop,
-search overhead over two search sizes, and ASHA+TPE against FIFO+random. Every search is a
+search overhead and the fixed cost per trial, `make demo`'s search against a bare Optuna +
+PyTorch loop, and ASHA+TPE against FIFO+random. Every search is a
 real `digitsearch tune` process, as a user runs it."""
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -13,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from digitsearch import spaces
+from digitsearch.bench import bare_loop, startup
 from digitsearch.bench.plan import Plan
 from digitsearch.store.trials import trial_dirs
 
@@ -66,7 +69,7 @@ def tune_process(results: Path, name: str, echo, trial_lines: bool = False, **op
     for key, value in options.items():
         command += [f"--{key.replace('_', '-')}", str(value)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env=startup.private_ray_env())
     began, ended, lines = None, None, []
     for line in proc.stdout:
         lines.append(line)
@@ -104,32 +107,79 @@ def efficiency(results: Path, plan: Plan, echo) -> list[dict]:
     return rows
 
 
-def _overhead_search(results: Path, plan: Plan, trials: int, echo) -> dict:
-    """One search of the fixed Keras net: its wall time, its trials' own time, and the excess."""
+def overhead(results: Path, plan: Plan, echo) -> dict:
+    """One search of the fixed Keras net: its wall time against its trials' own time / concurrency,
+    and the fixed cost per trial: the median gap between a trial's last result and the start of
+    the next trial on its slot (Tune's bookkeeping, the searcher's next config, the actor's reset),
+    from the trials' own clocks (started_at, ended_at); a gap is never negative, and with no
+    trial after the first on a slot the cost is not measurable (None)."""
     import pandas as pd
 
     space = fixed_space(results, keras_convnet())
+    trials = plan.overhead_trials
     folder, wall = tune_process(results, f"overhead-{trials}", echo, space=str(space), dataset=plan.dataset,
-                           trials=trials, max_epochs=2, scheduler="fifo", cpus_per_trial=1)
+                                trials=trials, max_epochs=2, scheduler="fifo", cpus_per_trial=1)
     own = float(pd.read_csv(folder / "leaderboard.csv")["seconds"].sum())
     slots = min(trials, os.cpu_count() or 1)
-    # the slot-seconds not spent training: what the search costs beyond its trials
-    excess = wall * slots - own
+    gaps = handover_gaps(folder, slots)
+    per_trial = statistics.median(gaps) if gaps else None
+    shown = f"{per_trial:.2f} s fixed cost per trial (median of {len(gaps)} handovers)" if gaps else \
+        "fixed cost per trial not measurable (no trial followed another on its slot)"
     echo(f"overhead: {trials} trials, {slots} at a time: wall {wall:.1f} s vs trials' own {own:.1f} s / {slots} "
-         f"= {own / slots:.1f} s ({wall * slots / own:.2f})")
+         f"= {own / slots:.1f} s ({wall * slots / own:.2f}); {shown}")
     return {"trials": trials, "concurrency": slots, "wall_s": round(wall, 2), "trials_own_s": round(own, 2),
-            "ratio": round(wall * slots / own, 3), "excess_slot_s": round(excess, 2)}
+            "ratio": round(wall * slots / own, 3),
+            "fixed_cost_per_trial_s": round(per_trial, 3) if per_trial is not None else None,
+            "handovers": len(gaps), "handover_gaps_s": [round(gap, 3) for gap in gaps]}
 
 
-def overhead(results: Path, plan: Plan, echo) -> dict:
-    """The larger search's wall/ideal ratio; the two searches' excess split into a cost per
-    trial (the slope) and a cost paid once per search (the intercept: workers starting)."""
-    small, large = (_overhead_search(results, plan, n, echo) for n in plan.overhead_trials)
-    per_trial = (large["excess_slot_s"] - small["excess_slot_s"]) / (large["trials"] - small["trials"])
-    once = (small["excess_slot_s"] - per_trial * small["trials"]) / large["concurrency"]
-    echo(f"overhead: {per_trial:.2f} s fixed cost per trial, {once:.1f} s once per search")
-    return {**large, "fixed_cost_per_trial_s": round(per_trial, 3), "once_per_search_s": round(once, 2),
-            "searches": [small, large]}
+def handover_gaps(folder: Path, slots: int) -> list[float]:
+    """Seconds each slot stood idle between two trials: the trials in the order they started, each
+    on the slot freed last before it began (the first `slots` trials open the slots)."""
+    import pandas as pd
+
+    spans = []
+    for trial in trial_dirs(folder).values():
+        progress = pd.read_csv(trial / "progress.csv") if (trial / "progress.csv").is_file() else pd.DataFrame()
+        if {"started_at", "ended_at"} <= set(progress.columns) and progress["ended_at"].notna().any():
+            spans.append((float(progress["started_at"].iloc[0]), float(progress["ended_at"].max())))
+    spans.sort()
+    ends, gaps = [end for _, end in spans[:slots]], []
+    for start, end in spans[slots:]:
+        freed = [e for e in ends if e <= start]
+        slot_end = max(freed) if freed else min(ends)  # started a hair before its slot's last result: gap 0
+        gaps.append(max(0.0, start - slot_end))
+        ends[ends.index(slot_end)] = end
+    return gaps
+
+
+def demo_ratio(results: Path, plan: Plan, echo) -> dict:
+    """`make demo`'s search (`tune --space cnn` on the digits) against the bare Optuna + PyTorch loop
+    (bench.bare_loop) training the same configs for the same epochs at the same concurrency;
+    both timed as whole commands, start to exit."""
+    options = [] if plan.demo_trials is None else ["--trials", str(plan.demo_trials), "--max-epochs",
+                                                   str(plan.demo_epochs)]
+    command = [sys.executable, "-m", "digitsearch.cli", "tune", "--space", "cnn", "--dataset", "digits",
+               "--results", str(results), "--name", "demo", "--seed", "0", *options]
+    search_s = _timed(command, "the demo search")
+    spec = bare_loop.spec_of(results / "demo")
+    path = results / "demo-bare-loop.json"
+    path.write_text(json.dumps(spec))
+    bare_s = _timed([sys.executable, "-m", "digitsearch.bench.bare_loop", str(path)], "the bare loop")
+    epochs = sum(trial["epochs"] for trial in spec["trials"])
+    echo(f"demo: the search took {search_s:.1f} s, the bare Optuna + PyTorch loop {bare_s:.1f} s for the same "
+         f"{len(spec['trials'])} configs and {epochs} epochs, {spec['concurrency']} at a time "
+         f"({search_s / bare_s:.2f})")
+    return {"search_s": round(search_s, 2), "bare_s": round(bare_s, 2), "ratio": round(search_s / bare_s, 3),
+            "trials": len(spec["trials"]), "epochs": epochs, "concurrency": spec["concurrency"]}
+
+
+def _timed(command: list[str], what: str) -> float:
+    began = time.perf_counter()
+    run = subprocess.run(command, capture_output=True, text=True, env=startup.private_ray_env())
+    if run.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{run.stdout[-2000:]}{run.stderr[-2000:]}")
+    return time.perf_counter() - began
 
 
 def scheduler_value(results: Path, plan: Plan, echo) -> dict:

@@ -13,14 +13,17 @@ import psutil
 
 from digitsearch.bench import profile
 from digitsearch.bench.plan import Plan
+from digitsearch.search import local_ray
 
 
-def startup(results: Path, plan: Plan, echo) -> dict:
-    """A real `digitsearch tune` process: time to its first trial result, and peak tree RSS."""
-    command = startup_command(results, plan, "startup")
+def startup(results: Path, plan: Plan, echo, env: dict | None = None, name: str = "startup",
+            what: str = "start-up") -> dict:
+    """A real `digitsearch tune` process: time to its first trial result, and peak tree RSS (PSS).
+    By default on a Ray of its own, as a user's first search (not one `digitsearch ray up` kept)."""
+    command = startup_command(results, plan, name)
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env=env or private_ray_env())
     phases, peak, at_peak, lines = {}, 0, [], []
     os.set_blocking(proc.stdout.fileno(), False)
     while proc.poll() is None:
@@ -37,10 +40,32 @@ def startup(results: Path, plan: Plan, echo) -> dict:
     if proc.returncode != 0 or "first_result" not in phases:
         raise RuntimeError("the start-up search failed:\n" + "".join(lines[-20:]))
     first = phases["first_result"]
-    echo(f"start-up: first trial result after {first:.1f} s ({phases}), peak memory (PSS) of the process tree "
+    echo(f"{what}: first trial result after {first:.1f} s ({phases}), peak memory (PSS) of the process tree "
          f"{peak / 2**30:.2f} GB")
     return {"first_result_s": first, "phases_s": phases, "peak_rss_gb": round(peak / 2**30, 3),
             "at_peak_mb": _largest(at_peak), "whole_command_s": round(time.perf_counter() - start, 2)}
+
+
+def kept_up_startup(results: Path, plan: Plan, echo) -> dict:
+    """The same search on a Ray `digitsearch ray up` kept: the first command after `ray up` (its
+    workers prestarted and warm) and a later one (workers started for it), then `ray down`."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", local_ray.STATE_FILE_ENV: str(results / "kept-ray.json")}
+    env.pop("RAY_AUTH_TOKEN", None)  # its own token
+    cli = [sys.executable, "-m", "digitsearch.cli", "ray"]
+    up = subprocess.run([*cli, "up"], capture_output=True, text=True, env=env)
+    if up.returncode != 0:
+        raise RuntimeError(f"`digitsearch ray up` failed:\n{up.stdout}{up.stderr}")
+    try:
+        runs = [startup(results, plan, echo, env, f"kept-up-{n}", f"kept-up Ray, {which} command")
+                for n, which in ((1, "first"), (2, "a later"))]
+    finally:
+        subprocess.run([*cli, "down"], capture_output=True, text=True, env=env)
+    return {"first_command_s": runs[0]["first_result_s"], "later_command_s": runs[1]["first_result_s"],
+            "later_peak_gb": runs[1]["peak_rss_gb"]}
+
+
+def private_ray_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1", local_ray.STATE_FILE_ENV: local_ray.NOT_KEPT}
 
 
 def startup_command(results: Path, plan: Plan, name: str) -> list[str]:

@@ -54,7 +54,12 @@ LOCAL_RAY_ENV = {
 # default), so the first `tune` finds them with PRELOADED imported. Not for the Ray a search starts
 # itself: there its first driver joins at once, and workers started both ways were not reused
 # (measured: the trials waited for new workers while the prestarted ones idled).
-KEPT_UP_ENV = {"RAY_enable_worker_prestart": "1"}
+# (Its first driver, `ray up`'s own check that a driver can join, would otherwise prestart as many
+# again: four workers importing torch on two cores.)
+KEPT_UP_ENV = {"RAY_enable_worker_prestart": "1", "RAY_prestart_worker_first_driver": "0"}
+
+IDLE_WORKER = "ray::IDLE"  # a worker's process title once it has connected to its raylet (ray_constants)
+PRESTART_WAIT_S = 10.0  # at most; about 1 s on an idle 2-core machine
 
 STATE_FILE_ENV = "DIGITSEARCH_RAY_FILE"  # where `ray up` writes the kept-up Ray's address and token
 NOT_KEPT = "none"  # DIGITSEARCH_RAY_FILE=none: every search starts its own Ray (the bench's start-up does)
@@ -156,7 +161,32 @@ def _wait_until_up(kept: KeptUp, process: subprocess.Popen, log: Path, timeout: 
         time.sleep(0.1)
     present_token(kept)
     ray.init(address=kept.address, logging_level="ERROR", log_to_driver=False)
+    cpus = int(ray.cluster_resources().get("CPU", 1))
     ray.shutdown()
+    await_idle_workers(kept.pid, cpus)  # "up" once the first command's workers can be had
+
+
+def await_idle_workers(root: int, wanted: int, timeout: float = PRESTART_WAIT_S) -> None:
+    """Until `wanted` of the Ray workers under process `root` have connected (or `timeout`)."""
+    end = time.monotonic() + timeout
+    while _idle_workers(root) < wanted and time.monotonic() < end:
+        time.sleep(0.05)
+
+
+def _idle_workers(root: int) -> int:
+    import psutil
+
+    count = 0
+    try:
+        descendants = psutil.Process(root).children(recursive=True)
+    except psutil.Error:
+        return 0
+    for proc in descendants:
+        try:
+            count += (proc.cmdline() or [""])[0] == IDLE_WORKER
+        except psutil.Error:
+            continue
+    return count
 
 
 def down(echo=print) -> bool:

@@ -39,7 +39,7 @@ def connect(address: str | None, verbose: bool):
     import ray
 
     if _EARLY.wait():  # a start begun by starting_early() finishes here
-        unpin_trial_actors()
+        _ready_for_trials(ray)
     if ray.is_initialized():
         return ray
     level = logging.INFO if verbose else logging.ERROR
@@ -48,10 +48,11 @@ def connect(address: str | None, verbose: bool):
     if kept:  # `digitsearch ray up`: the same machine and package, so no code is shipped
         local_ray.present_token(kept)
         ray.init(address=kept.address, log_to_driver=verbose, logging_level=level, configure_logging=True)
+        unpin_trial_actors()
     elif target is None:
         _init_local(verbose)
+        _ready_for_trials(ray)
     if target is None:
-        unpin_trial_actors()
         return ray
     try:
         ray.init(address=target, log_to_driver=verbose, logging_level=level, configure_logging=True,
@@ -73,6 +74,15 @@ def _init_local(verbose: bool) -> None:
     # bare ray.init() would join (a Ray of someone else's, without these settings, or one long gone)
     ray.init(address="local", include_dashboard=False, log_to_driver=verbose, configure_logging=True,
              logging_level=logging.INFO if verbose else logging.ERROR)
+
+
+def _ready_for_trials(ray) -> None:
+    """A private Ray just started: Tune's trial actors on its prestarted workers, and those
+    workers registered before Tune asks for them. Ray starts one worker per CPU with ray.init;
+    an actor asked for while they are still starting gets a new worker instead (seen under load:
+    four workers importing torch on two cores, the prestarted two idle)."""
+    unpin_trial_actors()
+    local_ray.await_idle_workers(os.getpid(), int(ray.cluster_resources().get("CPU", 1)))
 
 
 def unpin_trial_actors() -> None:

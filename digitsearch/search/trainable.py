@@ -88,6 +88,7 @@ def _over_budget(params: int, mflops: float, runtime: TrialRuntime) -> bool:
 
 
 def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
+    started_at = time.time()  # with each report's ended_at: the bench's gap between a slot's trials
     torch.set_num_threads(runtime.threads)
     torch.manual_seed(runtime.seed)
     cfg = TrialConfig.from_flat(config, runtime.family)
@@ -115,7 +116,7 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
         # restored from its last epoch, which a kill had hidden from Tune's snapshot
         # (search.replaced_checkpoints): that epoch's result is the trial's last, said again
         return tune.report(saved)
-    fixed = {"params": params, "mflops": mflops, "node": _node()}
+    fixed = {"params": params, "mflops": mflops, "node": _node(), "started_at": started_at}
     for epoch in range(start, runtime.max_epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         began = time.time()
@@ -138,7 +139,8 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
         # the last epoch before the time limit says so: the leaderboard's status, PRUNED in the study
         stop = epoch < runtime.max_epochs and _out_of_time(runtime.deadline, time.time() - began)
         note = f"{TIME_LIMIT_NOTE}: stopped after epoch {epoch} of {runtime.max_epochs}" if stop else ""
-        metrics.update(epoch=epoch, lr=lr, **fixed, best_val_acc=best_acc, best_epoch=best_epoch, note=note)
+        metrics.update(epoch=epoch, lr=lr, **fixed, best_val_acc=best_acc, best_epoch=best_epoch, note=note,
+                       ended_at=time.time())
         if improved:
             _report_with_checkpoint(model, optimizer, scheduler, generator, metrics)
         else:
