@@ -98,8 +98,9 @@ def one_ray_per_worker(tmp_path_factory):
     (about 3 s of ray.init and its daemons' CPU each). The tests of Ray's own start-up run
     without it (PRIVATE_RAY)."""
     from digitsearch.search import local_ray
+    from digitsearch.store import kept_ray
 
-    os.environ[local_ray.STATE_FILE_ENV] = str(tmp_path_factory.mktemp("kept-ray") / "ray.json")
+    os.environ[kept_ray.STATE_FILE_ENV] = str(tmp_path_factory.mktemp("kept-ray") / "ray.json")
     local_ray.up(echo=lambda line: None)
     yield
     local_ray.down(echo=lambda line: None)
@@ -107,9 +108,9 @@ def one_ray_per_worker(tmp_path_factory):
 
 def private_ray_env() -> dict[str, str]:
     """The environment of a command that must start a Ray of its own (tests of the start-up)."""
-    from digitsearch.search import local_ray
+    from digitsearch.store import kept_ray
 
-    return {**os.environ, local_ray.STATE_FILE_ENV: local_ray.NOT_KEPT}
+    return {**os.environ, kept_ray.STATE_FILE_ENV: kept_ray.NOT_KEPT}
 
 
 @pytest.fixture(scope="module")

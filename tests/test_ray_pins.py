@@ -24,6 +24,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from digitsearch.search import local_ray, session
 from digitsearch.search.reconcile import ORPHAN_ATTR, TUNE_TRIAL_ATTR, ResumableOptunaSearch, ran_trials
+from digitsearch.store import kept_ray
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -180,7 +181,7 @@ def _worker_niceness(start_ray: str) -> tuple[int, int]:
     probe = f"import os, ray\nfrom digitsearch.search import session\n{start_ray}\n" \
             "print(os.nice(0), ray.get(ray.remote(lambda: os.nice(0)).remote()))\n"
     env = {k: v for k, v in os.environ.items() if k != session.WORKER_NICENESS}
-    env[local_ray.STATE_FILE_ENV] = local_ray.NOT_KEPT  # a Ray of its own, not the suite's kept-up one
+    env[kept_ray.STATE_FILE_ENV] = kept_ray.NOT_KEPT  # a Ray of its own, not the suite's kept-up one
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     driver, worker = (int(v) for v in out.stdout.split()[-2:])

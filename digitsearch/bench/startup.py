@@ -13,7 +13,7 @@ import psutil
 
 from digitsearch.bench import profile
 from digitsearch.bench.plan import Plan
-from digitsearch.search import local_ray
+from digitsearch.store import kept_ray
 
 
 def startup(results: Path, plan: Plan, echo, env: dict | None = None, name: str = "startup",
@@ -49,7 +49,7 @@ def startup(results: Path, plan: Plan, echo, env: dict | None = None, name: str 
 def kept_up_startup(results: Path, plan: Plan, echo) -> dict:
     """The same search on a Ray `digitsearch ray up` kept: the first command after `ray up` (its
     workers prestarted and warm) and a later one (workers started for it), then `ray down`."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", local_ray.STATE_FILE_ENV: str(results / "kept-ray.json")}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", kept_ray.STATE_FILE_ENV: str(results / "kept-ray.json")}
     env.pop("RAY_AUTH_TOKEN", None)  # its own token
     cli = [sys.executable, "-m", "digitsearch.cli", "ray"]
     up = subprocess.run([*cli, "up"], capture_output=True, text=True, env=env)
@@ -65,7 +65,7 @@ def kept_up_startup(results: Path, plan: Plan, echo) -> dict:
 
 
 def private_ray_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONUNBUFFERED": "1", local_ray.STATE_FILE_ENV: local_ray.NOT_KEPT}
+    return {**os.environ, "PYTHONUNBUFFERED": "1", kept_ray.STATE_FILE_ENV: kept_ray.NOT_KEPT}
 
 
 def startup_command(results: Path, plan: Plan, name: str) -> list[str]:

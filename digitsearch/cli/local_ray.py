@@ -34,6 +34,7 @@ def down():
 def status():
     """Say whether a local Ray is kept up, and where."""
     from digitsearch.search import local_ray
+    from digitsearch.store import kept_ray
 
     kept = local_ray.kept_up()
-    typer.echo(f"ray: up at {kept.address} (state: {local_ray.state_file()})" if kept else "ray: none kept up")
+    typer.echo(f"ray: up at {kept.address} (state: {kept_ray.state_file()})" if kept else "ray: none kept up")

@@ -10,7 +10,6 @@ The test suite keeps one per test worker the same way.
 """
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -20,10 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from digitsearch.errors import UserError
+from digitsearch.store.kept_ray import NOT_KEPT, STATE_FILE_ENV, KeptUp, read_state, state_file, write_state
 
 WORKER_NICENESS = "RAY_worker_niceness"  # read by the raylet when it starts a worker (ray_constants)
 # What the trial workers import before they are asked for anything: the workers Ray prestarts
@@ -61,38 +60,14 @@ KEPT_UP_ENV = {"RAY_enable_worker_prestart": "1", "RAY_prestart_worker_first_dri
 IDLE_WORKER = "ray::IDLE"  # a worker's process title once it has connected to its raylet (ray_constants)
 PRESTART_WAIT_S = 10.0  # at most; about 1 s on an idle 2-core machine
 
-STATE_FILE_ENV = "DIGITSEARCH_RAY_FILE"  # where `ray up` writes the kept-up Ray's address and token
-NOT_KEPT = "none"  # DIGITSEARCH_RAY_FILE=none: every search starts its own Ray (the bench's start-up does)
 HOST = "127.0.0.1"  # where this machine reaches the kept-up Ray (Ray itself maps it to the node's address)
-
-
-@dataclass(frozen=True)
-class KeptUp:
-    """A local Ray `digitsearch ray up` started: where it is, its token, its `ray start` process."""
-
-    address: str
-    token: str
-    pid: int
-    started: float
-    temp_dir: str  # its own: a bare ray.init() elsewhere finds no ray_current_cluster of it in /tmp/ray
-
-
-def state_file() -> Path | None:
-    given = os.environ.get(STATE_FILE_ENV)
-    if given == NOT_KEPT:
-        return None
-    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "digitsearch" / "ray.json"
-    return Path(given or default)
 
 
 def kept_up() -> KeptUp | None:
     """The kept-up local Ray, if one is up (a state file whose Ray is gone is removed)."""
     path = state_file()
-    if path is None:
-        return None
-    try:
-        kept = KeptUp(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
+    kept = read_state(path) if path else None
+    if kept is None:
         return None
     if _alive(kept):
         return kept
@@ -142,8 +117,7 @@ def up(echo=print, timeout: float = 60.0) -> KeptUp:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     kept = KeptUp(address=f"{HOST}:{port}", token=token, pid=process.pid, started=time.time(), temp_dir=temp_dir)
     _wait_until_up(kept, process, log, timeout)
-    path.write_text(json.dumps(asdict(kept)))
-    path.chmod(0o600)  # the token lets whoever reads it run code in this Ray
+    write_state(path, kept)
     echo(f"ray: up at {kept.address}; `digitsearch tune` joins it until `digitsearch ray down`")
     return kept
 
