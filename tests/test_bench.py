@@ -29,7 +29,7 @@ def _report(**changes) -> dict:
         "overhead": {"trials": 4, "concurrency": 2, "wall_s": 7.3, "trials_own_s": 4.8, "ratio": 3.05,
                      "fixed_cost_per_trial_s": 2.46, "handovers": 2},
         "demo": {"search_s": 30.0, "bare_s": 25.0, "ratio": 1.2, "trials": 12, "epochs": 40, "concurrency": 2},
-        "kept_up": {"first_command_s": 5.0, "later_command_s": 7.0, "later_peak_gb": 1.9},
+        "kept_up": {"first_command_s": 5.0, "later_command_s": 7.0},
         "scheduler": {"trials": 6, "max_epochs": 6, "dataset": "digits", "gap_points": 0.1, "epoch_share": 0.3,
                       "asha+optuna": {"best_val_acc": 0.95, "epochs": 12},
                       "fifo+random": {"best_val_acc": 0.951, "epochs": 40}},
