@@ -43,7 +43,8 @@ def pytest_configure(config):
 # order, so that one worker rarely waits for the other's
 SLOWEST_FIRST = ("test_bench.py", "test_families_search.py", "test_tasks_search.py", "test_search_e2e.py",
                  "test_time_limit.py", "test_faults.py", "test_cluster.py", "test_identity.py", "test_resume_kill.py",
-                 "test_ensemble.py", "test_exports.py", "test_docs.py", "test_trial_restart.py", "test_board.py",
+                 "test_ensemble.py", "test_exports.py", "test_docs.py", "test_trial_restart.py", "test_local_ray.py",
+                 "test_ray_pins.py", "test_board.py",
                  "test_layout.py", "test_packaging.py")
 
 
@@ -53,6 +54,9 @@ def pytest_collection_modifyitems(config, items):
         return SLOWEST_FIRST.index(name) if name in SLOWEST_FIRST else len(SLOWEST_FIRST)
 
     items.sort(key=rank)  # stable: the order within a file stays
+    for item in items:  # `pytest -m "not slow"`: the quick loop while editing
+        if rank(item) < len(SLOWEST_FIRST):
+            item.add_marker(pytest.mark.slow)
 
 
 def shared_data() -> Path:

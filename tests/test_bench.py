@@ -146,7 +146,7 @@ def test_the_full_bench_needs_mnist_10k(tmp_path):
     assert_one_line_error(result.stderr, "MNIST-10k", "--quick")
 
 
-def test_the_smallest_bench_measures_all_four(tmp_path, timed_alone):
+def test_the_smallest_bench_measures_everything(tmp_path, timed_alone):
     """`digitsearch bench` end to end in its smallest form (real searches on the 8x8 digits):
     every field of the report is there and holds a measured number."""
     result = CliRunner().invoke(app, ["bench", "--smoke", "--out", str(tmp_path)])

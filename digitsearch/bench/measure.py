@@ -68,8 +68,10 @@ def tune_process(results: Path, name: str, echo, trial_lines: bool = False, **op
                "--seed", "0"]
     for key, value in options.items():
         command += [f"--{key.replace('_', '-')}", str(value)]
+    # the Ray the environment gives (a kept-up one where `ray up` ran): timed from "search:" on,
+    # these measures leave Ray's start-up out; the start-up and the demo start Rays of their own
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                            env=startup.private_ray_env())
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
     began, ended, lines = None, None, []
     for line in proc.stdout:
         lines.append(line)

@@ -35,6 +35,6 @@ def full_plan(shared_mnist: str) -> Plan:
 
 
 def smoke_plan() -> Plan:
-    """The smallest run that still measures all four (the test suite's): every number is real,
+    """The smallest run that still measures everything (the test suite's): every number is real,
     and too small to mean much."""
     return Plan("digits", "digits", 2, 3, 2, 1, threads=(1,), demo_trials=2, demo_epochs=1, kept_up=False)

@@ -10,11 +10,11 @@ import typer
 from digitsearch.cli.app import app
 from digitsearch.errors import UserError
 
-QUICK = "A smaller version of all four measurements, under 3 minutes."
+QUICK = "A smaller version of every measurement, in a few minutes."
 OUT = "Where the report goes: <out>/<host>-<date>.json and .md (a report of the same day is replaced)."
 MNIST = ("The MNIST-10k IDX folder for the full run "
          "(default: ../shared/data/mnist-10k, or $DIGITSEARCH_SHARED_DATA/mnist-10k).")
-SMOKE = "The smallest run that measures all four (the test suite's)."
+SMOKE = "The smallest run that measures everything (the test suite's)."
 PROFILE = "Then profile the start-up search with py-spy: <out>/<host>-<date>-startup-profile.md."
 BASELINE = ("Instead: train the hand-written recipe net (no search) for this wall time, e.g. 30m, on --dataset, "
             "and test it: what `tune --time-limit` has to beat. Writes <out>/baseline-<dataset>-<time>.json.")
@@ -37,7 +37,8 @@ def bench(
     fidelity: Annotated[Optional[str], typer.Option(help=FIDELITY)] = None,
     settings: Annotated[Optional[str], typer.Option(help=SETTINGS + " [default: 1x4,2x3,3x2]")] = None,
 ):
-    """Measure trial efficiency vs bare PyTorch, search overhead, ASHA+TPE vs FIFO+random, and start-up."""
+    """Measure trial efficiency vs bare PyTorch, search overhead, make demo vs a bare Optuna loop, ASHA+TPE vs
+    FIFO+random, and start-up."""
     from digitsearch.bench import suite
 
     if baseline is not None and fidelity is not None:
