@@ -141,26 +141,36 @@ def _wait_until_up(kept: KeptUp, process: subprocess.Popen, log: Path, timeout: 
 
 
 def await_idle_workers(root: int, wanted: int, timeout: float = PRESTART_WAIT_S) -> None:
-    """Until `wanted` of the Ray workers under process `root` have connected (or `timeout`)."""
-    end = time.monotonic() + timeout
-    while _idle_workers(root) < wanted and time.monotonic() < end:
-        time.sleep(0.05)
+    """Until `wanted` of the Ray workers under process `root` have connected and finished their
+    imports (idle: no CPU time spent over 0.1 s), or `timeout`. A worker still importing when
+    Tune asks for a trial's actor is passed over for a new one (measured: one trial on a new
+    worker, a prestarted one left idle)."""
+    end, last = time.monotonic() + timeout, {}
+    while time.monotonic() < end:
+        spent = _worker_cpu_seconds(root)
+        if sum(1 for pid, cpu in spent.items() if last.get(pid) == cpu) >= wanted:
+            return
+        last = spent
+        time.sleep(0.1)
 
 
-def _idle_workers(root: int) -> int:
+def _worker_cpu_seconds(root: int) -> dict[int, float]:
+    """CPU seconds so far of each connected Ray worker (titled ray::IDLE) under process `root`."""
     import psutil
 
-    count = 0
     try:
         descendants = psutil.Process(root).children(recursive=True)
     except psutil.Error:
-        return 0
+        return {}
+    spent = {}
     for proc in descendants:
         try:
-            count += (proc.cmdline() or [""])[0] == IDLE_WORKER
+            if (proc.cmdline() or [""])[0] == IDLE_WORKER:
+                times = proc.cpu_times()
+                spent[proc.pid] = times.user + times.system
         except psutil.Error:
             continue
-    return count
+    return spent
 
 
 def down(echo=print) -> bool:

@@ -77,10 +77,11 @@ def _init_local(verbose: bool) -> None:
 
 
 def _ready_for_trials(ray) -> None:
-    """A private Ray just started: Tune's trial actors on its prestarted workers, and those
-    workers registered before Tune asks for them. Ray starts one worker per CPU with ray.init;
-    an actor asked for while they are still starting gets a new worker instead (seen under load:
-    four workers importing torch on two cores, the prestarted two idle)."""
+    """A private Ray just started: Tune's trial actors may take its prestarted workers, and those
+    workers have finished their imports before the driver goes on (local_ray.await_idle_workers).
+    Ray gives an actor asked for meanwhile a new worker, which imports torch again (measured: one
+    trial on a new worker, a prestarted one left idle). Waiting later, just before Tuner.fit,
+    measured worse: both trials on new workers, the prestarted ones idle."""
     unpin_trial_actors()
     local_ray.await_idle_workers(os.getpid(), int(ray.cluster_resources().get("CPU", 1)))
 
