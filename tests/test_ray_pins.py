@@ -180,7 +180,7 @@ def _worker_niceness(start_ray: str) -> tuple[int, int]:
 
     probe = f"import os, ray\nfrom digitsearch.search import session\n{start_ray}\n" \
             "print(os.nice(0), ray.get(ray.remote(lambda: os.nice(0)).remote()))\n"
-    env = {k: v for k, v in os.environ.items() if k != session.WORKER_NICENESS}
+    env = {k: v for k, v in os.environ.items() if k != local_ray.WORKER_NICENESS}
     env[kept_ray.STATE_FILE_ENV] = kept_ray.NOT_KEPT  # a Ray of its own, not the suite's kept-up one
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -194,7 +194,7 @@ def test_a_local_rays_workers_run_at_the_commands_priority():
     command's own priority."""
     from ray._private import ray_constants
 
-    assert ray_constants.RAY_WORKER_NICENESS == session.WORKER_NICENESS
+    assert ray_constants.RAY_WORKER_NICENESS == local_ray.WORKER_NICENESS
     driver, worker = _worker_niceness("ray.init(include_dashboard=False)")
     assert worker == min(driver + 15, 19)
     driver, worker = _worker_niceness("session.connect(None, verbose=False)")

@@ -76,8 +76,10 @@ def kept_up() -> KeptUp | None:
 
 
 def _alive(kept: KeptUp) -> bool:
+    """Its `ray start` process runs and its head's port answers."""
+    if not _pid_alive(kept.pid):
+        return False
     try:
-        os.kill(kept.pid, 0)
         host, port = kept.address.rsplit(":", 1)
         socket.create_connection((host, int(port)), timeout=1).close()
     except (OSError, ValueError):

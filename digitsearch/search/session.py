@@ -19,7 +19,6 @@ from pathlib import Path
 
 from digitsearch.errors import UserError
 from digitsearch.search import local_ray
-from digitsearch.search.local_ray import WORKER_NICENESS  # noqa: F401 - where the tests and docs look for it
 from digitsearch.store.layout import is_uri
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # digitsearch/, shipped to a cluster's workers

@@ -39,5 +39,8 @@ def read_state(path: Path) -> KeptUp | None:
 
 
 def write_state(path: Path, kept: KeptUp) -> None:
-    path.write_text(json.dumps(asdict(kept)))
-    path.chmod(0o600)  # the token lets whoever reads it run code in that Ray
+    # created readable by its owner alone, never for a moment by others: the token lets whoever
+    # reads it run code in that Ray (an older file's mode is set again before it is rewritten)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(json.dumps(asdict(kept)))
