@@ -52,6 +52,11 @@ MAX_PARAMS = ("Configs with more trainable parameters are recorded as over budge
               "(default: the space's limits:, else 3000000).")
 MAX_MFLOPS = ("Configs costing more MFLOPs per image (forward) are recorded as over budget, not trained "
               "(default: the space's limits:, else 40).")
+MAX_LATENCY = ("Configs slower than this many milliseconds per image on a CPU (batch 1, the trial's threads; "
+               "measured before training) are recorded as over budget, not trained.")
+OBJECTIVE = ("What the study optimizes: accuracy, or accuracy against costs, comma-separated: "
+             "accuracy,latency / accuracy,params / accuracy,mflops / accuracy,size (several allowed); "
+             "ASHA still stops trials on val_acc. The leaderboard's pareto column marks the front.")
 SEED = "Seeds the data splits, the searcher and the models."
 NAME = "Experiment name (default: space-dataset-timestamp); an existing one is refused."
 SET = "Fix a parameter of the space: NAME=VALUE (repeatable), e.g. --set transfer.init=scratch."
@@ -106,6 +111,8 @@ def tune(
     max_concurrent: Annotated[Optional[int], typer.Option(min=1, help=CONCURRENT)] = DEFAULT.max_concurrent,
     max_params: Annotated[Optional[int], typer.Option(min=1, help=MAX_PARAMS)] = DEFAULT.max_params,
     max_mflops: Annotated[Optional[float], typer.Option(help=MAX_MFLOPS)] = DEFAULT.max_mflops,
+    max_latency_ms: Annotated[Optional[float], typer.Option(help=MAX_LATENCY)] = DEFAULT.max_latency_ms,
+    objective: Annotated[str, typer.Option(help=OBJECTIVE)] = DEFAULT.objective,
     seed: Annotated[int, typer.Option(help=SEED)] = DEFAULT.seed,
     name: Annotated[Optional[str], typer.Option(help=NAME)] = DEFAULT.name,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help=SET)] = None,
@@ -132,6 +139,7 @@ def tune(
         scheduler=scheduler.value,
         search=search.value, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
         max_concurrent=max_concurrent, max_params=max_params, max_mflops=max_mflops, seed=seed, name=name,
+        max_latency_ms=max_latency_ms, objective=objective,
         results=results, verbose=verbose, quiet=quiet, address=address, storage=storage, resume=resume,
         add_trials=add_trials, time_limit=search_limit,
     )

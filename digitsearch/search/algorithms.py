@@ -38,11 +38,14 @@ def searcher(req: SearchRequest, space: SearchSpace, folder: Path, meta: dict, s
     from digitsearch.search.reconcile import ResumableOptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # a complete trial's value is its best epoch, as the leaderboard and the checkpoint have it;
+    # its steps are each epoch's own val_acc, which ASHA (below) compares at its rungs. With
+    # --objective accuracy,latency (etc.) the study has a direction per objective: TPE's
+    # multi-objective mode, which Ray's OptunaSearch passes through as lists
+    metric, mode = req.study_metrics
     # Ray's OptunaSearch, made safe to restore from a snapshot older than the study (reconcile.py)
     return ResumableOptunaSearch(
-        # a complete trial's value is its best epoch, as the leaderboard and the checkpoint have it;
-        # its steps are each epoch's own val_acc, which ASHA (below) compares at its rungs
-        space=space.define_by_run, metric="best_val_acc", mode="max",
+        space=space.define_by_run, metric=metric, mode=mode, max_latency_ms=req.max_latency_ms,
         sampler=sampler(req), storage=study.storage(folder), study_name=study.name(folder, meta),
         # the space's hand-made nets go first; a later round (--add-trials) continues the study
         points_to_evaluate=(space.points_to_evaluate() or None) if starting_points else None,

@@ -9,7 +9,9 @@ and change a little of it. Here, once a trial has run all its epochs, every othe
 trial is such a step:
 
   - its parent is the best COMPLETE trial of the study (ties broken at random); PRUNED ones
-    (stopped by ASHA or the time limit) measured fewer epochs and are not parents;
+    (stopped by ASHA or the time limit) measured fewer epochs and are not parents. In a
+    multi-objective study (--objective accuracy,latency) there is no one best: the parent is a
+    trial of the study's Pareto front, at random, so that steps explore along the whole trade;
   - one or two of the parent's searched values change: a categorical to another of its
     choices, an integer by one step, a float by a random factor (log scale) or a random
     fraction of its range; a value the change makes active (a deeper net's new block) is
@@ -77,7 +79,10 @@ class LocalStepSampler(BaseSampler):
         rng = np.random.default_rng([self.seed or 0, number])
         if rng.random() >= self.share:
             return None
-        parent = best_complete(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), rng)
+        if len(study.directions) > 1:
+            parent = on_the_front(study, rng)
+        else:
+            parent = best_complete(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), rng)
         if parent is None:
             return None
         changed = mutate(parent, rng)
@@ -151,6 +156,13 @@ def best_complete(trials: Sequence[FrozenTrial], rng: np.random.Generator) -> Fr
     top = max(t.value for t in scored)
     tied = sorted((t for t in scored if t.value == top), key=lambda t: t.number)
     return tied[int(rng.integers(len(tied)))]
+
+
+def on_the_front(study: optuna.Study, rng: np.random.Generator) -> FrozenTrial | None:
+    """A multi-objective study's parent: one of its Pareto-optimal feasible COMPLETE trials
+    (Optuna's best_trials) that measured an accuracy (the first objective) above zero."""
+    front = sorted((t for t in study.best_trials if t.values and t.values[0] > 0), key=lambda t: t.number)
+    return front[int(rng.integers(len(front)))] if front else None
 
 
 def mutate(parent: FrozenTrial, rng: np.random.Generator) -> dict:

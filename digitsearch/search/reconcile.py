@@ -64,6 +64,7 @@ from digitsearch.search.mutation import PARENT_ATTR, TUNE_TRIAL_ATTR, note_paren
 ORPHAN_ATTR = "orphan"  # user attr: asked for by a killed driver, never run by Tune
 REREPORT_WARNING = "The reported value is ignored because this"  # Optuna's text (pinned in test_ray_pins)
 UNUSABLE = "unusable"  # Optuna constraint (1.0: violated) of a trial the trainable could not use
+LATENCY = "latency_ms"  # Optuna constraint under --max-latency-ms: the trial's latency less the limit
 
 
 class ResumableOptunaSearch(OptunaSearch):
@@ -78,11 +79,13 @@ class ResumableOptunaSearch(OptunaSearch):
     # the class's: what a searcher unpickled from an older round reads
     max_epochs: int | None = None
     round_trials: int | None = None
+    max_latency_ms: float | None = None
     ghosts: tuple[int, ...] = ()
 
-    def __init__(self, *args, max_epochs: int | None = None, round_trials: int | None = None, **kwargs):
+    def __init__(self, *args, max_epochs: int | None = None, round_trials: int | None = None,
+                 max_latency_ms: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.max_epochs, self.round_trials = max_epochs, round_trials
+        self.max_epochs, self.round_trials, self.max_latency_ms = max_epochs, round_trials, max_latency_ms
         self.told_before: set[str] = set()  # Tune trial ids whose study trial had ended before this driver
         self.orphans: list[int] = []  # study trial numbers RUNNING but unknown to the restored snapshot
         self.ghosts = ()  # study trial numbers that ran and ended after the restored snapshot
@@ -126,13 +129,37 @@ class ResumableOptunaSearch(OptunaSearch):
                 return
             if how == "unusable":
                 self._ot_trials[trial_id].set_constraint(UNUSABLE, 1.0)
+                result = self._with_every_value(result)
+            self._constrain_latency(trial_id, result)
         super().on_trial_complete(trial_id, result=result, error=error)  # COMPLETE (or FAIL on an error)
+
+    @property
+    def multi_objective(self) -> bool:
+        return isinstance(self.metric, list)  # Ray's OptunaSearch: lists of metrics and modes
+
+    def _with_every_value(self, result: dict) -> dict:
+        """An unusable trial's result with a value for every objective: the cost it never measured
+        (an infeasible net has no latency) as the worst there is. Its UNUSABLE constraint already
+        puts it below every feasible trial; Optuna refuses a missing value."""
+        if not self.multi_objective:
+            return result
+        worst = {metric: float("inf") if mode == "min" else 0.0 for metric, mode in zip(self.metric, self.mode)}
+        return {**worst, **{k: v for k, v in result.items() if v is not None}}
+
+    def _constrain_latency(self, trial_id: str, result: dict) -> None:
+        """--max-latency-ms as an Optuna constraint (feasible at 0 or below): TPE learns where the
+        slow nets are. The trainable has already stopped such a trial before its first epoch."""
+        latency = result.get(LATENCY)
+        if self.max_latency_ms is not None and latency is not None:
+            self._ot_trials[trial_id].set_constraint(LATENCY, float(latency) - self.max_latency_ms)
 
     def _report_epoch(self, trial_id: str, result: dict) -> None:
         """The epoch's own val_acc at step = epoch (the trainable's epoch survives a restart
         from a checkpoint). A result without them (Ray's own shape, as in test_ray_pins) gives
-        Ray's metric at Tune's iteration; an unusable trial's 0 measured nothing, and is not told."""
-        if ending(result, None) == "unusable":
+        Ray's metric at Tune's iteration; an unusable trial's 0 measured nothing, and is not told.
+        A multi-objective study takes no intermediate values (Optuna): its epochs are in Tune's
+        results and TensorBoard only."""
+        if ending(result, None) == "unusable" or self.multi_objective:
             return
         step = result.get("epoch", result.get(TRAINING_ITERATION))
         value = result.get("val_acc", result.get(self.metric))

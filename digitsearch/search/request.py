@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from digitsearch.errors import UserError
 from digitsearch.store.experiments import UNCAPPED_TRIALS
+from digitsearch.store.objectives import OBJECTIVES, parse_objective
 
 if TYPE_CHECKING:
     from digitsearch.spaces import SearchSpace
@@ -84,6 +85,12 @@ class SearchRequest:
     max_concurrent: int | None = None
     max_params: int | None = None  # None: the space's `limits:`, else DEFAULT_LIMITS
     max_mflops: float | None = None
+    # --max-latency-ms: a trial slower than this per image (batch 1, its own threads) is over budget
+    # before its first epoch, and infeasible to the Optuna study (a constraint)
+    max_latency_ms: float | None = None
+    # what the study optimizes: accuracy alone, or accuracy against costs ("accuracy,latency"):
+    # a multi-objective study (TPE's), while ASHA still stops trials on val_acc
+    objective: str = "accuracy"
     seed: int = 0
     name: str | None = None
     overrides: dict = field(default_factory=dict)  # --set name=value: parameters fixed as constants
@@ -106,6 +113,9 @@ class SearchRequest:
         if (self.max_params is not None and self.max_params < 1) or \
                 (self.max_mflops is not None and self.max_mflops <= 0):
             raise UserError("--max-params and --max-mflops must be above 0")
+        if self.max_latency_ms is not None and not self.max_latency_ms > 0:
+            raise UserError(f"--max-latency-ms must be above 0 (got {self.max_latency_ms:g})")
+        parse_objective(self.objective)
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise UserError(f"--max-concurrent must be at least 1 (got {self.max_concurrent})")
         if self.quiet and self.verbose:
@@ -121,6 +131,19 @@ class SearchRequest:
         if self.search_examples is None:
             return TIME_LIMITED_SEARCH_EXAMPLES if self.time_limit is not None else None
         return self.search_examples or None
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """("accuracy",) or e.g. ("accuracy", "latency"): --objective, checked."""
+        return parse_objective(self.objective)
+
+    @property
+    def study_metrics(self) -> tuple[list[str], list[str]] | tuple[str, str]:
+        """Optuna's metric(s) and mode(s): one of each for accuracy alone, lists for several."""
+        chosen = [OBJECTIVES[name] for name in self.objectives]
+        if len(chosen) == 1:
+            return chosen[0].metric, chosen[0].mode
+        return [o.metric for o in chosen], [o.mode for o in chosen]
 
     @property
     def uncapped(self) -> bool:

@@ -92,7 +92,7 @@ def tune_round(req, space, bundle, meta: dict, ledger: Ledger, progress: SearchP
     trials_end = deadline.at - wrap_up_seconds(req.time_limit) if deadline else None
     runtime = TrialRuntime(family=space.family, max_epochs=req.max_epochs,
                            threads=max(1, int(req.cpus_per_trial)), seed=req.seed, max_params=req.max_params,
-                           max_mflops=req.max_mflops, deadline=trials_end)
+                           max_mflops=req.max_mflops, max_latency_ms=req.max_latency_ms, deadline=trials_end)
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, bundle=for_trials(req, bundle, echo), runtime=runtime),
         {"cpu": req.cpus_per_trial, "gpu": req.gpus_per_trial},
@@ -249,7 +249,8 @@ def finish(req: SearchRequest, space, meta: dict, ledger: Ledger, echo, chatter)
 
 def _write_results(req, space, results, finished: set[str], folder: Path, echo, chatter) -> None:
     table = leaderboard.build(results, req.max_epochs, finished, family=space.family,
-                              starting_points=space.starting_points, steps=_steps(folder))
+                              starting_points=space.starting_points, steps=_steps(folder),
+                              objective=req.objectives)
     table.to_csv(folder / LEADERBOARD_FILE, index=False)
     configs = leaderboard.configs_by_trial(results)
     best = leaderboard.best_trial(table, configs)

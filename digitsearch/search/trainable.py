@@ -19,7 +19,7 @@ import torch
 from ray import tune
 
 from digitsearch import models
-from digitsearch.core import checkpoint, engine, schedules, tasks
+from digitsearch.core import checkpoint, cost, engine, schedules, tasks
 from digitsearch.core.build import build_model
 from digitsearch.core.config import TrialConfig
 from digitsearch.data.bundle import Bundle
@@ -39,15 +39,22 @@ class TrialRuntime:
     seed: int
     max_params: int
     max_mflops: float
+    # --max-latency-ms: a trial whose measured CPU latency per image is above it is over budget
+    max_latency_ms: float | None = None
     # wall-clock time (time.time()) the search must end by (--time-limit), else None: a trial
     # does not start an epoch it cannot finish before it, and ends at the boundary instead
     deadline: float | None = None
 
 
+# a trial that never reached the cost measurement reports these as None: Tune checks that every
+# result holds the metrics a multi-objective searcher asks for (--objective accuracy,latency)
+UNMEASURED = {"latency_ms": None, "images_per_s": None, "model_kb": None}
+
+
 def _report_unusable(why: str, reason: str, params: int = 0, mflops: float = 0.0) -> None:
     # val_acc 0 tells the searcher this region is bad; `note` puts the reason in the leaderboard
     tune.report({"val_acc": 0.0, "best_val_acc": 0.0, "epoch": 0, "params": params, "mflops": mflops,
-                 "note": f"{why}: {reason}"})
+                 **UNMEASURED, "note": f"{why}: {reason}"})
 
 
 def _report_with_checkpoint(model, optimizer, scheduler, generator, metrics: dict) -> None:
@@ -87,6 +94,17 @@ def _over_budget(params: int, mflops: float, runtime: TrialRuntime) -> bool:
     return True
 
 
+def _too_slow(measured: cost.Cost, params: int, mflops: float, runtime: TrialRuntime) -> bool:
+    """--max-latency-ms, the latency part of the budget guard: known before the first epoch."""
+    if runtime.max_latency_ms is None or measured.latency_ms <= runtime.max_latency_ms:
+        return False
+    tune.report({"val_acc": 0.0, "best_val_acc": 0.0, "epoch": 0, "params": params, "mflops": mflops,
+                 **measured.metrics(), "note": f"over budget: {measured.latency_ms:.3g} ms per image on "
+                                               f"{measured.threads} thread(s) (limit --max-latency-ms "
+                                               f"{runtime.max_latency_ms:g})"})
+    return True
+
+
 def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
     started_at = time.time()  # with each report's ended_at: the bench's gap between a slot's trials
     torch.set_num_threads(runtime.threads)
@@ -102,10 +120,14 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
     task = tasks.for_bundle(bundle)
     train = engine.to_tensors(bundle.train.images, bundle.train.labels, mean, std, device, task)
     val = engine.to_tensors(bundle.val.images, bundle.val.labels, mean, std, device, task)
-    model = engine.prepare_model(model, device)
-    params, mflops = models.count_params(model), models.forward_mflops(model, train.x[:1])
+    params, mflops = models.count_params(model), models.forward_mflops(model, train.x[:1].cpu())
     if _over_budget(params, mflops, runtime):
         return
+    # once per trial, on the model as built (fp32, on the CPU), before training moves it
+    measured = cost.measure(model, train.x[:1])
+    if _too_slow(measured, params, mflops, runtime):
+        return
+    model = engine.prepare_model(model, device)
     optimizer = engine.make_optimizer(model, cfg.train)
     # planned over the trial's max epochs: ASHA's rungs compare trials part-way through their schedule
     scheduler = engine.make_scheduler(optimizer, cfg.train, runtime.max_epochs, len(train))
@@ -116,7 +138,7 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
         # restored from its last epoch, which a kill had hidden from Tune's snapshot
         # (search.replaced_checkpoints): that epoch's result is the trial's last, said again
         return tune.report(saved)
-    fixed = {"params": params, "mflops": mflops, "node": _node(), "started_at": started_at}
+    fixed = {"params": params, "mflops": mflops, **measured.metrics(), "node": _node(), "started_at": started_at}
     for epoch in range(start, runtime.max_epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         began = time.time()

@@ -9,11 +9,18 @@ import pandas as pd
 
 from digitsearch.core.config import gather_indexed
 from digitsearch.errors import UserError
+from digitsearch.store import pareto
 from digitsearch.store.layout import LEADERBOARD_FILE
+from digitsearch.store.pareto import TRAINED_STATUSES  # noqa: F401  (defined beside the front that uses it)
 
+# latency_ms / images_per_s / model_kb: core.cost's figures, measured once per trial on cost_threads
+# threads of the cost_cpu named; pareto: on the front of val_acc against the search's costs (pareto.py)
+COST_COLUMNS = ["latency_ms", "images_per_s", "model_kb"]
 SUMMARY_COLUMNS = ["trial_id", "family", "status", "origin", "val_acc", "best_epoch", "epochs", "n_params", "mflops",
-                   "seconds", "note", "node", "checkpoint"]
-TOP_COLUMNS = SUMMARY_COLUMNS[:10]  # what the terminal's top table shows beside each config
+                   *COST_COLUMNS, "pareto", "seconds", "note", "node", "cost_threads", "cost_cpu", "checkpoint"]
+# what the terminal's top table shows beside each config
+TOP_COLUMNS = ["trial_id", "family", "status", "origin", "val_acc", "best_epoch", "epochs", "n_params", "latency_ms",
+               "pareto", "seconds"]
 SAMPLED = "sampled"  # the origin of a trial the searcher sampled; a starting point's is "start k"
 STEP = "step from"  # the origin of a sampled trial that is a local step from another (search/mutation.py)
 
@@ -37,6 +44,8 @@ def trial_row(result, max_epochs: int, finished: bool = True, family: str = "") 
     row = {"trial_id": trial_row_id(result), "family": (result.config or {}).get("family", family),
            "val_acc": math.nan, "best_epoch": 0, "epochs": 0,
            "n_params": last.get("params", 0), "mflops": last.get("mflops", 0.0),
+           **{column: last.get(column, math.nan) for column in COST_COLUMNS},
+           "cost_threads": last.get("cost_threads", math.nan), "cost_cpu": last.get("cost_cpu", ""),
            "seconds": last.get("time_total_s", 0.0)}
     history = result.metrics_dataframe
     if history is not None and len(history) and "val_acc" in history:
@@ -53,12 +62,14 @@ def trial_row(result, max_epochs: int, finished: bool = True, family: str = "") 
 
 def build(result_grid, max_epochs: int, finished: set[str] | None = None, family: str = "",
           starting_points: Sequence[Mapping] | None = None,
-          steps: Mapping[str, tuple[str, Sequence[str]]] | None = None) -> pd.DataFrame:
+          steps: Mapping[str, tuple[str, Sequence[str]]] | None = None,
+          objective: Sequence[str] | None = None) -> pd.DataFrame:
     """`finished`: ids of trials that ended on their own; the others were cut off by an interrupt.
     `starting_points`: the space's (SearchSpace.starting_points), which give each row its
     origin ("start k" or "sampled"); without them the origin column is empty. `steps`: trial
     id -> (parent trial id, changed names) of the searcher's local steps, whose origin says
-    "step from <the parent's origin or id> (<changed>)"."""
+    "step from <the parent's origin or id> (<changed>)". `objective`: the search's (--objective), whose
+    costs the pareto column's front is over (pareto.costs_of: latency for an accuracy-only search)."""
     rows = [trial_row(r, max_epochs, finished is None or trial_row_id(r) in finished, family) for r in result_grid]
     known = origins(configs_by_trial(result_grid), starting_points) if starting_points is not None else {}
     known.update(step_origins(steps or {}, known))
@@ -67,17 +78,13 @@ def build(result_grid, max_epochs: int, finished: set[str] | None = None, family
     table = pd.DataFrame(rows)
     if table.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    table["pareto"] = pareto.front(table, pareto.costs_of(objective))
     config_columns = [c for c in table.columns if c not in SUMMARY_COLUMNS]
     table = table[SUMMARY_COLUMNS + config_columns]
     # among equally accurate trials the smaller, then the quicker one comes first (and is "best"):
     # on the addition task several configs reach val_acc 1.0, and one is 6x the size of another
     return table.sort_values(["val_acc", "n_params", "seconds"], ascending=[False, True, True],
                              na_position="last", kind="stable").reset_index(drop=True)
-
-
-# a trial with a real best epoch (and its checkpoint): one the best may be, or that may be retrained
-# ("time limit": stopped by the trainable at the search's time limit, note "time limit: ...")
-TRAINED_STATUSES = ("completed", "stopped early", "interrupted", "time limit")
 
 
 def origins(configs: Mapping[str, dict], starting_points: Sequence[Mapping]) -> dict[str, str]:
@@ -146,8 +153,9 @@ def _where(checkpoint) -> str:
 
 
 def _plain(value):
-    """numpy scalars -> Python, so best.json round-trips exactly."""
-    return value.item() if hasattr(value, "item") else value
+    """numpy scalars -> Python, so best.json round-trips exactly; a missing figure (NaN) -> null."""
+    value = value.item() if hasattr(value, "item") else value
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def top_table(table: pd.DataFrame, configs: dict[str, dict], n: int = 5) -> str:
