@@ -65,6 +65,19 @@ def best(folder: str | Path | None = None, *, trial: str | None = None, results:
     return read_trial(found, trial) if trial else experiments.read_best(found)
 
 
+def pick(folder: str | Path | None = None, choice: str = "best", *, results: str | Path = "results") -> dict:
+    """The trial `choice` picks from an experiment's leaderboard ("best", "fastest", "smallest",
+    "smallest-within:0.3": the fewest parameters within 0.3 accuracy points of the best, ...),
+    as `best(trial=...)` returns it, with "picked" saying why."""
+    from digitsearch.store import leaderboard, pareto
+    from digitsearch.store.objectives import parse_pick
+
+    wanted = parse_pick(choice)  # checked before any file is read
+    found = experiment(folder, results)
+    row = pareto.pick(leaderboard.read(found), wanted)
+    return {**best(found, trial=str(row["trial_id"])), "picked": pareto.why_picked(row, wanted)}
+
+
 @dataclass(frozen=True)
 class Retrained:
     """A retrain's outputs: the folder (final/ or final-<trial>/), its model.pt, metrics.json's content."""

@@ -25,6 +25,9 @@ TTA = ("With --retrain: test-time augmentation inside the served model: average 
        "each way (and mirrored, where the dataset allows it: clothing, not digits).")
 TIME_LIMIT = ("With --retrain: the whole retrain's time, e.g. 90s, 30m, 1h30m; it picks the epochs (and with "
               "--ensemble how many members) that fit, measured on this machine. Not with --epochs.")
+PICK = ("Pick the trial by accuracy and cost instead of the best: fastest, smallest (lowest CPU latency / fewest "
+        "parameters), or fastest-within:P / smallest-within:P (the fastest / smallest within P accuracy points of "
+        "the best, e.g. smallest-within:0.3); --retrain retrains the pick into final-<trial>/.")
 STARTING_POINTS = ("With --retrain: also retrain each trained starting point of the space (the hand-made nets) "
                    "into final-<trial>/, to compare with the best in `digitsearch report`.")
 
@@ -37,6 +40,7 @@ def best(
     epochs: Annotated[Optional[int], typer.Option(min=1, help=EPOCHS)] = None,
     export: Annotated[Optional[str], typer.Option(help=EXPORT)] = None,
     trial: Annotated[Optional[str], typer.Option(help=TRIAL)] = None,
+    pick: Annotated[Optional[str], typer.Option(help=PICK)] = None,
     starting_points: Annotated[bool, typer.Option("--starting-points", help=STARTING_POINTS)] = False,
     accept_changed_data: Annotated[bool, typer.Option("--accept-changed-data", help=ACCEPT_CHANGED)] = False,
     ensemble: Annotated[int, typer.Option(min=1, help=ENSEMBLE)] = 1,
@@ -56,9 +60,13 @@ def best(
     if accept_changed_data and not retrain:
         raise UserError("--accept-changed-data goes with --retrain: only a retrain loads the data again")
     time_limit_s = _checked_retrain_options(retrain, epochs, ensemble, tta, time_limit, trial, starting_points)
+    _checked_pick(pick, trial, ensemble, starting_points)
     export_formats.check_available(formats)
     folder = api.experiment(name, results)
-    found = api.best(folder, trial=trial)
+    found = api.pick(folder, pick) if pick else api.best(folder, trial=trial)
+    if pick:
+        typer.echo(f"picked {found['picked']}")
+        trial = found["trial_id"]  # retrained into final-<trial>/, beside the best's final/
     typer.echo(f"experiment {folder.name}: {'trial' if trial else 'best trial'} {found['trial_id']}, "
                f"val_acc {_shown(found['val_acc'])} at epoch {found['best_epoch']} of {found['epochs']}, "
                f"{int(found['n_params'] or 0):,} parameters")
@@ -88,6 +96,18 @@ def _checked_retrain_options(retrain: bool, epochs: int | None, ensemble: int, t
     seconds = parse_duration(time_limit) if time_limit is not None else None
     options.check(epochs, ensemble, tta, seconds, trial)
     return seconds
+
+
+def _checked_pick(pick: str | None, trial: str | None, ensemble: int, starting_points: bool) -> None:
+    """--pick's own spelling, and the options it cannot go with, as one line each."""
+    from digitsearch.store.objectives import parse_pick
+
+    if pick is None:
+        return
+    parse_pick(pick)
+    clash = "--trial" if trial else "--ensemble" if ensemble != 1 else "--starting-points" if starting_points else None
+    if clash:
+        raise UserError(f"--pick chooses one trial; it does not go with {clash}")
 
 
 def _shown(value) -> str:

@@ -50,6 +50,15 @@ def front(table: pd.DataFrame, costs: tuple[Objective, ...]) -> pd.Series:
     return marked
 
 
+def why_picked(row: pd.Series, choice: Pick) -> str:
+    """e.g. "smallest within 0.3 points of the best val_acc: 34,826 parameters, 0.218 ms per image"."""
+    within = f" within {choice.within:g} points of the best val_acc" if choice.within is not None else ""
+    figures = [f"{int(row['n_params']):,} parameters"]
+    if pd.notna(row.get("latency_ms", float("nan"))):
+        figures.append(f"{float(row['latency_ms']):.3g} ms per image")
+    return f"{choice.by}{within}: val_acc {float(row['val_acc']):.4f}, {', '.join(figures)}"
+
+
 def pick(table: pd.DataFrame, choice: Pick) -> pd.Series:
     """The leaderboard row `choice` names. fastest / smallest: the lowest latency / parameter
     count among usable trials (within `within` points of the best val_acc when given); ties go

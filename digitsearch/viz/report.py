@@ -11,9 +11,10 @@ import pandas as pd
 
 from digitsearch.core.timebudget import shown
 from digitsearch.errors import UserError
-from digitsearch.store import experiments, leaderboard, study, trials
+from digitsearch.store import experiments, leaderboard, pareto, study, trials
 from digitsearch.store.layout import FINAL_DIR, METRICS_FILE, REPORT_DIR, final_dir
 from digitsearch.store.leaderboard import SAMPLED, STEP, SUMMARY_COLUMNS, TRAINED_STATUSES, short_config, start_number
+from digitsearch.store.objectives import OBJECTIVES
 from digitsearch.viz import plots, report_plots
 
 TOP = 10
@@ -147,7 +148,9 @@ def finished_as_complete(searched):
     done = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED
     for trial in searched.get_trials(deepcopy=False, states=done):
         steps = list(trial.intermediate_values.values())
-        value = trial.value if trial.state == optuna.trial.TrialState.COMPLETE else max(steps, default=None)
+        # a multi-objective study's accuracy is its first value; its pruned trials have no steps
+        value = (trial.values or [None])[0] if trial.state == optuna.trial.TrialState.COMPLETE \
+            else max(steps, default=None)
         if value is not None:
             copy.add_trial(optuna.trial.create_trial(params=trial.params, distributions=trial.distributions,
                                                      value=value))
@@ -215,6 +218,50 @@ def _search_sections(doc: ReportWriter, folder: Path, meta: dict, table: pd.Data
                 doc.figure(report_plots.parallel_coordinates(searched, top), "parallel_coordinates.png",
                            "parallel coordinates of the most important parameters"))
     doc.add("## Families compared", families_md(table))
+    _front_section(doc, meta, table)
+
+
+# what the front's table shows, as leaderboard columns -> headings
+FRONT_COLUMNS = {"trial_id": "trial", "family": "family", "origin": "origin", "val_acc": "val acc",
+                 "n_params": "parameters", "mflops": "MFLOPs", "latency_ms": "latency ms (batch 1)",
+                 "images_per_s": "images/s (batch 256)", "model_kb": "size kB"}
+
+
+def front_md(table: pd.DataFrame) -> str:
+    """The leaderboard's Pareto trials (its pareto column), cheapest first."""
+    on = table[table["pareto"].astype(str).str.lower() == "true"].sort_values("latency_ms")
+    shown = on[[c for c in FRONT_COLUMNS if c in on]].rename(columns=FRONT_COLUMNS)
+    formats = {"val acc": "{:.4f}", "parameters": "{:,.0f}", "MFLOPs": "{:.2f}", "latency ms (batch 1)": "{:.3f}",
+               "images/s (batch 256)": "{:,.0f}", "size kB": "{:,.0f}"}
+    for column, form in formats.items():
+        if column in shown:
+            shown[column] = [form.format(v) if pd.notna(v) else "-" for v in shown[column]]
+    if "origin" in shown:
+        shown["origin"] = [v if isinstance(v, str) and v else "-" for v in shown["origin"]]
+    return _md_table(shown)
+
+
+def _front_section(doc: ReportWriter, meta: dict, table: pd.DataFrame) -> None:
+    """The trade the users ask about: val_acc against CPU latency and against parameters."""
+    if "latency_ms" not in table or pd.to_numeric(table["latency_ms"], errors="coerce").isna().all():
+        doc.add("## Accuracy against cost", "No cost figures: this search ran before trials measured their CPU "
+                                            "latency (search again to see the front).")
+        return
+    costs = [OBJECTIVES["latency"], OBJECTIVES["params"]]
+    fronts = [pareto.front(table, (cost,)) for cost in costs]
+    objective = meta.get("objective", "accuracy")
+    threads = pd.to_numeric(table.get("cost_threads"), errors="coerce").dropna()
+    cpu = next((c for c in table.get("cost_cpu", pd.Series(dtype=str)).dropna() if c), "this CPU")
+    where = f"{int(threads.iloc[0])} thread(s) of {cpu}" if len(threads) else cpu
+    doc.add("## Accuracy against cost",
+            f"Objective `{objective}`. Latency: median milliseconds per image at batch 1, measured once per trial "
+            f"before training (fp32, eval mode) on {where}; parameters: trainable ones. A trial is on the front "
+            f"when no other is at least as accurate and as cheap, and better in one. The leaderboard's `pareto` "
+            f"column marks the front of the search's objective (latency when it traded none); "
+            f"`digitsearch best --pick smallest-within:0.3` (or `fastest`, ...) chooses from it.",
+            doc.figure(report_plots.pareto_fronts(table, costs, fronts), "pareto_front.png",
+                       "val_acc against latency and parameters, the Pareto front joined"),
+            front_md(table))
 
 
 def _retrain_sections(doc: ReportWriter, folder: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 
 import pandas as pd
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from digitsearch.viz.plots import new_figure
 
@@ -64,4 +64,41 @@ def parallel_coordinates(study, params: list[str]):
         ax.set_title("")  # Optuna's title sits on the top tick labels; ours goes above the axes
         fig.suptitle(f"the {len(params)} most important parameters of every finished trial, coloured by val_acc")
         fig.tight_layout()
+    return fig
+
+
+def pareto_fronts(table: pd.DataFrame, costs: list, fronts: list[pd.Series]):
+    """val_acc against each cost (log x), one panel per cost: every usable trial a dot, the
+    panel's own Pareto front ringed and joined as a staircase, the starting points labelled
+    ("start 2"): the hand-made nets on the same axes as what the search found."""
+    import numpy as np
+
+    fig = new_figure(5.2 * len(costs), 4.4)
+    axes = np.atleast_1d(fig.subplots(1, len(costs)))
+    for ax, cost, on in zip(axes, costs, fronts):
+        shown = table[pd.to_numeric(table[cost.column], errors="coerce") > 0]
+        x, y = shown[cost.column].astype(float), shown["val_acc"].astype(float)
+        ax.scatter(x, y, s=18, color="tab:gray", alpha=0.6, label="trial")
+        best = shown[on.reindex(shown.index, fill_value=False)].sort_values(cost.column)
+        ax.step(best[cost.column].astype(float), best["val_acc"].astype(float), where="post", color="tab:red",
+                linewidth=1.2)
+        ax.scatter(best[cost.column].astype(float), best["val_acc"].astype(float), s=46, facecolors="none",
+                   edgecolors="tab:red", linewidths=1.4, label=f"Pareto front ({len(best)})")
+        for row in shown.itertuples():
+            origin = str(getattr(row, "origin", "") or "")
+            if origin.startswith("start "):
+                ax.annotate(origin, (float(getattr(row, cost.column)), float(row.val_acc)), fontsize=8,
+                            xytext=(4, -10), textcoords="offset points", color="tab:blue")
+        ax.set_xscale("log")
+        # plain numbers on the major ticks, none on the minor ones (log's 2x10^-1 labels overlap)
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.10g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.margins(x=0.2, y=0.08)
+        ax.set_xlabel(cost.label + " (log scale)")
+        ax.set_ylabel("validation accuracy (best epoch)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(loc="best", fontsize=8)
+    fig.suptitle("accuracy against cost: every trained trial, the front ringed, starting points labelled")
+    fig.tight_layout()
     return fig
