@@ -42,6 +42,7 @@ def pytest_configure(config):
 # test_bench and test_time_limit hold `timed_alone` (below) for their timings: apart in this
 # order, so that one worker rarely waits for the other's
 SLOWEST_FIRST = ("test_bench.py", "test_families_search.py", "test_tasks_search.py", "test_search_e2e.py",
+                 "test_objectives_search.py",
                  "test_time_limit.py", "test_faults.py", "test_cluster.py", "test_identity.py", "test_resume_kill.py",
                  "test_ensemble.py", "test_exports.py", "test_docs.py", "test_trial_restart.py", "test_local_ray.py",
                  "test_ray_pins.py", "test_board.py",
