@@ -216,8 +216,9 @@ def test_report_writes_markdown_and_decodable_pngs(search, retrained):
     out = folder / "report"
     text = (out / "report.md").read_text()
     for heading in ("## Leaderboard", "## Validation accuracy per epoch", "## What mattered", "## Families compared",
-                    "## The retrained model"):
+                    "## Accuracy against cost", "## The retrained model"):
         assert heading in text
+    assert "| trial | family | origin | val acc | parameters | MFLOPs | latency ms (batch 1) |" in text  # the front
     assert "| rank | trial | family | key parameters | parameters | epochs run | s/epoch | val acc | status |" in text
     for trial_id in table.trial_id:
         assert f"| {trial_id} |" in text  # 4 trials: all in the top 10
@@ -226,7 +227,7 @@ def test_report_writes_markdown_and_decodable_pngs(search, retrained):
     assert "| precision | recall | f1 | support |" in text
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == sorted(["val_acc_by_epoch.png", "param_importances.png", "parallel_coordinates.png",
-                           "confusion_matrix.png", "retrain_curves.png"])
+                           "confusion_matrix.png", "retrain_curves.png", "pareto_front.png"])
     for name in pngs:
         assert f"]({name})" in text  # every picture is in the report
         with Image.open(out / name) as picture:

@@ -94,6 +94,16 @@ def _over_budget(params: int, mflops: float, runtime: TrialRuntime) -> bool:
     return True
 
 
+def _costs_within_budget(model, example, runtime: TrialRuntime) -> tuple[int, float, cost.Cost] | None:
+    """(parameters, MFLOPs, the measured cost) of the model as built (fp32, on the CPU, before
+    training moves it), each measured once per trial; None when the budget guard stopped it."""
+    params, mflops = models.count_params(model), models.forward_mflops(model, example.cpu())
+    if _over_budget(params, mflops, runtime):
+        return None
+    measured = cost.measure(model, example)
+    return None if _too_slow(measured, params, mflops, runtime) else (params, mflops, measured)
+
+
 def _too_slow(measured: cost.Cost, params: int, mflops: float, runtime: TrialRuntime) -> bool:
     """--max-latency-ms, the latency part of the budget guard: known before the first epoch."""
     if runtime.max_latency_ms is None or measured.latency_ms <= runtime.max_latency_ms:
@@ -120,13 +130,9 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
     task = tasks.for_bundle(bundle)
     train = engine.to_tensors(bundle.train.images, bundle.train.labels, mean, std, device, task)
     val = engine.to_tensors(bundle.val.images, bundle.val.labels, mean, std, device, task)
-    params, mflops = models.count_params(model), models.forward_mflops(model, train.x[:1].cpu())
-    if _over_budget(params, mflops, runtime):
+    if (within := _costs_within_budget(model, train.x[:1], runtime)) is None:
         return
-    # once per trial, on the model as built (fp32, on the CPU), before training moves it
-    measured = cost.measure(model, train.x[:1])
-    if _too_slow(measured, params, mflops, runtime):
-        return
+    params, mflops, measured = within
     model = engine.prepare_model(model, device)
     optimizer = engine.make_optimizer(model, cfg.train)
     # planned over the trial's max epochs: ASHA's rungs compare trials part-way through their schedule
