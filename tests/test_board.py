@@ -68,7 +68,8 @@ def test_every_trial_has_its_scalars_and_hparams(search):
             continue
         trained += 1
         assert {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_seconds",
-                "images_per_second"} <= set(events.Tags()["scalars"])
+                "images_per_second", "latency_ms", "model_kb"} <= set(events.Tags()["scalars"])
+        assert events.Scalars("latency_ms")[0].value == pytest.approx(row.latency_ms, rel=1e-4)
         assert [s.step for s in val_acc] == list(range(1, row.epochs + 1))  # every epoch the trial ran
         assert max(s.value for s in val_acc) == pytest.approx(row.val_acc, abs=1e-6)
         assert metadata.SESSION_END_INFO_TAG in events.PluginTagToContent(metadata.PLUGIN_NAME)

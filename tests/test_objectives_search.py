@@ -91,7 +91,7 @@ def test_the_front_figure_names_its_axes(searched):
 
     table = pd.read_csv(searched / "mo" / "leaderboard.csv", dtype={"trial_id": str})
     costs = [OBJECTIVES["latency"], OBJECTIVES["params"]]
-    fig = pareto_fronts(table, costs, [pareto.front(table, (c,)) for c in costs])
+    fig = pareto_fronts(table, costs, [pareto.front(table, (c,)) for c in costs], pareto.usable(table))
     labels = [(ax.get_xlabel(), ax.get_ylabel(), ax.get_xscale()) for ax in fig.axes]
     assert labels == [("CPU latency per image (ms, batch 1) (log scale)", "validation accuracy (best epoch)", "log"),
                       ("trainable parameters (log scale)", "validation accuracy (best epoch)", "log")]

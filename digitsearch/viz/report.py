@@ -259,7 +259,7 @@ def _front_section(doc: ReportWriter, meta: dict, table: pd.DataFrame) -> None:
             f"when no other is at least as accurate and as cheap, and better in one. The leaderboard's `pareto` "
             f"column marks the front of the search's objective (latency when it traded none); "
             f"`digitsearch best --pick smallest-within:0.3` (or `fastest`, ...) chooses from it.",
-            doc.figure(report_plots.pareto_fronts(table, costs, fronts), "pareto_front.png",
+            doc.figure(report_plots.pareto_fronts(table, costs, fronts, pareto.usable(table)), "pareto_front.png",
                        "val_acc against latency and parameters, the Pareto front joined"),
             front_md(table))
 

@@ -27,7 +27,9 @@ from digitsearch.store.layout import trial_runs_dir
 
 UNUSED = "unused"
 # what each epoch's result contributes to the trial's run, by result key
-SCALARS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_seconds", "images_per_second")
+# (latency_ms and model_kb: measured once, the same every epoch; HParams' views plot val_acc against them)
+SCALARS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_seconds", "images_per_second",
+           "latency_ms", "model_kb")
 
 
 def hparam_values(space: SearchSpace, config: dict) -> dict[str, object]:
