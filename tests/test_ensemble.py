@@ -256,6 +256,11 @@ def test_ensemble_of_two_is_one_model_for_every_consumer(searched, digits_bundle
     assert metrics["test_accuracy"] == pytest.approx((written == digits_bundle.test.labels).mean())
     meta = torch.load(folder / "final" / "model.pt", weights_only=True)
     assert [m["family"] for m in meta["model_args"]["members"]] == ["cnn", "cnn"]
+    # what the served ensemble costs: its latency per image, and model.pt's size as on disk
+    served = metrics["served_cost"]
+    assert f"served: {served['latency_ms']:.3g} ms per image" in run.stdout
+    assert served["latency_ms"] > 0 and served["cost_threads"] >= 1
+    assert served["model_kb"] == pytest.approx((folder / "final" / "model.pt").stat().st_size / 1024, abs=0.1)
 
 
 def test_tta_on_digits_has_no_flip_and_shows_its_gain(searched):

@@ -151,6 +151,10 @@ def retrain_with_progress(folder: Path, epochs: int | None, formats: tuple[str, 
     outcome = _outcome(done.metrics)
     if outcome:  # nothing to say without a labelled test split
         typer.echo(outcome)
+    served = done.metrics.get("served_cost")
+    if served:
+        typer.echo(f"served: {served['latency_ms']:.3g} ms per image on the CPU (batch 1, {served['cost_threads']} "
+                   f"thread(s)), model.pt {served['model_kb']:,.0f} kB")
     typer.echo(f"wrote {done.folder}/: " + ", ".join(sorted(p.name for p in done.folder.iterdir())))
     return done
 

@@ -37,7 +37,7 @@ MAX_RUNS = 400  # a bound on the time-driven repeats of a very fast net
 @dataclass(frozen=True)
 class Cost:
     latency_ms: float  # median milliseconds per image at batch 1
-    images_per_s: float  # at batch THROUGHPUT_BATCH: images / median seconds per batch
+    images_per_s: float | None  # at batch THROUGHPUT_BATCH: images / median seconds per batch (None: not asked)
     model_kb: float  # the weights as torch.save writes them (model.pt's bulk), kilobytes
     threads: int  # torch's intra-op threads the figures were measured on
     cpu: str  # the CPU's model name
@@ -49,15 +49,18 @@ class Cost:
                 "model_kb": fields["model_kb"], "cost_threads": fields["threads"], "cost_cpu": fields["cpu"]}
 
 
-def measure(model: nn.Module, example: torch.Tensor) -> Cost:
-    """`model`'s cost for inputs shaped like `example` (one item, batch dimension first)."""
+def measure(model: nn.Module, example: torch.Tensor, throughput: bool = True) -> Cost:
+    """`model`'s cost for inputs shaped like `example` (one item, batch dimension first);
+    `throughput=False` skips batch 256 (a retrained ensemble with TTA: seconds a run)."""
     served = copy.deepcopy(model).to("cpu", memory_format=torch.contiguous_format).float().eval()
     one = example[:1].detach().to("cpu", torch.float32).contiguous()
-    batch = one.expand(THROUGHPUT_BATCH, *one.shape[1:]).contiguous()
+    batch = one.expand(THROUGHPUT_BATCH, *one.shape[1:]).contiguous() if throughput else None
     with torch.inference_mode():
         latency = _median_seconds(served, one, LATENCY_WARMUP, LATENCY_RUNS, LATENCY_SECONDS)
-        per_batch = _median_seconds(served, batch, THROUGHPUT_WARMUP, THROUGHPUT_RUNS, THROUGHPUT_SECONDS)
-    return Cost(latency_ms=round(latency * 1000, 4), images_per_s=round(THROUGHPUT_BATCH / per_batch, 1),
+        per_batch = _median_seconds(served, batch, THROUGHPUT_WARMUP, THROUGHPUT_RUNS, THROUGHPUT_SECONDS) \
+            if throughput else None
+    return Cost(latency_ms=round(latency * 1000, 4),
+                images_per_s=round(THROUGHPUT_BATCH / per_batch, 1) if per_batch else None,
                 model_kb=round(size_bytes(served) / 1024, 1), threads=torch.get_num_threads(), cpu=cpu_name())
 
 

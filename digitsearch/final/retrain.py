@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from digitsearch import data
-from digitsearch.core import engine
+from digitsearch.core import cost, engine
 from digitsearch.core.build import model_kwargs
 from digitsearch.core.timebudget import Deadline
 from digitsearch.data import fingerprint
@@ -98,7 +98,7 @@ def run(folder: Path, epochs: int | None = None, progress: Callable | None = Non
     served = trained[0].model if job.plain else ensembles.Ensemble([t.model for t in trained], views)
     _save_model(job, bundle, training, served, views)
     metrics, test_x, predicted = _test(job, bundle, training, trained, served, views)
-    metrics.update(identity)
+    metrics.update(identity, served_cost=served_cost(served, training.tensors.x[:1], job.out / MODEL_FILE))
     experiments.write_json(job.out / METRICS_FILE, metrics)
     retrain_board.write(folder, trained[0].history, run=job.out.name, model=trained[0].model, bundle=bundle,
                         test_x=test_x, predicted=predicted)
@@ -107,6 +107,15 @@ def run(folder: Path, epochs: int | None = None, progress: Callable | None = Non
     except UserError as err:
         raise UserError(f"{err}; the retrained model.pt, metrics.json and predictions are kept in {job.out}") from None
     return metrics
+
+
+def served_cost(served: torch.nn.Module, example: torch.Tensor, model_file: Path) -> dict:
+    """What the model.pt just written costs to serve (an ensemble: every member on every test-time
+    view), measured as a trial's latency is (core.cost), with model.pt's own size on disk. No
+    batch-256 throughput: for an ensemble with TTA each run takes seconds, out of a time limit."""
+    measured = cost.measure(served, example, throughput=False).metrics()
+    measured.pop("images_per_s")
+    return {**measured, "model_kb": round(model_file.stat().st_size / 1024, 1)}
 
 
 def ensemble_views(bundle: data.Bundle, tta: bool, members: tuple[Member, ...] | None = None) -> tuple[str, ...]:
