@@ -28,9 +28,9 @@ from torch import nn
 
 THROUGHPUT_BATCH = 256
 # batch 1: at least this many timed runs and this much time (small nets run in ~0.2 ms)
-LATENCY_RUNS, LATENCY_SECONDS, LATENCY_WARMUP = 15, 0.2, 5
-# batch 256: a large net takes ~0.3 s a run, so fewer runs; the median of 5 drops two outliers
-THROUGHPUT_RUNS, THROUGHPUT_SECONDS, THROUGHPUT_WARMUP = 5, 0.4, 1
+LATENCY_RUNS, LATENCY_SECONDS, LATENCY_WARMUP = 15, 0.15, 3
+# batch 256: a large net takes ~0.3 s a run, so fewer runs; the median of 3 still drops one outlier
+THROUGHPUT_RUNS, THROUGHPUT_SECONDS, THROUGHPUT_WARMUP = 3, 0.25, 1
 MAX_RUNS = 400  # a bound on the time-driven repeats of a very fast net
 
 
