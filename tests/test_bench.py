@@ -300,3 +300,22 @@ def test_a_short_fidelity_run_on_the_digits_writes_its_table(tmp_path):
     assert (tmp_path / "fidelity-digits-45s.md").read_text().count("| 1 x 4 |") == 1
     assert "fidelity: grace 1 x 4: " in ran.stdout
     assert "\n  [1] " in ran.stdout  # each finished trial shows while the run goes on
+
+
+def test_a_py_spy_that_waits_on_after_the_search_is_told_to_stop_and_its_samples_kept(tmp_path, monkeypatch):
+    """py-spy once waited on a ptrace-stopped Ray worker after the search had ended: past
+    RECORD_TIMEOUT_S it gets SIGINT, on which it writes what it sampled."""
+    import os
+    import stat
+
+    from digitsearch.bench import profile as bench_profile
+
+    fake = tmp_path / "py-spy"  # like py-spy: writes its -o file on SIGINT; here it never ends by itself
+    fake.write_text('#!/bin/bash\nout="$9"\ntrap \'echo "x;y 1" > "$out"; exit 1\' INT\n'
+                    'while true; do sleep 0.1; done\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setattr(bench_profile, "py_spy", lambda: str(fake))
+    monkeypatch.setattr(bench_profile, "RECORD_TIMEOUT_S", 1)
+    raw = tmp_path / "startup.raw"
+    bench_profile.record(["true"], raw)
+    assert raw.read_text() == "x;y 1\n" and os.path.getsize(raw) > 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -31,12 +32,23 @@ def py_spy() -> str:
     return found
 
 
+# the profiled search takes about 15 s; py-spy once waited on after it had ended (a Ray trial worker
+# left in a ptrace stop once its raylet was gone, 2026-12-05): past this, py-spy is told to stop
+# (SIGINT: it writes what it sampled, detaches, and the worker exits)
+RECORD_TIMEOUT_S = 180
+
+
 def record(command: list[str], raw: Path) -> None:
     """py-spy record of `command` and every process it starts, as raw collapsed stacks."""
-    run = subprocess.run([py_spy(), "record", "--subprocesses", "--idle", "-r", str(RATE), "--format", "raw",
-                          "-o", str(raw), "--", *command], capture_output=True, text=True)
-    if run.returncode != 0 or not raw.is_file():
-        last = (run.stderr.strip().splitlines() or ["no output"])[-1]
+    spy = subprocess.Popen([py_spy(), "record", "--subprocesses", "--idle", "-r", str(RATE), "--format", "raw",
+                            "-o", str(raw), "--", *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _, stderr = spy.communicate(timeout=RECORD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        spy.send_signal(signal.SIGINT)
+        _, stderr = spy.communicate(timeout=60)
+    if not raw.is_file() or (spy.returncode != 0 and not raw.stat().st_size):
+        last = (stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"py-spy could not profile the start-up search ({last}); it needs ptrace permission")
 
 
