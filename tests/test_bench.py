@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import sys
 import time
 
 import psutil
@@ -305,17 +306,25 @@ def test_a_short_fidelity_run_on_the_digits_writes_its_table(tmp_path):
 def test_a_py_spy_that_waits_on_after_the_search_is_told_to_stop_and_its_samples_kept(tmp_path, monkeypatch):
     """py-spy once waited on a ptrace-stopped Ray worker after the search had ended: past
     RECORD_TIMEOUT_S it gets SIGINT, on which it writes what it sampled."""
-    import os
     import stat
 
     from digitsearch.bench import profile as bench_profile
 
-    fake = tmp_path / "py-spy"  # like py-spy: writes its -o file on SIGINT; here it never ends by itself
-    fake.write_text('#!/bin/bash\nout="$9"\ntrap \'echo "x;y 1" > "$out"; exit 1\' INT\n'
-                    'while true; do sleep 0.1; done\n')
+    # like py-spy: writes its -o file on SIGINT; here it never ends by itself. Python, not bash: a
+    # shell cannot trap a SIGINT it was started ignoring (pytest run in the background)
+    fake = tmp_path / "py-spy"
+    fake.write_text(f"#!{sys.executable}\n"
+                    "import signal, sys, time\n"
+                    "out = sys.argv[sys.argv.index('-o') + 1]\n"
+                    "def stop(*_):\n"
+                    "    open(out, 'w').write('x;y 1\\n')\n"
+                    "    sys.exit(1)\n"
+                    "signal.signal(signal.SIGINT, stop)\n"
+                    "while True:\n"
+                    "    time.sleep(0.1)\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setattr(bench_profile, "py_spy", lambda: str(fake))
-    monkeypatch.setattr(bench_profile, "RECORD_TIMEOUT_S", 1)
+    monkeypatch.setattr(bench_profile, "RECORD_TIMEOUT_S", 2)
     raw = tmp_path / "startup.raw"
     bench_profile.record(["true"], raw)
     assert raw.read_text() == "x;y 1\n" and os.path.getsize(raw) > 0

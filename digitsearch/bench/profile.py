@@ -46,7 +46,13 @@ def record(command: list[str], raw: Path) -> None:
         _, stderr = spy.communicate(timeout=RECORD_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         spy.send_signal(signal.SIGINT)
-        _, stderr = spy.communicate(timeout=60)
+        try:
+            _, stderr = spy.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.communicate()
+            raise UserError(f"py-spy did not end {RECORD_TIMEOUT_S} s after the start-up search began, nor on "
+                            f"SIGINT: no profile written") from None
     if not raw.is_file() or (spy.returncode != 0 and not raw.stat().st_size):
         last = (stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"py-spy could not profile the start-up search ({last}); it needs ptrace permission")
