@@ -1,7 +1,7 @@
 """digitsearch: hyperparameter and architecture search for MNIST-like image classifiers.
 
-The Python API (digitsearch.api) is importable from here: tune, best, retrain, load_model,
-and UserError. Its functions are loaded on first use, so `import digitsearch` (and the CLI's
+The Python API (digitsearch.api) is importable from here: tune, best, pick, retrain,
+load_model, and UserError. Its functions are loaded on first use, so `import digitsearch` (and the CLI's
 `--help`) stays instant.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ try:
 except metadata.PackageNotFoundError:  # a checkout that was never installed (python cli.py ...)
     __version__ = "0+unknown"
 
-__all__ = ["UserError", "__version__", "best", "load_model", "retrain", "tune"]
-_API = ("best", "experiment", "load_model", "retrain", "tune", "Retrained")
+__all__ = ["UserError", "__version__", "best", "load_model", "pick", "retrain", "tune"]
+_API = ("best", "experiment", "load_model", "pick", "retrain", "tune", "Retrained")
 
 
 def __getattr__(name: str):

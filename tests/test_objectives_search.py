@@ -60,6 +60,10 @@ def test_best_pick_chooses_from_the_leaderboard_and_retrains_the_pick(searched):
     assert ran.returncode == 0, ran.stdout[-3000:]
     assert f"trial {fastest.trial_id}" in ran.stdout and "picked fastest: val_acc" in ran.stdout
     assert (searched / "mo" / f"final-{fastest.trial_id}" / "model.pt").is_file()
+    import digitsearch as ds  # the Python API picks the same trial
+
+    picked = ds.pick(searched / "mo", "fastest")
+    assert picked["trial_id"] == fastest.trial_id and picked["picked"].startswith("fastest: val_acc")
     within = run_in_process("best", "--results", str(searched), "--name", "mo", "--pick", "smallest-within:100")
     assert f"{int(usable['n_params'].min()):,} parameters" in within.stdout
 
