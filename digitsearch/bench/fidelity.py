@@ -67,9 +67,9 @@ def space_without_starting_points(folder: Path) -> Path:
 def summarize(table, max_epochs: int) -> dict:
     """What one run's leaderboard says about its fidelity: the best val_acc the search found, how
     many trials it started and trained, and how they ended."""
-    from digitsearch.store.leaderboard import TRAINED_STATUSES
+    from digitsearch.store.pareto import usable
 
-    trained = table[table["status"].isin(TRAINED_STATUSES) & (table["val_acc"] > 0)]
+    trained = table[usable(table)]
     best = trained.sort_values("val_acc", ascending=False).head(1)
     return {
         "trials": int(len(table)),

@@ -31,12 +31,11 @@ def _ok(passed: bool) -> str:
 
 
 def _fixed_cost_row(o: dict, t: dict) -> tuple:
+    what, target = "fixed cost per trial (a slot's idle time between two trials)", f"<= {t['fixed_cost_s']} s"
     cost = o.get("fixed_cost_per_trial_s")
     if cost is None:
-        return ("fixed cost per trial (a slot's idle time between two trials)", f"<= {t['fixed_cost_s']} s",
-                "not measurable (no trial followed another on its slot)", "-")
-    return ("fixed cost per trial (a slot's idle time between two trials)", f"<= {t['fixed_cost_s']} s",
-            f"{cost:.2f} s (median of {o['handovers']})", _ok(cost <= t["fixed_cost_s"]))
+        return what, target, "not measurable (no trial followed another on its slot)", "-"
+    return what, target, f"{cost:.2f} s (median of {o['handovers']})", _ok(cost <= t["fixed_cost_s"])
 
 
 def _demo_row(d: dict | None, t: dict) -> tuple | None:

@@ -20,7 +20,7 @@ import platform
 import re
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -44,9 +44,8 @@ class Cost:
 
     def metrics(self) -> dict:
         """The trial's result keys (the leaderboard's columns of the same names, cost_* the context)."""
-        fields = asdict(self)
-        return {"latency_ms": fields["latency_ms"], "images_per_s": fields["images_per_s"],
-                "model_kb": fields["model_kb"], "cost_threads": fields["threads"], "cost_cpu": fields["cpu"]}
+        return {"latency_ms": self.latency_ms, "images_per_s": self.images_per_s, "model_kb": self.model_kb,
+                "cost_threads": self.threads, "cost_cpu": self.cpu}
 
 
 def measure(model: nn.Module, example: torch.Tensor, throughput: bool = True) -> Cost:

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from digitsearch.store import experiments, trials
-from digitsearch.store.leaderboard import TRAINED_STATUSES
+from digitsearch.store.pareto import usable as trained_usable
 
 WITHIN = 0.01  # val_acc below the best's by more than this (1 point) keeps a config out of the ensemble
 
@@ -33,7 +33,7 @@ def top_trials(folder: Path, count: int, within: float = WITHIN) -> list[dict]:
 
     best = experiments.read_best(folder)
     table = leaderboard.read(folder)
-    usable = table[table["status"].isin(TRAINED_STATUSES) & (table["val_acc"] > 0)
+    usable = table[trained_usable(table)
                    & (table["trial_id"] != best["trial_id"]) & (table["val_acc"] >= best["val_acc"] - within)]
     recorded = trials.configs(folder, list(usable["trial_id"]))
     chosen = [{**best, "experiment": folder.name}]  # best.json's trial first, as a plain retrain takes it

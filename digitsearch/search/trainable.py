@@ -51,10 +51,10 @@ class TrialRuntime:
 UNMEASURED = {"latency_ms": None, "images_per_s": None, "model_kb": None}
 
 
-def _report_unusable(why: str, reason: str, params: int = 0, mflops: float = 0.0) -> None:
+def _report_unusable(why: str, reason: str, params: int = 0, mflops: float = 0.0, costs: dict = UNMEASURED) -> None:
     # val_acc 0 tells the searcher this region is bad; `note` puts the reason in the leaderboard
     tune.report({"val_acc": 0.0, "best_val_acc": 0.0, "epoch": 0, "params": params, "mflops": mflops,
-                 **UNMEASURED, "note": f"{why}: {reason}"})
+                 **costs, "note": f"{why}: {reason}"})
 
 
 def _report_with_checkpoint(model, optimizer, scheduler, generator, metrics: dict) -> None:
@@ -108,10 +108,9 @@ def _too_slow(measured: cost.Cost, params: int, mflops: float, runtime: TrialRun
     """--max-latency-ms, the latency part of the budget guard: known before the first epoch."""
     if runtime.max_latency_ms is None or measured.latency_ms <= runtime.max_latency_ms:
         return False
-    tune.report({"val_acc": 0.0, "best_val_acc": 0.0, "epoch": 0, "params": params, "mflops": mflops,
-                 **measured.metrics(), "note": f"over budget: {measured.latency_ms:.3g} ms per image on "
-                                               f"{measured.threads} thread(s) (limit --max-latency-ms "
-                                               f"{runtime.max_latency_ms:g})"})
+    _report_unusable("over budget", f"{measured.latency_ms:.3g} ms per image on {measured.threads} thread(s) "
+                                    f"(limit --max-latency-ms {runtime.max_latency_ms:g})",
+                     params, mflops, measured.metrics())
     return True
 
 

@@ -129,7 +129,7 @@ def best_trial(table: pd.DataFrame, configs: dict[str, dict]) -> dict | None:
     where a conditional parameter's ints turn into floats beside NaN.
     """
     # an interrupted trial's best epoch is real and checkpointed, so it may still be the best
-    usable = table[table["status"].isin(TRAINED_STATUSES) & (table["val_acc"] > 0)]
+    usable = table[pareto.usable(table)]
     if usable.empty:
         return None
     row = usable.iloc[0]

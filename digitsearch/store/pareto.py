@@ -13,23 +13,24 @@ import numpy as np
 import pandas as pd
 
 from digitsearch.errors import UserError
-from digitsearch.store.objectives import DEFAULT_COSTS, OBJECTIVES, Objective, Pick, parse_objective
+from digitsearch.store.objectives import DEFAULT_COSTS, OBJECTIVES, Objective, Pick
 
 # a leaderboard trial with a real best epoch (and its checkpoint): one the best may be, or that may be
 # retrained ("time limit": stopped by the trainable at the search's time limit, note "time limit: ...")
 TRAINED_STATUSES = ("completed", "stopped early", "interrupted", "time limit")
 
 
-def costs_of(objective: tuple[str, ...] | str | None) -> tuple[Objective, ...]:
-    """The cost objectives a leaderboard's front is over: the search's, else DEFAULT_COSTS."""
-    names = parse_objective(objective) if isinstance(objective, str) else tuple(objective or ())
-    chosen = names[1:] or DEFAULT_COSTS
+def costs_of(objective: tuple[str, ...] | None) -> tuple[Objective, ...]:
+    """The cost objectives a leaderboard's front is over: the search's (SearchRequest.objectives,
+    accuracy first), else DEFAULT_COSTS."""
+    chosen = tuple(objective or ())[1:] or DEFAULT_COSTS
     return tuple(OBJECTIVES[n] for n in chosen)
 
 
 def usable(table: pd.DataFrame) -> pd.Series:
-    """Rows a front may hold: a real best epoch, val_acc above zero."""
-    return table["status"].isin(TRAINED_STATUSES) & (table["val_acc"].fillna(0) > 0)
+    """The rows with a real best epoch and val_acc above zero: those the best may be, a front may
+    hold, an ensemble or `--pick` may take (NaN, an errored trial's, is not above zero)."""
+    return table["status"].isin(TRAINED_STATUSES) & (table["val_acc"] > 0)
 
 
 def front(table: pd.DataFrame, costs: tuple[Objective, ...]) -> pd.Series:

@@ -13,7 +13,7 @@ from digitsearch.core.timebudget import shown
 from digitsearch.errors import UserError
 from digitsearch.store import experiments, leaderboard, pareto, study, trials
 from digitsearch.store.layout import FINAL_DIR, METRICS_FILE, REPORT_DIR, final_dir
-from digitsearch.store.leaderboard import SAMPLED, STEP, SUMMARY_COLUMNS, TRAINED_STATUSES, short_config, start_number
+from digitsearch.store.leaderboard import SAMPLED, STEP, SUMMARY_COLUMNS, short_config, start_number
 from digitsearch.store.objectives import OBJECTIVES
 from digitsearch.viz import plots, report_plots
 
@@ -96,7 +96,7 @@ def origin_md(table: pd.DataFrame, configs: dict[str, dict]) -> str:
     beats or trails the best starting point on val_acc. "" when the table cannot say (no
     trained trial, or no origin: an old experiment whose space file has moved)."""
     origin = table["origin"].fillna("").astype(str) if "origin" in table else pd.Series("", index=table.index)
-    trained = table[table["status"].isin(TRAINED_STATUSES) & (table["val_acc"] > 0) & (origin != "")]
+    trained = table[pareto.usable(table) & (origin != "")]
     if trained.empty:
         return ""
     is_start = [start_number(o) is not None for o in trained["origin"]]
