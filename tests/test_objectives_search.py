@@ -75,6 +75,9 @@ def test_pick_errors_are_one_line_before_anything_is_read(tmp_path):
     assert_one_line_error(ran.stderr, "does not go with --trial")
     ran = run_cli("tune", "--objective", "latency", "--results", str(tmp_path))
     assert_one_line_error(ran.stderr, "start with accuracy")
+    ran = run_cli("tune", "--max-latency-ms", "0", "--results", str(tmp_path))
+    assert ran.returncode == 2 and not any(tmp_path.iterdir())  # refused before anything is written
+    assert_one_line_error(ran.stderr, "--max-latency-ms must be above 0")
 
 
 def test_the_report_draws_the_front_and_tables_it(searched):
