@@ -211,7 +211,7 @@ def test_the_profile_needs_py_spy(monkeypatch, tmp_path):
         bench_profile.py_spy()
 
 
-def test_the_baseline_trains_the_recipe_net_for_its_time_and_tests_it(tmp_path):
+def test_the_baseline_trains_the_recipe_net_for_its_time_and_tests_it(tmp_path, timed_alone):
     from conftest import run_cli
 
     ran = run_cli("bench", "--baseline", "20s", "--dataset", "digits", "--out", str(tmp_path), timeout=120)
