@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: install demo lint test bench bench-quick clean-venv
+.PHONY: install demo lint test check-timing bench bench-quick clean-venv
 
 install: $(VENV)/.installed
 
@@ -24,12 +24,19 @@ demo: install
 lint: install
 	$(BIN)/ruff check digitsearch tests cli.py
 	$(BIN)/lint-imports --no-cache
+	$(PY) tests/lint_suite.py
 
-# Two workers, one test file each at a time (a file's module fixtures, e.g. its Ray cluster,
-# are made once): searches spend much of their time waiting on Ray, so two overlap well.
+# The gating suite (docs/testing.md): the units on two workers (no Ray, no subprocess), then
+# the e2e tier one test at a time on one local Ray; neither asserts a wall-clock figure.
 TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
+	$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not e2e and not timing"
+	$(BIN)/pytest -q -n 0 -m "e2e and not timing" --durations=10
+
+# Every figure that depends on the machine's speed, one test at a time, each printed against its
+# band: run it on an otherwise idle machine (make test never runs these).
+check-timing: install
+	$(BIN)/pytest -q -n 0 -m timing -s -rA
 
 # Trial efficiency, search overhead, scheduler value, start-up: results/bench/<host>-<date>.md
 bench: install

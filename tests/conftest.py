@@ -1,63 +1,109 @@
 """Shared test helpers: where the real data are, and running the real CLI."""
 from __future__ import annotations
 
-import json
 import os
+import secrets
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-# The suite runs two workers on two cores, each with searches and retrains of its own: libgomp
-# (torch's CPU thread pool) spins 300,000 times at a barrier before a waiting thread sleeps, and
-# beside busy processes that spinning keeps the thread it waits for off the cores. On the 2-core
-# VM beside three busy processes a 2-thread training step took 2.1-2.6 s, and 1.3-1.6 s with
-# 1,000 spins (CI once saw a 0.3-s retrain epoch take 34 s); alone, 1,000 spins cost 5-6 % of a
-# retrain's speed, so the product keeps libgomp's default (docs/commands.md). Set before torch
-# loads, here and in every command the tests start (they inherit it).
-os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 import numpy as np
 import pandas as pd
 import pytest
-from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The tiers (docs/testing.md). A test is a unit unless marked:
+#   unit   - no Ray, no command in a subprocess: `make test` runs them on two workers;
+#   e2e    - real searches, retrains, commands and clusters: `make test` runs them after the
+#            units, one at a time, on one local Ray started when the first of them needs it;
+#   timing - asserts a wall-clock figure or a speed against its band: never in `make test`, only
+#            in `make check-timing` (serial, on an otherwise idle machine), which prints each figure.
+TIERS = ("e2e", "timing")
+
+
+def tier_of(item) -> str:
+    return next((name for name in TIERS if item.get_closest_marker(name)), "unit")
+
 
 def pytest_configure(config):
-    """Ray 2.60 writes ~/.ray/auth_token the first time a local Ray starts; two test workers
-    starting their first searches at once would each write their own. Make it once, first."""
-    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("RAY_AUTH_TOKEN"):
+    """Ray's token and every file a command writes into the home folder go to the run's own
+    folder: a test writes nothing outside its tmp folders (no ~/.ray/auth_token in the real home).
+    Set here, in the main process, so that test workers and every command they start inherit it."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # two unit workers on two cores: one torch thread each, so neither waits on the other's spinning
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
         return
-    if not (Path.home() / ".ray" / "auth_token").is_file():
-        subprocess.run([str(Path(sys.executable).with_name("ray")), "get-auth-token", "--generate"],
-                       capture_output=True, timeout=120)
-
-
-# the longest files first: `make test` gives each of its two workers whole files in this
-# order, and a long file started last would run on alone at the end. test_search_e2e makes the
-# shared search early, so that test_board and test_exports, later, find it made and never wait
-# by their measured time, so the two workers end together (a file runs on one worker)
-# test_bench and test_time_limit hold `timed_alone` (below) for their timings: apart in this
-# order, so that one worker rarely waits for the other's
-SLOWEST_FIRST = ("test_bench.py", "test_families_search.py", "test_tasks_search.py", "test_search_e2e.py",
-                 "test_objectives_search.py",
-                 "test_time_limit.py", "test_faults.py", "test_cluster.py", "test_identity.py", "test_resume_kill.py",
-                 "test_ensemble.py", "test_exports.py", "test_docs.py", "test_trial_restart.py", "test_local_ray.py",
-                 "test_ray_pins.py", "test_board.py",
-                 "test_layout.py", "test_packaging.py")
+    home = Path(tempfile.mkdtemp(prefix="digitsearch-tests-home-"))
+    os.environ["HOME"] = str(home)
+    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    config.stash[_CHECKOUT] = _checkout_state()
 
 
 def pytest_collection_modifyitems(config, items):
-    def rank(item) -> int:
-        name = Path(str(item.fspath)).name
-        return SLOWEST_FIRST.index(name) if name in SLOWEST_FIRST else len(SLOWEST_FIRST)
+    for item in items:  # e2e and timing tests get the Ray and the longer per-test cap they need
+        if tier_of(item) != "unit" and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TEST_CAP_S))
 
-    items.sort(key=rank)  # stable: the order within a file stays
-    for item in items:  # `pytest -m "not slow"`: the quick loop while editing
-        if rank(item) < len(SLOWEST_FIRST):
-            item.add_marker(pytest.mark.slow)
+
+# per-test caps (pytest-timeout): a hung Ray or a lost worker fails its test instead of the whole run
+SLOW_TEST_CAP_S = 600
+
+_CHECKOUT = pytest.StashKey[str]()
+
+
+def _checkout_state() -> str:
+    """What `git status` says of the checkout (empty outside a git checkout)."""
+    run = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True,
+                         text=True)
+    return run.stdout if run.returncode == 0 else ""
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A test that left a file in the checkout (a stray `-o` once got committed) fails the run."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or _CHECKOUT not in session.config.stash:
+        return
+    before, after = session.config.stash[_CHECKOUT], _checkout_state()
+    if after != before:
+        added = sorted(set(after.splitlines()) - set(before.splitlines()))
+        session.config.stash[_CHECKOUT] = after
+        print(f"\nthe tests changed the checkout (git status --porcelain): {added}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+class NotAUnit(RuntimeError):
+    """A unit test (no marker) started Ray or a Python process: it belongs to the e2e tier."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Around a unit test's setup, call and teardown (its module fixtures' included): starting
+    Ray or another Python process fails it, naming the marker it needs."""
+    if tier_of(item) != "unit":
+        _start_session_ray(item.config)
+        yield
+        return
+    import ray
+
+    def refuse_ray(*args, **kwargs):
+        raise NotAUnit(f"{item.nodeid} starts Ray: mark it pytest.mark.e2e")
+
+    real_popen = subprocess.Popen.__init__
+
+    def refuse_python(self, args, *rest, **kwargs):
+        program = str(args[0] if isinstance(args, (list, tuple)) else args).split()[0]
+        if Path(program).name.startswith("python") or program == sys.executable:
+            raise NotAUnit(f"{item.nodeid} runs {program} in a subprocess: mark it pytest.mark.e2e, "
+                           "or run the command in this process (run_in_process)")
+        real_popen(self, args, *rest, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ray, "init", refuse_ray)
+        patch.setattr(subprocess.Popen, "__init__", refuse_python)
+        yield
 
 
 def shared_data() -> Path:
@@ -67,7 +113,8 @@ def shared_data() -> Path:
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """The real command line, through the top-level cli.py, in a fresh process."""
+    """The real command line, through the top-level cli.py, in a fresh process (e2e tests only:
+    a unit test runs the command in its own process, run_in_process)."""
     env = {**(env or os.environ), "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=cwd or ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
@@ -96,19 +143,23 @@ def run_in_process(*args: str) -> Ran:
     return Ran(result.exit_code, result.stdout, result.stderr)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def one_ray_per_worker(tmp_path_factory):
-    """One local Ray per test worker, kept up for the whole session (`digitsearch ray up`): every
-    search the tests start, in process or as a command, joins it instead of starting its own
-    (about 3 s of ray.init and its daemons' CPU each). The tests of Ray's own start-up run
-    without it (PRIVATE_RAY)."""
+_SESSION_RAY = pytest.StashKey[bool]()
+
+
+def _start_session_ray(config) -> None:
+    """One local Ray for every e2e test of the run, started before the first of them (its module
+    fixtures included) and kept up (`digitsearch ray up`): each search, in process or as a
+    command, joins it instead of starting its own. Tests of Ray's own start-up do not
+    (private_ray_env). Unit tests never start it."""
+    if config.stash.get(_SESSION_RAY, False):
+        return
     from digitsearch.search import local_ray
     from digitsearch.store import kept_ray
 
-    os.environ[kept_ray.STATE_FILE_ENV] = str(tmp_path_factory.mktemp("kept-ray") / "ray.json")
+    os.environ[kept_ray.STATE_FILE_ENV] = str(Path(tempfile.mkdtemp(prefix="digitsearch-tests-ray-")) / "ray.json")
     local_ray.up(echo=lambda line: None)
-    yield
-    local_ray.down(echo=lambda line: None)
+    config.stash[_SESSION_RAY] = True
+    config.add_cleanup(lambda: local_ray.down(echo=lambda line: None))
 
 
 def private_ray_env() -> dict[str, str]:
@@ -196,41 +247,70 @@ SHARED_NAME = "shared"
 SHARED_SEED = "1"
 
 
-def _make_shared_search(root: Path) -> dict:
-    results = root / "shared-search" / "results"
-    tune = run_cli("tune", "--space", "cnn", "--dataset", "digits", "--trials", "4", "--max-epochs", "3",
-                   "--grace-epochs", "1", "--name", SHARED_NAME, "--results", str(results), "--seed", SHARED_SEED)
-    retrain = run_cli("best", "--results", str(results), "--name", SHARED_NAME, "--retrain", "--epochs", "2",
-                      "--export", "torchscript,onnx") if tune.returncode == 0 else tune
-    as_run = {name: {"returncode": r.returncode, "stdout": r.stdout, "stderr": r.stderr}
-              for name, r in (("tune", tune), ("retrain", retrain))}
-    return {"results": str(results), **as_run}
+def _run(completed: subprocess.CompletedProcess) -> Run:
+    return Run(completed.returncode, completed.stdout, completed.stderr)
 
 
 @pytest.fixture(scope="session")
-def shared_search(tmp_path_factory, worker_id) -> SharedSearch:
-    """Made by whichever pytest-xdist worker asks first; the others wait on the lock and read it
-    (the pattern of pytest-xdist's docs for session fixtures shared between workers)."""
-    base = tmp_path_factory.getbasetemp()
-    root = base if worker_id == "master" else base.parent  # the run's folder, shared by its workers
-    record = root / "shared-search.json"
-    with FileLock(str(record) + ".lock"):
-        if not record.is_file():
-            record.write_text(json.dumps(_make_shared_search(root)))
-    made = json.loads(record.read_text())
-    search = SharedSearch(Path(made["results"]), Path(made["results"]) / SHARED_NAME,
-                          Run(**made["tune"]), Run(**made["retrain"]))
-    assert search.tune.returncode == 0, search.tune.stdout + search.tune.stderr
-    assert search.retrain.returncode == 0, search.retrain.stdout + search.retrain.stderr
-    return search
+def shared_search(tmp_path_factory) -> SharedSearch:
+    """Made by the first e2e test that asks for it (the e2e tier runs in one process)."""
+    results = tmp_path_factory.mktemp("shared-search") / "results"
+    tune = _run(run_cli("tune", "--space", "cnn", "--dataset", "digits", "--trials", "4", "--max-epochs", "3",
+                        "--grace-epochs", "1", "--name", SHARED_NAME, "--results", str(results),
+                        "--seed", SHARED_SEED))
+    assert tune.returncode == 0, tune.stdout + tune.stderr
+    retrain = _run(run_cli("best", "--results", str(results), "--name", SHARED_NAME, "--retrain", "--epochs", "2",
+                           "--export", "torchscript,onnx"))
+    assert retrain.returncode == 0, retrain.stdout + retrain.stderr
+    return SharedSearch(results, results / SHARED_NAME, tune, retrain)
+
+
+# --- the timing tier (`make check-timing`): each figure against its band, printed at the end ----
+
+@dataclass(frozen=True)
+class Figure:
+    test: str
+    what: str
+    measured: float
+    bound: float
+    unit: str
+
+    @property
+    def within(self) -> bool:
+        return self.measured <= self.bound
+
+
+_FIGURES = pytest.StashKey[list]()
 
 
 @pytest.fixture
-def timed_alone(tmp_path_factory, worker_id):
-    """For a test whose assertion is a wall time or a speed ratio: no other such test runs at the
-    same time on the other pytest-xdist worker (the 90-s search once found both cores taken by
-    the bench's, and its retrain no longer fitted). Other tests may still run beside it."""
-    base = tmp_path_factory.getbasetemp()
-    root = base if worker_id == "master" else base.parent
-    with FileLock(str(root / "timed-alone.lock")):
-        yield
+def band(request):
+    """For a timing test: band(what, measured, bound, unit) records a figure that must stay at or
+    under its bound, and asserts it. `make check-timing` prints every figure against its band."""
+    figures = request.config.stash.setdefault(_FIGURES, [])
+
+    def check(what: str, measured: float, bound: float, unit: str = "s") -> None:
+        figure = Figure(request.node.nodeid.split("::")[-1], what, float(measured), float(bound), unit)
+        figures.append(figure)
+        assert figure.within, f"{what}: {measured:.3g} {unit}, band <= {bound:.3g} {unit}"
+
+    return check
+
+
+def timing_table(figures: list[Figure]) -> str:
+    rows = [f"| {f.test} | {f.what} | {f.measured:.3g} {f.unit} | <= {f.bound:.3g} {f.unit} | "
+            f"{'yes' if f.within else '**no**'} |" for f in figures]
+    return "\n".join(["| test | figure | measured | band | within |", "|---|---|---|---|---|", *rows])
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    figures = config.stash.get(_FIGURES, [])
+    if not figures:
+        return
+    terminalreporter.write_sep("=", "timing figures against their bands")
+    terminalreporter.write_line(timing_table(figures))
+    out = os.environ.get("DIGITSEARCH_TIMING_REPORT")
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(f"# make check-timing\n\n{timing_table(figures)}\n")
+        terminalreporter.write_line(f"written to {out}")

@@ -52,6 +52,7 @@ def _hparams(events: EventAccumulator) -> dict:
             for name, value in start.hparams.items()}
 
 
+@pytest.mark.e2e
 def test_every_trial_has_its_scalars_and_hparams(search):
     _, folder, table, _ = search
     runs = trial_runs_dir(folder)
@@ -76,6 +77,7 @@ def test_every_trial_has_its_scalars_and_hparams(search):
     assert trained >= 2
 
 
+@pytest.mark.e2e
 def test_conditional_parameters_are_unused_not_dropped(search):
     _, folder, table, _ = search
     configs = {row.trial_id: _hparams(_read(trial_runs_dir(folder) / row.trial_id)) for row in table.itertuples()}
@@ -108,6 +110,7 @@ def test_a_trial_is_in_the_hparams_view_from_its_start(tmp_path):
     board.on_experiment_end([])
 
 
+@pytest.mark.e2e
 def test_the_optuna_study_holds_every_trial(search):
     _, folder, table, _ = search
     study = optuna.load_study(study_name=folder.name, storage=f"sqlite:///{folder / 'optuna.db'}")
@@ -127,6 +130,7 @@ def retrained(shared_search):
     return shared_search.folder  # retrained for 2 epochs by the shared fixture
 
 
+@pytest.mark.e2e
 def test_retrain_writes_curves_and_pictures(retrained):
     folder = retrained
     events = _read(run_dir(folder))
@@ -167,6 +171,19 @@ def _stop(proc: subprocess.Popen) -> str:
     return out
 
 
+def _hparam_names_once_loaded(request: urllib.request.Request, patience_s: float = 60) -> set[str]:
+    """The HParams plugin's parameter names, asked again until TensorBoard, which loads the event
+    files in the background, has some (or `patience_s` has passed: the test's assertion then fails)."""
+    deadline = time.time() + patience_s
+    while True:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            names = {info["name"] for info in json.load(answer).get("hparamInfos", [])}
+        if names or time.time() > deadline:
+            return names
+        time.sleep(1)
+
+
+@pytest.mark.e2e
 def test_dashboard_serves_the_trials_and_their_hparams(search):
     results, _, table, _ = search
     proc, url = _start_dashboard("--results", str(results), "--name", "shared", "--port", str(_free_port()))
@@ -177,14 +194,7 @@ def test_dashboard_serves_the_trials_and_their_hparams(search):
         request = urllib.request.Request(url + "data/plugin/hparams/experiment", method="POST",
                                          data=json.dumps({"experimentName": ""}).encode(),
                                          headers={"Content-Type": "application/json"})
-        deadline = time.time() + 60
-        while True:  # TensorBoard loads the event files in the background
-            with urllib.request.urlopen(request, timeout=30) as answer:
-                experiment = json.load(answer)
-            names = {info["name"] for info in experiment.get("hparamInfos", [])}
-            if names or time.time() > deadline:
-                break
-            time.sleep(1)
+        names = _hparam_names_once_loaded(request)
         assert {p.name for p in SPACE.params} - {"flip"} <= names  # flip: fixed off on the digits
         with urllib.request.urlopen(url + "data/runs", timeout=30) as answer:
             runs = set(json.load(answer))
@@ -194,6 +204,7 @@ def test_dashboard_serves_the_trials_and_their_hparams(search):
     assert proc.returncode == 0 and "stopped" in out
 
 
+@pytest.mark.e2e
 def test_dashboard_bad_inputs_are_one_line(search, tmp_path):
     results, _, _, _ = search
     run = run_cli("dashboard", "--results", str(results), "--name", "nope")
@@ -210,6 +221,7 @@ def test_dashboard_bad_inputs_are_one_line(search, tmp_path):
     assert_one_line_error(run.stderr, "could not start", "--port")
 
 
+@pytest.mark.e2e
 def test_report_writes_markdown_and_decodable_pngs(search, retrained):
     results, folder, table, _ = search
     run = run_cli("report", "--results", str(results), "--name", "shared")
@@ -236,6 +248,7 @@ def test_report_writes_markdown_and_decodable_pngs(search, retrained):
             assert picture.width >= 500 and picture.height >= 300
 
 
+@pytest.mark.e2e
 def test_report_before_retrain_says_what_to_run(tmp_path, search):
     import shutil
 

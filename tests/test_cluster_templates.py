@@ -209,6 +209,7 @@ def test_bad_input_is_one_line(args, needles):
     expect_error(*args, needles=needles)
 
 
+@pytest.mark.e2e
 def test_a_typer_usage_error_through_the_real_command_line(tmp_path):
     """main() turns Typer's own errors (here a non-number) into one line with exit code 2 as well."""
     result = run_cli("cluster", "slurm", "--nodes", "x", "--", "tune", cwd=tmp_path, timeout=120)

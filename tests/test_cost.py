@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 import torch
 
 from digitsearch import models
@@ -29,6 +30,7 @@ def test_a_measurement_has_every_figure_and_leaves_the_model_as_it_was():
     assert set(measured.metrics()) == {"latency_ms", "images_per_s", "model_kb", "cost_threads", "cost_cpu"}
 
 
+@pytest.mark.timing
 def test_two_measurements_of_one_model_agree_within_15_percent():
     """The issue's reproducibility bar, on the 2-core machine (another test worker may be busy
     on the other core). The median of each measurement's repeats; the better of two tries per

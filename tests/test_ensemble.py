@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from clocks import FakeClock
 
 from conftest import assert_one_line_error, run_in_process, tiny_search
 from digitsearch import api, models
@@ -185,7 +186,7 @@ def test_members_are_added_only_while_each_gets_twice_the_epochs_the_search_comp
 
 
 def test_the_guard_leaves_out_what_no_longer_fits():
-    guard = budget.Guard(Deadline.after(30.0), [Cost(epoch=1.0, test=1.0), Cost(epoch=1.0, test=1.0)], fixed=4.0)
+    guard = budget.Guard(Deadline.after(30.0, clock=FakeClock()), [Cost(epoch=1.0, test=1.0)] * 2, fixed=4.0)
     assert guard.member_fits(1, 10) and guard.another_epoch_fits(0, 1.0)
     guard.trained(0, [{"epoch_seconds": 2.5}] * 4)  # this machine runs 2.5x slower than measured
     assert guard.slowdown == pytest.approx(2.5)
@@ -194,11 +195,12 @@ def test_the_guard_leaves_out_what_no_longer_fits():
 
 
 def test_the_last_epoch_counts_the_tests_at_the_pace_of_now():
-    guard = budget.Guard(Deadline.after(15.0), [Cost(epoch=1.0, test=5.0)], fixed=4.0)
+    guard = budget.Guard(Deadline.after(15.0, clock=FakeClock()), [Cost(epoch=1.0, test=5.0)], fixed=4.0)
     assert guard.another_epoch_fits(0, 1.0)  # 1 + 5 + 4 <= 15
     # the machine slowed to a third of its measured speed mid-member: the tests will too
     assert not guard.another_epoch_fits(0, 3.0)  # 3 + 3 * 5 + 4 > 15 (at the measured pace: 3 + 5 + 4)
-    slow = budget.Guard(Deadline.after(12.0), [Cost(epoch=1.0, test=2.0), Cost(epoch=1.0, test=2.0)], fixed=4.0)
+    slow = budget.Guard(Deadline.after(12.0, clock=FakeClock()), [Cost(epoch=1.0, test=2.0), Cost(epoch=1.0, test=2.0)],
+                        fixed=4.0)
     slow.trained(0, [{"epoch_seconds": 2.0}] * 2)  # member 1 ran at half the measured speed
     # one fast epoch now does not make the tests fast: 0.5 + 2 * (2 + 2) + 4 > 12 (at its pace: 0.5 + 2 + 4)
     assert not slow.another_epoch_fits(1, 0.5)
@@ -206,7 +208,7 @@ def test_the_last_epoch_counts_the_tests_at_the_pace_of_now():
 
 def test_the_members_after_the_first_share_the_time_left_at_the_pace_measured():
     costs = [Cost(epoch=1.0, test=0.0), Cost(epoch=1.0, test=0.0), Cost(epoch=2.0, test=0.0)]
-    guard = budget.Guard(Deadline.after(100.5), costs, fixed=4.0)  # (half a second for the test itself)
+    guard = budget.Guard(Deadline.after(100.0, clock=FakeClock()), costs, fixed=4.0)
     assert guard.epochs_for_rest(1, 3) == 32  # (100 - 4) // (1 + 2): the first member was as fast as measured
     guard.trained(0, [{"epoch_seconds": 2.0}] * 3)  # twice as slow: the rest get half the epochs
     assert guard.epochs_for_rest(1, 3) == 15  # (100 - 2 * 4) // (2 * 3)
@@ -214,6 +216,7 @@ def test_the_members_after_the_first_share_the_time_left_at_the_pace_measured():
     assert guard.epochs_for_rest(2, 3) == 98  # (100 - 0.5 * 4) // (0.5 * 2): the time is all still there
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("kwargs, needle", [
     ({"epochs": 3, "time_limit_s": 60.0}, "--epochs and --time-limit clash"),
     ({"ensemble": 2, "trial": "abc"}, "--trial names one"),
@@ -228,6 +231,7 @@ def test_options_that_clash_are_refused(kwargs, needle):
 # --- through a real search ----------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_ensemble_of_two_is_one_model_for_every_consumer(searched, digits_bundle):
     folder, usable = searched
     run = run_in_process("best", "--results", str(folder.parent), "--name", folder.name, "--retrain",
@@ -263,17 +267,27 @@ def test_ensemble_of_two_is_one_model_for_every_consumer(searched, digits_bundle
     assert served["model_kb"] == pytest.approx((folder / "final" / "model.pt").stat().st_size / 1024, abs=0.1)
 
 
-def test_tta_on_digits_has_no_flip_and_shows_its_gain(searched):
+@pytest.mark.e2e
+def test_tta_on_digits_has_no_flip_and_shows_its_gain(searched, digits_bundle):
     folder, _ = searched
     metrics = api.retrain(folder, epochs=1, tta=True, note=lambda line: None).metrics
     assert metrics["tta"] == ["identity", "up", "down", "left", "right"]
     assert "test_accuracy_no_tta" in metrics and len(metrics["members"]) == 1
     assert len(metrics["history"]) == 1  # one member: its history where it always was
-    _, meta = export.load_model(folder / "final" / "model.pt")
+    model, meta = export.load_model(folder / "final" / "model.pt")
     assert meta["family"] == "ensemble" and meta["model_args"]["tta"]["views"] == metrics["tta"]
+    # the retrained TTA model exported to ONNX predicts what PyTorch predicts
+    onnxruntime = pytest.importorskip("onnxruntime")
+    export_formats.write(folder / "final" / "model.pt", ("onnx",))
+    norm = meta["normalisation"]
+    x = engine.to_tensors(digits_bundle.test.images[:64], None, norm["mean"], norm["std"]).x
+    session = onnxruntime.InferenceSession(str(folder / "final" / "model.onnx"), providers=["CPUExecutionProvider"])
+    (onnx_out,) = session.run(["logits"], {"input": x.numpy()})
+    assert np.abs(onnx_out - engine.predict_logits(model, x).numpy()).max() <= TOLERANCE
 
 
-def test_time_limit_picks_the_epochs_and_holds(searched):
+@pytest.mark.timing
+def test_time_limit_picks_the_epochs_and_holds(searched, band):
     """Asked for more members than the leaderboard has near the best: it says so, fills them with the
     best reseeded, plans, and ends in time."""
     folder, usable = searched
@@ -282,7 +296,7 @@ def test_time_limit_picks_the_epochs_and_holds(searched):
     metrics = api.retrain(folder, ensemble=9, time_limit_s=20.0, note=lines.append).metrics
     took = time.perf_counter() - start
     print(f"{took:.1f}s:", *lines, [m["epochs"] for m in metrics["members"]])
-    assert took <= 20.0 * 1.03, (took, lines)  # the issue's bound: the limit plus 3 %
+    band("best --retrain --ensemble 9 --time-limit 20s: its wall time", took, 20.0 * 1.03)  # the limit plus 3 %
     assert any(line.startswith("note: --ensemble 9: ") and "under another seed" in line for line in lines), lines
     (plan,) = [line for line in lines if line.startswith("retraining ")]
     planned = int(plan.split(" for ")[1].split(" epoch")[0])
@@ -301,6 +315,7 @@ def test_time_limit_picks_the_epochs_and_holds(searched):
         assert epochs == given, (plan, lines, epochs)
 
 
+@pytest.mark.e2e
 def test_sequence_experiments_refuse_ensembles_before_training(searched, tmp_path):
     folder, _ = searched
     copy = tmp_path / "seq"
@@ -315,6 +330,7 @@ def test_sequence_experiments_refuse_ensembles_before_training(searched, tmp_pat
     assert not (copy / "final").exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("args, needles", [
     (["--retrain", "--epochs", "2", "--time-limit", "1m"], ("--epochs and --time-limit",)),
     (["--ensemble", "2"], ("--ensemble goes with --retrain",)),
@@ -334,9 +350,9 @@ def test_bad_combinations_are_one_line_before_anything_runs(searched, args, need
 def test_a_stalled_epoch_is_cut_between_two_batches_to_end_in_time(digits_bundle):
     """The last resort of a time limit: an epoch many times slower than measured (a CI machine once
     stalled one for 34 s) ends between two batches; the history says the epoch was cut."""
-    guard = budget.Guard(Deadline.after(10.0), [Cost(epoch=1.0, test=1.0)], fixed=4.0)
+    guard = budget.Guard(Deadline.after(10.0, clock=FakeClock()), [Cost(epoch=1.0, test=1.0)], fixed=4.0)
     assert not guard.out_of_time_now(0)  # 1 + 4 <= 10
-    late = budget.Guard(Deadline.after(4.5), [Cost(epoch=1.0, test=1.0)], fixed=4.0)
+    late = budget.Guard(Deadline.after(4.5, clock=FakeClock()), [Cost(epoch=1.0, test=1.0)], fixed=4.0)
     assert late.out_of_time_now(0)  # the test and the writes alone no longer fit
     settings = TrainSettings(optimizer="adam", lr=1e-3, batch_size=32)
     data = engine.to_tensors(digits_bundle.train.images[:256], digits_bundle.train.labels[:256], 0.1, 0.3)
@@ -354,7 +370,7 @@ def test_a_member_running_late_gets_fewer_epochs_with_its_schedule_refitted(digi
     """mnist10k-30m-h: the last member, re-planned to 154 epochs on the first two's pace, ran
     slower and was stopped after 120, its schedule not annealed. Now the epochs that still fit,
     at the pace of the last few, are what the run ends with, and the schedule is fitted into them."""
-    guard = budget.Guard(Deadline.after(20.0), [Cost(epoch=1.0, test=1.0)], fixed=4.0)
+    guard = budget.Guard(Deadline.after(20.0, clock=FakeClock()), [Cost(epoch=1.0, test=1.0)], fixed=4.0)
     assert guard.epochs_in_all(0, [{"epoch_seconds": 1.0}] * 4, planned=10) == 10  # 4 + 15 // 1 > 10
     # epochs at 3 s: the tests too run at 3x, (20 - 3 * 1 - 4) // 3 = 4 more
     assert guard.epochs_in_all(0, [{"epoch_seconds": 3.0}] * 4, planned=10) == 4 + 4

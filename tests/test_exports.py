@@ -145,6 +145,7 @@ def searched(shared_search):
     return shared_search
 
 
+@pytest.mark.e2e
 def test_best_retrain_exports_torchscript_and_onnx(searched):
     from digitsearch.data import load
 
@@ -161,6 +162,7 @@ def test_best_retrain_exports_torchscript_and_onnx(searched):
     assert max(differences.values()) <= TOLERANCE, differences
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("args,needles", [
     (["--retrain", "--export", "tflite"], ("unknown export format 'tflite'", "torchscript, onnx")),
     (["--export", "onnx"], ("--export needs --retrain",)),
@@ -172,6 +174,7 @@ def test_bad_export_requests_are_one_line_before_anything_runs(searched, args, n
     assert run.stdout == ""  # refused before the experiment is even read, let alone retrained
 
 
+@pytest.mark.e2e
 def test_a_failed_export_is_one_line_and_keeps_the_retrain(searched, tmp_path, monkeypatch):
     """The exports come last: when one fails, model.pt, metrics.json and the predictions stay."""
     import shutil

@@ -28,7 +28,7 @@ def _ended_lines(output: str) -> list[str]:
 
 
 # searches run in this process share one Ray, gone when the file is done
-pytestmark = pytest.mark.usefixtures("ray_per_file")
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("ray_per_file")]  # the searches share one Ray
 
 
 @pytest.fixture(scope="module")

@@ -7,20 +7,17 @@ search are named part by part, and `best --retrain` refuses them unless told to 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from killdriver import run_with_fault
 from typer.testing import CliRunner
 
-from conftest import ROOT, assert_one_line_error, run_cli, run_in_process, write_kaggle_csv
+from conftest import assert_one_line_error, run_cli, run_in_process, write_kaggle_csv
 from digitsearch.cli import app
 from digitsearch.data import Bundle, Split, fingerprint, load
 
@@ -92,6 +89,7 @@ def copied(shared_search, tmp_path_factory):
     return copy
 
 
+@pytest.mark.e2e
 def test_a_copied_experiment_reads_its_own_rounds_and_study(copied, shared_search):
     from digitsearch.store import experiments, study, trials
 
@@ -103,6 +101,7 @@ def test_a_copied_experiment_reads_its_own_rounds_and_study(copied, shared_searc
     assert len(study.load(copied).trials) == len(dirs)
 
 
+@pytest.mark.e2e
 def test_report_and_best_work_on_a_copied_experiment(copied):
     shown = _cli("best", "--results", str(copied.parent), "--name", "copied")
     assert shown.exit_code == 0, shown.output
@@ -113,6 +112,7 @@ def test_report_and_best_work_on_a_copied_experiment(copied):
     assert "# Search report: copied" in text and "importances" in text
 
 
+@pytest.mark.e2e
 def test_best_retrain_on_a_copy_checks_and_records_the_data(copied):
     done = run_in_process("best", "--results", str(copied.parent), "--name", "copied", "--retrain", "--epochs", "1")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -121,6 +121,7 @@ def test_best_retrain_on_a_copy_checks_and_records_the_data(copied):
     assert "data_changed" not in metrics and "warning" not in done.stderr
 
 
+@pytest.mark.e2e
 def test_an_experiment_without_a_fingerprint_retrains_unchecked_and_says_so(copied, tmp_path):
     old = tmp_path / "results" / "old"
     shutil.copytree(copied, old, ignore=shutil.ignore_patterns("report", "final*"))
@@ -150,6 +151,7 @@ def csv_search(tmp_path_factory, digits_bundle):
     return root / "results", csv
 
 
+@pytest.mark.e2e
 def test_retrain_on_an_edited_csv_is_refused_then_accepted_when_asked(csv_search):
     import pandas as pd
 
@@ -191,24 +193,17 @@ def _ended(text: str) -> int:
     return sum(line.startswith("[") for line in text.splitlines())
 
 
+@pytest.mark.e2e
 def test_a_killed_search_moved_and_renamed_finishes_there_in_its_own_study(tmp_path):
     """Ray pickles the searcher (with optuna.db's path) and its trials' storage: after a move,
     the restored round must write the new folder's study and trials, not the old place's; and
     --add-trials then continues the same study under the folder's new name."""
     results, log = tmp_path / "results", tmp_path / "driver.log"
-    with open(log, "w") as out:
-        driver = subprocess.Popen(
-            [sys.executable, str(ROOT / "cli.py"), "tune", "--trials", "3", "--max-epochs", "2", "--max-concurrent",
-             "1", "--results", str(results), "--name", "k"],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=ROOT)
-        deadline = time.monotonic() + 240
-        # killed as soon as a trial ended (bf16 trials on the digits end within a second or two of
-        # each other: waiting for Tune's next snapshot once let all three end first); a trial the
-        # snapshot does not hold yet is counted once on --resume (search.reconcile)
-        while _ended(log.read_text()) < 1 and time.monotonic() < deadline and driver.poll() is None:
-            time.sleep(0.05)
-        driver.send_signal(signal.SIGKILL)
-        driver.wait(30)
+    # the driver kills itself as Tune saves its snapshot after the first trial's end (the fault
+    # search.callbacks.faults injects): one trial ended, the others not yet
+    code, _ = run_with_fault(["tune", "--trials", "3", "--max-epochs", "2", "--max-concurrent", "1", "--results",
+                              str(results), "--name", "k"], results / "k", log, "kill-after-trial-end")
+    assert code == -signal.SIGKILL, log.read_text()
     assert 1 <= _ended(log.read_text()) < 3, log.read_text()
     moved = tmp_path / "elsewhere" / "results"
     moved.mkdir(parents=True)
@@ -227,6 +222,7 @@ def test_a_killed_search_moved_and_renamed_finishes_there_in_its_own_study(tmp_p
     assert list(results.iterdir()) == []  # nothing written at the old place
 
 
+@pytest.mark.e2e
 def test_resume_after_the_space_file_was_edited_is_one_line(shared_search, tmp_path):
     """The space is part of what a search is: its fingerprint is recorded, and a --resume whose
     space file no longer describes it is refused before anything runs (the study's history and

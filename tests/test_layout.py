@@ -30,6 +30,7 @@ def _lint_imports(root: Path) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+@pytest.mark.e2e
 def test_the_import_contracts_hold():
     run = _lint_imports(ROOT)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -43,6 +44,7 @@ def copy_of_the_package(tmp_path) -> Path:
     return tmp_path
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("module, planted, broken", [
     # the retrain path reaching into the search (and so Ray)
     ("final/retrain.py", "from digitsearch.search import runner  # noqa", "Layers"),
@@ -69,6 +71,7 @@ def _imported_by(code: str) -> set[str]:
     return {name.split(".")[0] for name in modules}
 
 
+@pytest.mark.e2e
 def test_the_cli_and_its_light_commands_import_nothing_heavy():
     assert not set(HEAVY) & _imported_by("import digitsearch.cli")
     for command in ("--help", "spaces", "datasets", "models --help", "tune --help", "spaces --show cnn"):
@@ -78,6 +81,7 @@ def test_the_cli_and_its_light_commands_import_nothing_heavy():
         assert not heavy, f"`digitsearch {command}` imported {heavy}"
 
 
+@pytest.mark.timing
 def test_help_starts_at_once():
     """The target is 0.5 s on the 2-core machine (measured in the closing note); this bound only
     catches a heavy import creeping back (torch alone takes 2 s), on a machine busy with tests."""
@@ -90,6 +94,7 @@ def test_help_starts_at_once():
     assert statistics.median(times) < 1.5, times
 
 
+@pytest.mark.e2e
 def test_the_retrain_export_predict_and_report_path_imports_no_ray():
     modules = _imported_by("import digitsearch, digitsearch.api, digitsearch.final.retrain, digitsearch.final.predict, "
                            "digitsearch.final.formats, digitsearch.viz.report, digitsearch.viz.dashboard, "
@@ -97,6 +102,7 @@ def test_the_retrain_export_predict_and_report_path_imports_no_ray():
     assert "ray" not in modules and "torch" in modules
 
 
+@pytest.mark.e2e
 def test_importing_the_package_leaves_matplotlibs_backend_alone():
     code = ("import matplotlib\nbefore = matplotlib.get_backend()\n"
             "import digitsearch.final.retrain, digitsearch.viz.report, digitsearch.viz.plots\n"

@@ -14,10 +14,13 @@ import uuid
 from pathlib import Path
 
 import psutil
+import pytest
 
 from conftest import assert_one_line_error, private_ray_env, run_cli
 from digitsearch.search import local_ray
 from digitsearch.store import kept_ray
+
+pytestmark = pytest.mark.e2e
 
 # A tiny Tune search on the Ray session.connect gives: where each trial ran, and whether that
 # worker had imported the trainable (PRELOADED) before the trial began.

@@ -3,9 +3,12 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
+
 from conftest import ROOT
 
 
+@pytest.mark.e2e
 def test_wheel_ships_the_search_spaces(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=300)
@@ -21,6 +24,7 @@ def test_wheel_ships_the_search_spaces(tmp_path):
     assert any(n.endswith("entry_points.txt") for n in names)
 
 
+@pytest.mark.e2e
 def test_installed_wheel_finds_its_spaces_outside_the_checkout(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(tmp_path / "wheel"), str(ROOT)], check=True, capture_output=True, timeout=300)

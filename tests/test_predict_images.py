@@ -85,6 +85,7 @@ def invoke(*args: str):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
+@pytest.mark.e2e
 def test_scans_are_recognised_through_the_real_command(digit_sets, model_file, scans, tmp_path):
     paper, _, labels = scans
     out = tmp_path / "mine.csv"

@@ -169,6 +169,7 @@ def tune_run(tmp_path_factory):
     return {t.params["plan"]: t for t in study.trials}
 
 
+@pytest.mark.e2e
 def test_a_real_tune_run_under_asha_prunes_what_asha_stopped(tune_run):
     good, weak, timed, infeasible = (tune_run[plan] for plan in PLANS)
     # the first trial at each rung goes on: all 4 epochs, the last one told after ASHA's stop at max_t
@@ -180,6 +181,7 @@ def test_a_real_tune_run_under_asha_prunes_what_asha_stopped(tune_run):
     assert (infeasible.state, infeasible.value, infeasible.constraints) == (COMPLETE, 0.0, {UNUSABLE: 1.0})
 
 
+@pytest.mark.e2e
 def test_the_shared_searchs_study_and_leaderboard_agree(shared_search):
     """Real training (conftest.SharedSearch: cnn, 4 trials, 3 epochs, ASHA from epoch 1, the
     space's starting points first): each trial ASHA stopped is PRUNED with the val_acc of each

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,10 +23,11 @@ from conftest import ROOT, SHARED_SEED, assert_one_line_error, run_cli, run_in_p
 from digitsearch.core import engine
 from digitsearch.data import load
 from digitsearch.final import export
+from digitsearch.search.callbacks.faults import FAULT_VARIABLE
 
 # the searches and commands run in this process share one Ray (the Ctrl-C test and the usage
 # error keep a process of their own: they are about the process)
-pytestmark = pytest.mark.usefixtures("ray_per_file")
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("ray_per_file")]  # the searches share one Ray
 
 REPORTED = {"val_acc", "val_loss", "train_loss", "train_acc", "epoch_seconds", "images_per_second", "params"}
 
@@ -295,20 +295,15 @@ def test_usage_errors_are_one_line():
 
 
 def test_ctrl_c_keeps_what_finished(tmp_path):
-    """SIGINT mid-search: Ray stops the trials, the leaderboard still gets every finished trial."""
+    """SIGINT mid-search (the driver sends it itself as Tune snapshots the first trial's end: the
+    fault search.callbacks.faults injects): Ray stops the trials, the leaderboard still gets every
+    finished trial."""
     results = tmp_path / "results"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "tune", "--trials", "8", "--max-epochs", "3",
-                             "--scheduler", "fifo", "--name", "cut", "--results", str(results)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        for line in proc.stdout:
-            if line.startswith("[1/8]"):
-                proc.send_signal(signal.SIGINT)
-                break
-        out, err = proc.communicate(timeout=180)
-    finally:
-        proc.kill()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", FAULT_VARIABLE: "interrupt-after-trial-end"}
+    proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "tune", "--trials", "8", "--max-epochs", "3",
+                           "--scheduler", "fifo", "--name", "cut", "--results", str(results)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    out, err = proc.stdout, proc.stderr
     assert proc.returncode == 130, err
     assert "interrupted after" in out
     meta = json.loads((results / "cut" / "experiment.json").read_text())

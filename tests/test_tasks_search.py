@@ -13,7 +13,7 @@ from conftest import run_in_process
 from conftest import tiny_search_in_process as tiny_search
 from digitsearch.final import export
 
-pytestmark = pytest.mark.usefixtures("ray_per_file")  # the searches share one Ray
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("ray_per_file")]  # the searches share one Ray
 
 
 def test_seq2seq_searches_and_retrains_on_addition(tmp_path):

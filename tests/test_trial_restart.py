@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
-import psutil
 import pytest
 
 from conftest import ROOT
+from digitsearch.search.callbacks.faults import TRIAL_FAULT_VARIABLE
 
-EPOCHS = 24  # about 0.3 s each; Tune logs results about once a second: room for the kill to land mid-trial
-KILL_AFTER = 4  # epochs logged before the worker is killed
+pytestmark = pytest.mark.e2e
+
+EPOCHS = 8
+KILL_AFTER = 4  # the trial's worker kills itself once this epoch is logged (DIGITSEARCH_TRIAL_FAULT)
 # one small net whose learning rate all but stops after epoch 2 (x1e-9 every 2 epochs): its
 # val_acc stays put from epoch 3, so its best epoch, and its checkpoint, is 1 or 2
 STALLING_SPACE = """\
@@ -37,71 +37,58 @@ params:
 
 
 def _results(folder: Path) -> list[dict]:
-    """Every result Tune logged for the search's one trial, in order (restarts append)."""
+    """Every result Tune kept for the search's one trial, in order. When Tune restores a trial from
+    a checkpoint it keeps the results up to that checkpoint's epoch and logs on from there."""
     logged = list(folder.rglob("result.json"))
     if not logged:
         return []
     return [json.loads(line) for line in logged[0].read_text().splitlines() if line.strip()]
 
 
-def _trial_worker(results: list[dict]) -> psutil.Process | None:
-    """The process that trained the last logged result (Tune records its pid in each result; the
-    worker belongs to whichever Ray the search joined, the suite's kept-up one or its own)."""
-    try:
-        worker = psutil.Process(results[-1]["pid"])
-        return worker if " ".join(worker.cmdline()).startswith("ray::ImplicitFunc") else None
-    except (psutil.Error, KeyError, IndexError):
-        return None
-
-
-def _kill_worker_after(driver: subprocess.Popen, folder: Path, epochs: int) -> None:
-    """SIGKILL the trial's worker once `epochs` results are logged, as a lost machine would."""
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and driver.poll() is None:
-        results = _results(folder)
-        if len(results) >= epochs and (worker := _trial_worker(results)):
-            worker.send_signal(signal.SIGKILL)
-            return
-        time.sleep(0.05)
-    pytest.fail(f"the trial never reached epoch {epochs} with a worker to kill")
+def _search(base: Path, name: str, fault: str | None) -> tuple[list[dict], str, Path]:
+    """The stalling space's one trial (its config and seed the same in every search)."""
+    space = base / "stalling.yaml"
+    space.write_text(STALLING_SPACE)
+    folder = base / "results" / name
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **({TRIAL_FAULT_VARIABLE: fault} if fault else {})}
+    driver = subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), "tune", "--space", str(space), "--trials", "1",
+         "--max-epochs", str(EPOCHS), "--scheduler", "fifo", "--results", str(folder.parent), "--name", name],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT, timeout=300)
+    assert driver.returncode == 0, driver.stdout
+    return _results(folder), driver.stdout, folder
 
 
 @pytest.fixture(scope="module")
 def restarted(tmp_path_factory) -> tuple[list[dict], str, Path]:
-    base = tmp_path_factory.mktemp("restart")
-    space = base / "stalling.yaml"
-    space.write_text(STALLING_SPACE)
-    folder = base / "results" / "r"
-    with open(base / "driver.log", "w") as out:
-        driver = subprocess.Popen(
-            [sys.executable, str(ROOT / "cli.py"), "tune", "--space", str(space), "--trials", "1",
-             "--max-epochs", str(EPOCHS), "--scheduler", "fifo", "--results", str(folder.parent), "--name", "r"],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=ROOT)
-        try:
-            _kill_worker_after(driver, folder, KILL_AFTER)
-            driver.wait(300)
-        finally:
-            if driver.poll() is None:
-                driver.kill()
-    log = (base / "driver.log").read_text()
-    assert driver.returncode == 0, log
-    return _results(folder), log, folder
+    # the worker SIGKILLs itself once the driver has logged its epoch KILL_AFTER (and so registered
+    # the best epoch's checkpoint), as a lost process would: search.callbacks.faults
+    return _search(tmp_path_factory.mktemp("restart"), "r", f"die-after-epoch:{KILL_AFTER}")
 
 
-def test_the_restarted_trial_goes_on_after_its_best_epoch(restarted):
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> list[dict]:
+    return _search(tmp_path_factory.mktemp("whole"), "w", None)[0]
+
+
+def test_the_restarted_trial_goes_on_after_its_best_epoch(restarted, uninterrupted):
     results, log, _ = restarted
-    epochs = [r["epoch"] for r in results]
-    # where the epochs go back: the restart
-    restart = next((k for k in range(1, len(epochs)) if epochs[k] <= epochs[k - 1]), None)
-    assert restart is not None, f"no restart in the logged epochs {epochs} (the kill came too late?)\n{log}"
+    pids = [r["pid"] for r in results]
+    # where the worker changes: the restart, after the best epoch (the only one checkpointed)
+    restart = next((k for k in range(1, len(pids)) if pids[k] != pids[k - 1]), None)
+    assert restart is not None, f"no restart in the logged results {pids}\n{log}"
     before, after = results[:restart], results[restart:]
     best = before[-1]["best_epoch"]
-    assert [r["epoch"] for r in before] == list(range(1, len(before) + 1)) and len(before) >= KILL_AFTER
-    assert best <= 2 < len(before)  # the stalled epochs after the best were never checkpointed
-    assert [r["epoch"] for r in after] == list(range(best + 1, EPOCHS + 1)), log
-    # the best epoch's state came back: the same epoch trains the same batches on the same weights
-    assert after[0]["train_loss"] == pytest.approx(before[best]["train_loss"], rel=1e-5)
-    assert after[0]["best_val_acc"] >= before[-1]["best_val_acc"] and after[-1]["best_epoch"] <= 2
+    assert best == restart <= 2 < KILL_AFTER  # the stalled epochs after the best were never checkpointed
+    assert [r["epoch"] for r in results] == list(range(1, EPOCHS + 1)), log
+    # not from epoch 1, not from the epoch it had reached: from the checkpoint, counting afresh
+    assert [r["iterations_since_restore"] for r in after] == list(range(1, EPOCHS - best + 1))
+    # the best epoch's state came back: each epoch after it trains the same batches on the same
+    # weights as in the search whose worker never died
+    for resumed, whole in zip(after, uninterrupted[best:]):
+        assert resumed["epoch"] == whole["epoch"]
+        assert resumed["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-5), (resumed["epoch"], log)
+    assert after[-1]["best_epoch"] <= 2 and after[-1]["best_val_acc"] == uninterrupted[-1]["best_val_acc"]
 
 
 def test_the_leaderboard_shows_one_finished_trial_with_every_epoch(restarted):

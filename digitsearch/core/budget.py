@@ -146,7 +146,8 @@ class Guard:
     (another job started beside it): a member that no longer fits is left out, and as a last
     resort a member stops at the end of an epoch (its learning rate then has not annealed fully).
     Member k (from 0) costs costs[k]; how long the last one really took, against its measured
-    cost, scales the estimates that follow.
+    cost, scales the estimates that follow. It reads the time only through its deadline (and
+    that deadline's clock), so a run can be planned and guarded on a clock a test moves.
     """
 
     def __init__(self, deadline: Deadline, costs: Sequence[Cost], fixed: float):

@@ -29,6 +29,9 @@ from digitsearch.core.config import TrainSettings
 from digitsearch.core.tasks import ImageTask, SequenceTask
 
 EVAL_BATCH = 1024
+# what an epoch's seconds are read from: time.perf_counter (monotonic) for every run; a test of a
+# time limit passes a clock its model moves, to simulate epochs of any length in no time
+Clock = Callable[[], float]
 
 
 @dataclass
@@ -144,11 +147,11 @@ def class_balance(y: Tensor, balance: str, generator) -> tuple[Tensor | None, Te
 
 
 def train_epoch(model, optimizer, data: Tensors, s: TrainSettings, generator, scheduler=None,
-                interrupt: Callable[[], bool] | None = None) -> dict:
+                interrupt: Callable[[], bool] | None = None, clock: Clock = time.perf_counter) -> dict:
     """One pass over `data`, stepping `scheduler` (make_scheduler's) after every batch; returns
-    train_loss, train_acc, epoch_seconds, images_per_second. `interrupt()` -> True between two
-    batches ends the pass there (a time limit reached mid-epoch); `interrupted: True` then says so."""
-    start = time.perf_counter()
+    train_loss, train_acc, epoch_seconds (read on `clock`), images_per_second. `interrupt()` -> True
+    between two batches ends the pass there (a time limit reached mid-epoch); `interrupted: True` then says so."""
+    start = clock()
     model.train()
     task = data.task
     order, class_weight = class_balance(data.y, s.balance, generator) if task.name == "image" else (None, None)
@@ -181,7 +184,7 @@ def train_epoch(model, optimizer, data: Tensors, s: TrainSettings, generator, sc
         total_loss += loss.detach() * len(idx)
         correct += task.correct(logits.detach(), yb)
         seen += len(idx)
-    seconds = time.perf_counter() - start
+    seconds = clock() - start
     return {
         "train_loss": total_loss.item() / seen,  # the one host sync of the epoch
         "train_acc": correct.item() / seen,
@@ -224,13 +227,15 @@ def fit(
     stop: Callable[[int, dict], bool] | None = None,
     interrupt: Callable[[], bool] | None = None,
     replan: Callable[[list[dict], int], int] | None = None,
+    clock: Clock = time.perf_counter,
 ) -> list[dict]:
     """Train for `epochs` epochs; `on_epoch(epoch, metrics)` after each (progress, logging).
     Under a time limit: `replan(history, planned)` after each epoch -> the epochs the run can
     still have in all; fewer than planned refits the rest of the LR schedule into them
     (schedules.shorten), so the run still anneals. `stop(epoch, metrics)` -> True ends the
     training after that epoch, the schedule as it is. `interrupt()` -> True ends it between two
-    batches (when an epoch runs far slower than the ones before it).
+    batches (when an epoch runs far slower than the ones before it). `clock`: what each epoch's
+    `epoch_seconds`, which replan and stop go by, is read from (train_epoch).
     Returns each trained epoch's metrics, the interrupted one included; the last says
     `schedule_refitted` when the run ended early on a refitted schedule."""
     generator = torch.Generator().manual_seed(seed)
@@ -239,7 +244,7 @@ def fit(
     history, planned = [], epochs
     while len(history) < planned:
         epoch = len(history) + 1
-        metrics = train_epoch(model, optimizer, train, s, generator, scheduler, interrupt)
+        metrics = train_epoch(model, optimizer, train, s, generator, scheduler, interrupt, clock)
         history.append(metrics)
         if on_epoch:
             on_epoch(epoch, metrics)

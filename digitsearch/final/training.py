@@ -105,7 +105,8 @@ def _say_how_it_ended(member: Member, history: list[dict], note: Callable[[str],
 def train(member: Member, bundle: data.Bundle, training: TrainData, seed: int, progress: Callable | None = None,
           on_start: Callable[[int], None] | None = None, time_hooks: dict | None = None) -> Trained:
     """Seeded as a lone retrain of this trial is (reseed 0): member k of an ensemble is that same net.
-    `time_hooks`: a time limit's hooks for engine.fit (_time_hooks), if any."""
+    `time_hooks`: a time limit's keyword arguments for engine.fit (_time_hooks), if any; its `clock`
+    too where epochs are timed on another clock than time.perf_counter (a test's simulated epochs)."""
     torch.manual_seed(seed)
     model = build(member, bundle, training)
     if on_start:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from typing import Callable
 
 from ray.tune.search import Searcher
 
@@ -20,17 +21,22 @@ from ray.tune.search import Searcher
 TIME_LIMIT_NOTE = "time limit"
 # a trial's first epoch also builds the model and copies the data: counted, as the user waits for it too
 EPOCH_TIME_KEY = "time_this_iter_s"
+# what DeadlineSearcher.get_state leaves out: the searcher inside saves itself, the clock is no data
+_NOT_STATE = ("searcher", "clock")
 
 
 class DeadlineSearcher(Searcher):
     """`searcher`'s suggestions until `deadline` (time.time()) is too near for a new trial to
-    reach `first_rung_epochs` epochs; then Searcher.FINISHED. Everything else is delegated."""
+    reach `first_rung_epochs` epochs; then Searcher.FINISHED. Everything else is delegated.
+    `clock`: where the time is read, time.time for every search (a test moves one by hand)."""
 
-    def __init__(self, searcher: Searcher, deadline: float, first_rung_epochs: int):
+    def __init__(self, searcher: Searcher, deadline: float, first_rung_epochs: int,
+                 clock: Callable[[], float] = time.time):
         self.searcher = searcher
         self.deadline: float | None = deadline
         self.first_rung_epochs = first_rung_epochs
         self.epoch_seconds: list[float] = []
+        self.clock = clock
         super().__init__(metric=searcher.metric, mode=searcher.mode)
 
     def first_rung_seconds(self) -> float:
@@ -39,7 +45,7 @@ class DeadlineSearcher(Searcher):
         return self.first_rung_epochs * median
 
     def suggest(self, trial_id: str):
-        if self.deadline is not None and time.time() + self.first_rung_seconds() > self.deadline:
+        if self.deadline is not None and self.clock() + self.first_rung_seconds() > self.deadline:
             return Searcher.FINISHED
         return self.searcher.suggest(trial_id)
 
@@ -62,12 +68,15 @@ class DeadlineSearcher(Searcher):
         return self.searcher.add_evaluated_point(*args, **kwargs)
 
     # Tune snapshots a wrapper with get_state and restores it with set_state (the searcher
-    # inside saves and restores itself: SearchGenerator.save_to_dir / restore_from_dir)
+    # inside saves and restores itself: SearchGenerator.save_to_dir / restore_from_dir). The
+    # clock is no state: a snapshot holds plain data, and the restored searcher reads the time
+    # from the clock it was built with (time.time when it has none)
     def get_state(self) -> dict:
-        return {key: value for key, value in self.__dict__.items() if key != "searcher"}
+        return {key: value for key, value in self.__dict__.items() if key not in _NOT_STATE}
 
     def set_state(self, state: dict) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({key: value for key, value in state.items() if key not in _NOT_STATE})
+        self.__dict__.setdefault("clock", time.time)
         # `tune --resume` of a time-limited search finishes the trials that were running (from
         # their checkpoints, without a limit) and starts none: the time given is spent
         self.deadline = 0.0

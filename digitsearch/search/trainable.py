@@ -24,6 +24,7 @@ from digitsearch.core.build import build_model
 from digitsearch.core.config import TrialConfig
 from digitsearch.data.bundle import Bundle
 from digitsearch.errors import UserError
+from digitsearch.search.callbacks import faults
 from digitsearch.search.deadline import TIME_LIMIT_NOTE
 
 CHECKPOINT_FILE = "model.pt"
@@ -44,6 +45,8 @@ class TrialRuntime:
     # wall-clock time (time.time()) the search must end by (--time-limit), else None: a trial
     # does not start an epoch it cannot finish before it, and ends at the boundary instead
     deadline: float | None = None
+    # a fault the tests inject (search.callbacks.faults, DIGITSEARCH_TRIAL_FAULT); '' in every real search
+    fault: str = ""
 
 
 # a trial that never reached the cost measurement reports these as None: Tune checks that every
@@ -75,9 +78,10 @@ def _restore(model, optimizer, scheduler, generator, steps_per_epoch: int) -> tu
     return (*checkpoint.restore(state, model, optimizer, scheduler, generator, steps_per_epoch), state["metrics"])
 
 
-def _out_of_time(deadline: float | None, epoch_seconds: float) -> bool:
-    """Whether another epoch as long as the last one would end after the deadline."""
-    return deadline is not None and time.time() + epoch_seconds > deadline
+def _out_of_time(deadline: float | None, epoch_seconds: float, now: float) -> bool:
+    """Whether another epoch as long as the last one, started at `now` (time.time()), would end
+    after the deadline."""
+    return deadline is not None and now + epoch_seconds > deadline
 
 
 def _node() -> str:
@@ -144,6 +148,14 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
         # (search.replaced_checkpoints): that epoch's result is the trial's last, said again
         return tune.report(saved)
     fixed = {"params": params, "mflops": mflops, **measured.metrics(), "node": _node(), "started_at": started_at}
+    restored = (start, best_acc, best_epoch)
+    _train_epochs(model, optimizer, scheduler, generator, train, val, cfg, runtime, fixed, restored)
+
+
+def _train_epochs(model, optimizer, scheduler, generator, train, val, cfg: TrialConfig, runtime: TrialRuntime,
+                  fixed: dict, restored: tuple[int, float, int]) -> None:
+    """The epochs from `restored` (next epoch, best val_acc, best epoch) to --max-epochs, each reported."""
+    start, best_acc, best_epoch = restored
     for epoch in range(start, runtime.max_epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         began = time.time()
@@ -157,20 +169,21 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
                                 "note": f"out of memory: {first[:150]}"})
         if not engine.is_finite(metrics):
             # a diverged trial is recorded, not retried: the config, not the machine, is at fault
-            tune.report({**metrics, "val_acc": 0.0, "best_val_acc": 0.0, "epoch": epoch, **fixed,
-                         "note": "diverged: non-finite loss"})
-            return
+            return tune.report({**metrics, "val_acc": 0.0, "best_val_acc": 0.0, "epoch": epoch, **fixed,
+                                "note": "diverged: non-finite loss"})
         improved = metrics["val_acc"] > best_acc
         if improved:
             best_acc, best_epoch = metrics["val_acc"], epoch
         # the last epoch before the time limit says so: the leaderboard's status, PRUNED in the study
-        stop = epoch < runtime.max_epochs and _out_of_time(runtime.deadline, time.time() - began)
+        ended = time.time()  # one reading: the time limit's check and the report's ended_at agree
+        stop = epoch < runtime.max_epochs and _out_of_time(runtime.deadline, ended - began, now=ended)
         note = f"{TIME_LIMIT_NOTE}: stopped after epoch {epoch} of {runtime.max_epochs}" if stop else ""
         metrics.update(epoch=epoch, lr=lr, **fixed, best_val_acc=best_acc, best_epoch=best_epoch, note=note,
-                       ended_at=time.time())
+                       ended_at=ended)
         if improved:
             _report_with_checkpoint(model, optimizer, scheduler, generator, metrics)
         else:
             tune.report(metrics)
+        faults.after_epoch(runtime.fault, epoch, restored=start > 1, node_id=fixed["node"])
         if stop:
             return

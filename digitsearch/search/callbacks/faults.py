@@ -10,21 +10,37 @@ after
   - `kill-after-trial-end`: a trial's end was recorded (ledger and Optuna study written);
     `kill-after-trial-end:N`: the N-th trial end this driver recorded;
   - `kill-after-replaced-checkpoint`: a trial's better epoch replaced its checkpoint (Tune
-    registers it, deleting the old one, right after on_checkpoint).
+    registers it, deleting the old one, right after on_checkpoint);
+  - `interrupt-after-trial-end`: as the first, with SIGINT (a user's Ctrl-C) instead of SIGKILL.
 The round's folder then holds the snapshot from before that moment. Unset, nothing is added
 to a search.
+
+DIGITSEARCH_TRIAL_FAULT does the same to a trial, once the driver has logged its epoch N (its
+line in the trial's result.json: the driver has then registered the checkpoints before it, so
+what a restart finds is known; a report alone returns before the driver has seen it):
+  - `die-after-epoch:N`: the trial's worker SIGKILLs itself after epoch N, as a lost process
+    would; a trial restored from a checkpoint does not die again;
+  - `kill-node-after-epoch:N@NODE_ID`: a trial on node NODE_ID (a cluster's worker node) SIGKILLs
+    that node's raylet, then itself, as a lost machine would; elsewhere nothing happens.
+The driver reads it and hands it to every trial (TrialRuntime.fault).
 """
 from __future__ import annotations
 
 import os
+import re
 import signal
+import time
+from pathlib import Path
 
 from ray import tune
 
 from digitsearch.errors import UserError
 
 FAULT_VARIABLE = "DIGITSEARCH_FAULT"
-FAULTS = ("kill-after-trial-end", "kill-after-replaced-checkpoint")
+FAULTS = ("kill-after-trial-end", "kill-after-replaced-checkpoint", "interrupt-after-trial-end")
+AFTER_TRIAL_END = ("kill-after-trial-end", "interrupt-after-trial-end")
+TRIAL_FAULT_VARIABLE = "DIGITSEARCH_TRIAL_FAULT"
+TRIAL_FAULT = re.compile(r"(die-after-epoch):(\d+)|(kill-node-after-epoch):(\d+)@(\w+)")
 
 
 def injected(ledger) -> list[tune.Callback]:
@@ -34,7 +50,7 @@ def injected(ledger) -> list[tune.Callback]:
         return []
     fault, _, count = value.partition(":")
     if fault not in FAULTS or (count and (fault != FAULTS[0] or not count.isdigit() or int(count) < 1)):
-        raise UserError(f"{FAULT_VARIABLE}={value!r}: expected {FAULTS[0]}[:N] or {FAULTS[1]}")
+        raise UserError(f"{FAULT_VARIABLE}={value!r}: expected {FAULTS[0]}[:N], {FAULTS[1]} or {FAULTS[2]}")
     return [KillDriver(fault, ledger, int(count or 1))]
 
 
@@ -46,7 +62,7 @@ class KillDriver(tune.Callback):
         self.armed = False
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        if self.fault == "kill-after-trial-end" and self.ledger.done >= self.after:
+        if self.fault in AFTER_TRIAL_END and self.ledger.done >= self.after:
             self.armed = True
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
@@ -56,5 +72,41 @@ class KillDriver(tune.Callback):
 
     def get_state(self):
         if self.armed:
-            os.kill(os.getpid(), signal.SIGKILL)
+            sent = signal.SIGINT if self.fault.startswith("interrupt") else signal.SIGKILL
+            self.armed, self.fault = False, "fired"  # a SIGINT is sent once; the driver then winds down
+            os.kill(os.getpid(), sent)
         return None
+
+
+def trial_fault() -> str:
+    """The trial fault the environment asks for ('' for none), checked where the driver starts."""
+    value = os.environ.get(TRIAL_FAULT_VARIABLE, "")
+    if value and not TRIAL_FAULT.fullmatch(value):
+        raise UserError(f"{TRIAL_FAULT_VARIABLE}={value!r}: expected die-after-epoch:N or "
+                        "kill-node-after-epoch:N@NODE_ID")
+    return value
+
+
+def after_epoch(fault: str, epoch: int, restored: bool, node_id: str) -> None:
+    """In the trial, after epoch `epoch` was reported: die there if `fault` says so."""
+    match = TRIAL_FAULT.fullmatch(fault) if fault else None
+    if match is None or restored:
+        return
+    if match[1] and epoch == int(match[2]):
+        _wait_until_logged(epoch)
+        os.kill(os.getpid(), signal.SIGKILL)
+    if match[3] and epoch == int(match[4]) and node_id == match[5]:
+        _wait_until_logged(epoch)
+        os.kill(os.getppid(), signal.SIGKILL)  # a trial's worker is its node's raylet's child
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _wait_until_logged(epochs: int, patience_s: float = 120.0) -> None:
+    """Until the driver has written this trial's first `epochs` results to its result.json (a
+    path the trial can read: the tests' clusters are on one machine), or `patience_s` passed."""
+    log = Path(tune.get_context().get_trial_dir()) / "result.json"
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline:
+        if log.is_file() and sum(1 for line in log.read_text().splitlines() if line.strip()) >= epochs:
+            return
+        time.sleep(0.05)
