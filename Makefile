@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: install demo lint test check-timing bench bench-quick clean-venv
+.PHONY: install demo lint test test-all check-timing bench bench-quick clean-venv
 
 install: $(VENV)/.installed
 
@@ -26,17 +26,23 @@ lint: install
 	$(BIN)/lint-imports --no-cache
 	$(PY) tests/lint_suite.py
 
-# The gating suite (docs/testing.md): the units on two workers (no Ray, no subprocess), then
-# the e2e tier one test at a time on one local Ray; neither asserts a wall-clock figure.
+# The gating suite (docs/testing.md): the units on two workers (no Ray, no Python subprocess),
+# then the e2e tier one test at a time on one local Ray; neither asserts a wall-clock figure.
 TEST_WORKERS ?= 2
 test: lint
 	$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not e2e and not timing"
-	$(BIN)/pytest -q -n 0 -m "e2e and not timing" --durations=10
+	$(BIN)/pytest -q -n 0 -m "e2e and not extended and not timing" --durations=10
+
+# The gating suite, then the real runs beyond its handful (resume after every kill moment, every
+# family's search, Ray's start-up, ...): before a release, or after touching search/.
+test-all: test
+	$(BIN)/pytest -q -n 0 -m "extended and not timing" --durations=10
 
 # Every figure that depends on the machine's speed, one test at a time, each printed against its
-# band: run it on an otherwise idle machine (make test never runs these).
+# band and written to results/bench/: run it on an otherwise idle machine (make test never does).
+TIMING_REPORT ?= results/bench/timing-$(shell hostname)-$(shell date +%F).md
 check-timing: install
-	$(BIN)/pytest -q -n 0 -m timing -s -rA
+	DIGITSEARCH_TIMING_REPORT=$(TIMING_REPORT) $(BIN)/pytest -q -n 0 -m timing -rA
 
 # Trial efficiency, search overhead, scheduler value, start-up: results/bench/<host>-<date>.md
 bench: install

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #   unit   - no Ray, no command in a subprocess: `make test` runs them on two workers;
 #   e2e    - real searches, retrains, commands and clusters: `make test` runs them after the
 #            units, one at a time, on one local Ray started when the first of them needs it;
+#            those also marked `extended` (real runs beyond the gating handful) only `make test-all`;
 #   timing - asserts a wall-clock figure or a speed against its band: never in `make test`, only
 #            in `make check-timing` (serial, on an otherwise idle machine), which prints each figure.
 TIERS = ("e2e", "timing")
@@ -43,8 +44,11 @@ def pytest_configure(config):
     config.stash[_CHECKOUT] = _checkout_state()
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m selects by the markers added here
 def pytest_collection_modifyitems(config, items):
     for item in items:  # e2e and timing tests get the Ray and the longer per-test cap they need
+        if item.get_closest_marker("extended") and not item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.e2e)  # an extended test is an e2e test make test leaves out
         if tier_of(item) != "unit" and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(SLOW_TEST_CAP_S))
 

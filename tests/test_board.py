@@ -248,6 +248,7 @@ def test_report_writes_markdown_and_decodable_pngs(search, retrained):
             assert picture.width >= 500 and picture.height >= 300
 
 
+@pytest.mark.extended
 @pytest.mark.e2e
 def test_report_before_retrain_says_what_to_run(tmp_path, search):
     import shutil

@@ -211,6 +211,7 @@ def test_a_name_taken_meanwhile_is_refused_by_the_folder_itself(results):
         experiments.create(results, "once")  # what a second `tune --name once` started together meets
 
 
+@pytest.mark.extended
 @pytest.mark.e2e
 def test_a_trial_bigger_than_the_machine_is_refused_before_anything_is_written(tmp_path):
     """Ray has to be up to say what the machine (or cluster) holds: it starts, nothing is written."""

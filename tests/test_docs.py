@@ -75,6 +75,7 @@ def test_a_misspelled_option_would_be_caught():
         parse(["cluster", "slurm", "--nodes", "many", "--", "tune"])
 
 
+@pytest.mark.extended
 @pytest.mark.e2e
 def test_the_python_api_example_runs_as_written(tmp_path, digits_bundle):
     """docs/python-api.md's example, in a fresh process, on Kaggle-format files of the digits."""

@@ -231,6 +231,7 @@ def test_options_that_clash_are_refused(kwargs, needle):
 # --- through a real search ----------------------------------------------------------------
 
 
+@pytest.mark.extended
 @pytest.mark.e2e
 def test_ensemble_of_two_is_one_model_for_every_consumer(searched, digits_bundle):
     folder, usable = searched
@@ -267,6 +268,7 @@ def test_ensemble_of_two_is_one_model_for_every_consumer(searched, digits_bundle
     assert served["model_kb"] == pytest.approx((folder / "final" / "model.pt").stat().st_size / 1024, abs=0.1)
 
 
+@pytest.mark.extended
 @pytest.mark.e2e
 def test_tta_on_digits_has_no_flip_and_shows_its_gain(searched, digits_bundle):
     folder, _ = searched
@@ -315,6 +317,7 @@ def test_time_limit_picks_the_epochs_and_holds(searched, band):
         assert epochs == given, (plan, lines, epochs)
 
 
+@pytest.mark.extended
 @pytest.mark.e2e
 def test_sequence_experiments_refuse_ensembles_before_training(searched, tmp_path):
     folder, _ = searched
@@ -330,6 +333,7 @@ def test_sequence_experiments_refuse_ensembles_before_training(searched, tmp_pat
     assert not (copy / "final").exists()
 
 
+@pytest.mark.extended
 @pytest.mark.e2e
 @pytest.mark.parametrize("args, needles", [
     (["--retrain", "--epochs", "2", "--time-limit", "1m"], ("--epochs and --time-limit",)),

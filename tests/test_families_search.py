@@ -19,7 +19,7 @@ from digitsearch.final import export
 IMAGE_FAMILIES = ["lenet", "vgg", "resnet", "lstm"]
 
 
-pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("ray_per_file")]  # the searches share one Ray
+pytestmark = [pytest.mark.e2e, pytest.mark.extended, pytest.mark.usefixtures("ray_per_file")]  # one Ray
 
 
 @pytest.mark.parametrize("family", IMAGE_FAMILIES)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from conftest import assert_one_line_error, run_cli, run_in_process
 from digitsearch.cli import app
 
-TRIALS, EPOCHS = 5, 3
+TRIALS, EPOCHS = 5, 2
 
 
 def _study_trials(folder: Path, state: str = "COMPLETE") -> int:
@@ -81,6 +81,7 @@ def test_only_the_best_epoch_checkpoint_is_kept_and_the_leaderboard_points_at_it
             assert [str(p) for p in kept] == [row.checkpoint]
 
 
+@pytest.mark.extended
 def test_add_trials_extends_the_finished_search_in_the_same_study(killed_and_resumed):
     folder = killed_and_resumed[0]
     again = CliRunner().invoke(app, ["tune", "--results", str(folder.parent), "--name", "k", "--resume"])
@@ -116,6 +117,7 @@ start:
 """
 
 
+@pytest.mark.extended
 def test_a_trial_that_raises_or_diverges_is_recorded_and_the_search_goes_on(tmp_path):
     space = tmp_path / "faulty.yaml"
     space.write_text(FAULTY_SPACE)

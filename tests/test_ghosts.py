@@ -113,6 +113,7 @@ def a_round_and_a_ghost(tmp_path_factory):
     return {"tune_root": str(root), "rounds": [{"dir": "tune", "trials": 3}]}, ghost.name.removeprefix("trial_")
 
 
+@pytest.mark.extended
 @pytest.mark.e2e
 @pytest.mark.parametrize("storage", ["path", "uri"])  # a local disk; --storage file://... as on a cluster
 def test_the_ghosts_row_is_read_from_its_folder(a_round_and_a_ghost, storage):
@@ -127,6 +128,7 @@ def test_the_ghosts_row_is_read_from_its_folder(a_round_and_a_ghost, storage):
     assert by_id[ghost].metrics["val_acc"] == 0.9 and by_id[ghost].config == {"acc": 0.9}
 
 
+@pytest.mark.extended
 @pytest.mark.e2e
 def test_a_folder_the_ledger_does_not_have_stays_out(a_round_and_a_ghost):
     meta, ghost = a_round_and_a_ghost  # a trial that had not ended: its study trial is an orphan, rerun

@@ -151,6 +151,7 @@ def csv_search(tmp_path_factory, digits_bundle):
     return root / "results", csv
 
 
+@pytest.mark.extended
 @pytest.mark.e2e
 def test_retrain_on_an_edited_csv_is_refused_then_accepted_when_asked(csv_search):
     import pandas as pd
@@ -193,6 +194,7 @@ def _ended(text: str) -> int:
     return sum(line.startswith("[") for line in text.splitlines())
 
 
+@pytest.mark.extended
 @pytest.mark.e2e
 def test_a_killed_search_moved_and_renamed_finishes_there_in_its_own_study(tmp_path):
     """Ray pickles the searcher (with optuna.db's path) and its trials' storage: after a move,

@@ -3,7 +3,7 @@ and the trainable already imported (a private Ray, and a kept-up one from `digit
 an error found while the private Ray starts leaves no Ray behind; `ray up|status|down`.
 
 These start Rays of their own (DIGITSEARCH_RAY_FILE=none, or a state file of their own), not the
-suite's kept-up one (conftest.one_ray_per_worker)."""
+suite's kept-up one (conftest._start_session_ray)."""
 from __future__ import annotations
 
 import json
@@ -20,7 +20,7 @@ from conftest import assert_one_line_error, private_ray_env, run_cli
 from digitsearch.search import local_ray
 from digitsearch.store import kept_ray
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.extended]
 
 # A tiny Tune search on the Ray session.connect gives: where each trial ran, and whether that
 # worker had imported the trainable (PRELOADED) before the trial began.

@@ -13,7 +13,7 @@ from matplotlib.image import imread
 from conftest import assert_one_line_error, run_cli, run_in_process
 from digitsearch.store.leaderboard import COST_COLUMNS
 
-pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("ray_per_file")]  # the searches share one Ray
+pytestmark = [pytest.mark.e2e, pytest.mark.extended, pytest.mark.usefixtures("ray_per_file")]  # one Ray
 
 
 @pytest.fixture(scope="module")

@@ -169,6 +169,7 @@ def tune_run(tmp_path_factory):
     return {t.params["plan"]: t for t in study.trials}
 
 
+@pytest.mark.extended
 @pytest.mark.e2e
 def test_a_real_tune_run_under_asha_prunes_what_asha_stopped(tune_run):
     good, weak, timed, infeasible = (tune_run[plan] for plan in PLANS)

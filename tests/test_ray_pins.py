@@ -188,6 +188,7 @@ def _worker_niceness(start_ray: str) -> tuple[int, int]:
     return driver, worker
 
 
+@pytest.mark.extended
 @pytest.mark.e2e
 def test_a_local_rays_workers_run_at_the_commands_priority():
     """Ray starts workers 15 nicer than the command (pinned: the reason for the setting);

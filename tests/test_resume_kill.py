@@ -17,7 +17,7 @@ from conftest import assert_one_line_error, run_cli
 from digitsearch.search.reconcile import TUNE_TRIAL_ATTR, ran_trials
 from digitsearch.search.whole_files import PARTIAL_PREFIX
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.extended]
 
 TRIALS, EPOCHS = 6, 3
 # learning rates too small to move val_acc: each trial's best epoch (its one checkpoint) is

@@ -124,6 +124,7 @@ def test_retrain_writes_artifacts(retrained, search_bundle):
     assert accuracy == pytest.approx(metrics["test_accuracy"])
 
 
+@pytest.mark.extended
 def test_starting_points_retrain_beside_the_best(digits_search, retrained, tmp_path):
     """`best --retrain --starting-points`: every hand-made starting point that is not the best
     (the search's first 3 trials are the cnn space's 3 starting points) retrained into
@@ -220,6 +221,7 @@ def test_predict_command_on_a_csv(retrained, search_bundle, tmp_path):
     assert pd.read_csv(out).equals(pd.read_csv(final / "predictions.csv"))
 
 
+@pytest.mark.extended
 def test_kaggle_csv_search_exports_test_predictions(tmp_path):
     """train.csv + unlabelled test.csv, as the Digit Recognizer competition gives them."""
     digits = load("digits")
@@ -238,6 +240,7 @@ def test_kaggle_csv_search_exports_test_predictions(tmp_path):
     assert "test_accuracy" not in json.loads((folder / "final" / "metrics.json").read_text())
 
 
+@pytest.mark.extended
 def test_search_with_no_usable_trial_then_best_refuses(tmp_path):
     """Every config is infeasible: the search records why, and `best` says there is nothing to retrain."""
     space = tmp_path / "collapse.yaml"
@@ -267,6 +270,7 @@ start:
 """
 
 
+@pytest.mark.extended
 def test_a_search_takes_local_steps_from_its_best_trial(tmp_path):
     """One trial at a time, seed 0: the starting point runs first and completes; study trial 2 is
     then a local step from it (search/mutation.py draws that for trial 2 of seed 0), named so
@@ -294,6 +298,7 @@ def test_usage_errors_are_one_line():
     assert_one_line_error(run.stderr, "--trials")
 
 
+@pytest.mark.extended
 def test_ctrl_c_keeps_what_finished(tmp_path):
     """SIGINT mid-search (the driver sends it itself as Tune snapshots the first trial's end: the
     fault search.callbacks.faults injects): Ray stops the trials, the leaderboard still gets every

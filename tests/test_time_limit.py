@@ -8,13 +8,16 @@ import re
 import sqlite3
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 from clocks import FakeClock
 
 from conftest import run_cli, run_in_process
+from digitsearch.core import engine
 from digitsearch.core.timebudget import Deadline, parse_duration, shown
 from digitsearch.errors import UserError
+from digitsearch.final import export, formats
 
 LIMIT = 90  # seconds: the issue's "a --time-limit 90s search on the bundled digits ends within 95 s"
 
@@ -127,9 +130,21 @@ def _assert_every_trial_kept_and_the_retrain_written(ran, folder) -> None:
 
 
 @pytest.mark.e2e
-def test_a_time_limited_search_and_retrain_keep_every_trial_and_write_the_model(tmp_path):
-    ran, _ = _time_limited_search(tmp_path, limit=45)
+def test_a_time_limited_search_and_retrain_keep_every_trial_and_write_the_model(tmp_path, digits_bundle):
+    """The invariants of a time-limited command, and its ensemble with TTA exported to ONNX
+    predicts what PyTorch predicts."""
+    ran, _ = _time_limited_search(tmp_path, limit=40)
     _assert_every_trial_kept_and_the_retrain_written(ran, tmp_path / "tl")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    served = tmp_path / "tl" / "final" / "model.pt"
+    model, meta = export.load_model(served)
+    assert meta["family"] == "ensemble" and meta["model_args"]["tta"]["views"]
+    formats.write(served, ("onnx",))
+    norm = meta["normalisation"]
+    x = engine.to_tensors(digits_bundle.test.images[:64], None, norm["mean"], norm["std"]).x
+    session = onnxruntime.InferenceSession(str(served.with_suffix(".onnx")), providers=["CPUExecutionProvider"])
+    (onnx_out,) = session.run(["logits"], {"input": x.numpy()})
+    assert np.abs(onnx_out - engine.predict_logits(model, x).numpy()).max() <= 1e-4
 
 
 @pytest.mark.timing

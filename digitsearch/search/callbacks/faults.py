@@ -15,13 +15,14 @@ after
 The round's folder then holds the snapshot from before that moment. Unset, nothing is added
 to a search.
 
-DIGITSEARCH_TRIAL_FAULT does the same to a trial, once the driver has logged its epoch N (its
-line in the trial's result.json: the driver has then registered the checkpoints before it, so
-what a restart finds is known; a report alone returns before the driver has seen it):
-  - `die-after-epoch:N`: the trial's worker SIGKILLs itself after epoch N, as a lost process
-    would; a trial restored from a checkpoint does not die again;
+DIGITSEARCH_TRIAL_FAULT does the same to a trial after its epoch N:
+  - `die-after-epoch:N`: the trial's worker SIGKILLs itself once the driver has logged epoch N
+    (its line in the trial's result.json: the checkpoints before it are registered by then, so
+    what the restart finds is known; a report alone returns before the driver has seen it), as
+    a lost process would; a trial restored from a checkpoint does not die again;
   - `kill-node-after-epoch:N@NODE_ID`: a trial on node NODE_ID (a cluster's worker node) SIGKILLs
-    that node's raylet, then itself, as a lost machine would; elsewhere nothing happens.
+    that node's raylet, then itself, as its epoch N's report returns, as a lost machine would;
+    elsewhere nothing happens.
 The driver reads it and hands it to every trial (TrialRuntime.fault).
 """
 from __future__ import annotations
@@ -96,14 +97,13 @@ def after_epoch(fault: str, epoch: int, restored: bool, node_id: str) -> None:
         _wait_until_logged(epoch)
         os.kill(os.getpid(), signal.SIGKILL)
     if match[3] and epoch == int(match[4]) and node_id == match[5]:
-        _wait_until_logged(epoch)
         os.kill(os.getppid(), signal.SIGKILL)  # a trial's worker is its node's raylet's child
         os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _wait_until_logged(epochs: int, patience_s: float = 120.0) -> None:
-    """Until the driver has written this trial's first `epochs` results to its result.json (a
-    path the trial can read: the tests' clusters are on one machine), or `patience_s` passed."""
+    """Until the driver has written this trial's first `epochs` results to its result.json (on the
+    driver's machine: a local search's trials can read it), or `patience_s` has passed."""
     log = Path(tune.get_context().get_trial_dir()) / "result.json"
     deadline = time.monotonic() + patience_s
     while time.monotonic() < deadline:
