@@ -50,7 +50,7 @@ def _reads_a_clock(function: ast.FunctionDef) -> bool:
     return False
 
 
-def clock_findings(path: Path) -> list[str]:
+def clock_findings(path: Path, root: Path = ROOT) -> list[str]:
     """Each test function outside the timing tier that reads a clock or asserts a duration."""
     source = path.read_text()
     tree = ast.parse(source)
@@ -62,7 +62,7 @@ def clock_findings(path: Path) -> list[str]:
             continue
         if module_timing or "timing" in _marks(node.decorator_list):
             continue
-        where = f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"
+        where = f"{path.relative_to(root)}:{node.lineno} {node.name}"
         if _reads_a_clock(node):
             found.append(f"{where}: reads a clock; mark it pytest.mark.timing (make check-timing) or inject one")
         body = lines[node.lineno - 1:node.end_lineno]

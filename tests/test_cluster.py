@@ -59,6 +59,7 @@ def test_submit_runs_a_search_as_a_ray_job_and_streams_its_logs(cluster, tmp_pat
     assert "best: " in logs.stdout
 
 
+@pytest.mark.extended
 def test_submit_with_a_failing_command_returns_its_exit_code(cluster):
     run = _cli(cluster, "submit", "--address", cluster.dashboard_url, "--", "tune", "--trials", "0")
     assert run.returncode == 2, run.stdout + run.stderr

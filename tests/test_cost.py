@@ -31,10 +31,10 @@ def test_a_measurement_has_every_figure_and_leaves_the_model_as_it_was():
 
 
 @pytest.mark.timing
-def test_two_measurements_of_one_model_agree_within_15_percent():
-    """The issue's reproducibility bar, on the 2-core machine (another test worker may be busy
-    on the other core). The median of each measurement's repeats; the better of two tries per
-    side so that one preempted measurement does not decide it."""
+def test_two_measurements_of_one_model_agree_within_15_percent(band):
+    """The reproducibility bar of a model's measured latency, on an idle 2-core machine. The
+    median of each measurement's repeats; the better of two tries per side so that one
+    preempted measurement does not decide it."""
     torch.set_num_threads(1)
     model, x = _starting_point_net(), torch.randn(1, 1, 28, 28)
 
@@ -42,7 +42,8 @@ def test_two_measurements_of_one_model_agree_within_15_percent():
         return min(cost.measure(model, x).latency_ms for _ in range(2))
 
     first, second = latency(), latency()
-    assert abs(first - second) / min(first, second) < 0.15, (first, second)
+    band("two latency measurements of one model: their difference", 100 * abs(first - second) / min(first, second),
+         15.0, "%")
 
 
 def test_an_lstm_over_image_rows_is_measured_too():

@@ -112,6 +112,7 @@ def test_report_and_best_work_on_a_copied_experiment(copied):
     assert "# Search report: copied" in text and "importances" in text
 
 
+@pytest.mark.extended
 @pytest.mark.e2e
 def test_best_retrain_on_a_copy_checks_and_records_the_data(copied):
     done = run_in_process("best", "--results", str(copied.parent), "--name", "copied", "--retrain", "--epochs", "1")
@@ -121,6 +122,7 @@ def test_best_retrain_on_a_copy_checks_and_records_the_data(copied):
     assert "data_changed" not in metrics and "warning" not in done.stderr
 
 
+@pytest.mark.extended
 @pytest.mark.e2e
 def test_an_experiment_without_a_fingerprint_retrains_unchecked_and_says_so(copied, tmp_path):
     old = tmp_path / "results" / "old"

@@ -82,16 +82,16 @@ def test_the_cli_and_its_light_commands_import_nothing_heavy():
 
 
 @pytest.mark.timing
-def test_help_starts_at_once():
-    """The target is 0.5 s on the 2-core machine (measured in the closing note); this bound only
-    catches a heavy import creeping back (torch alone takes 2 s), on a machine busy with tests."""
+def test_help_starts_at_once(band):
+    """The target is 0.5 s on the 2-core machine; the band catches a heavy import creeping back
+    (torch alone takes 2 s). The imports themselves are checked in the gating tier (above)."""
     command = [sys.executable, "-m", "digitsearch.cli", "--help"]
     times = []
     for _ in range(3):
         start = time.perf_counter()
         subprocess.run(command, cwd=ROOT, capture_output=True, check=True, timeout=60)
         times.append(time.perf_counter() - start)
-    assert statistics.median(times) < 1.5, times
+    band("digitsearch --help, median of 3 runs", statistics.median(times), 1.5)
 
 
 @pytest.mark.e2e
