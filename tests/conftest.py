@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 # The tiers (docs/testing.md). A test is a unit unless marked:
-#   unit   - no Ray, no command in a subprocess: `make test` runs them on two workers;
+#   unit   - no Ray, no Python subprocess: `make test` runs them first, on two workers;
 #   e2e    - real searches, retrains, commands and clusters: `make test` runs them after the
 #            units, one at a time, on one local Ray started when the first of them needs it;
 #            those also marked `extended` (real runs beyond the gating handful) only `make test-all`;
@@ -39,6 +40,7 @@ def pytest_configure(config):
         return
     home = Path(tempfile.mkdtemp(prefix="digitsearch-tests-home-"))
     os.environ["HOME"] = str(home)
+    config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
     os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
     os.environ.setdefault("MPLBACKEND", "Agg")
     config.stash[_CHECKOUT] = _checkout_state()

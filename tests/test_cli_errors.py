@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import assert_one_line_error, write_kaggle_csv
+from conftest import assert_one_line_error, run_in_process, write_kaggle_csv
 from digitsearch.cli import app
 from digitsearch.data import idx
 
@@ -244,3 +244,21 @@ def test_an_eoferror_is_told_as_a_file_that_ended_early_not_as_aborted(capsys):
     assert broken(["load"], standalone_mode=False) == 1
     err = capsys.readouterr().err
     assert err.strip() == "error: a file ended early (EOFError: Ran out of input)"
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["--space", "seq2seq", "--dataset", "digits"], ["'seq2seq' serves sequence data", "--dataset addition"]),
+    (["--space", "cnn", "--dataset", "addition"], ["'cnn' serves image data", "--space seq2seq"]),
+    (["--space", "transfer", "--set", "transfer.init=pretrained"], ["pretrained"]),
+    (["--space", "transfer", "--set", "transfer.init=checkpoint:/no/such/file.pt"], ["/no/such/file.pt"]),
+    (["--space", "cnn", "--dataset", "numbers", "--base", "no-such-digits"], ["no-such-digits"]),
+    (["--space", "cnn", "--dataset", "digits", "--base", "mnist"], ["--base only applies"]),
+    (["--space", "cnn", "--set", "cnn.colour=red"], ["--set cnn.colour", "no parameter"]),
+    (["--space", "cnn", "--set", "depth"], ["NAME=VALUE"]),
+])
+def test_bad_pairings_are_one_line(args, needles, tmp_path):
+    """In-process: the space and data pairings are checked before a search starts."""
+    result = run_in_process("tune", "--results", str(tmp_path), *args)
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert_one_line_error(result.stderr, *needles)
+    assert not tmp_path.exists() or not any(tmp_path.iterdir()), "nothing is written for a refused search"

@@ -216,7 +216,6 @@ def test_the_members_after_the_first_share_the_time_left_at_the_pace_measured():
     assert guard.epochs_for_rest(2, 3) == 98  # (100 - 0.5 * 4) // (0.5 * 2): the time is all still there
 
 
-@pytest.mark.e2e
 @pytest.mark.parametrize("kwargs, needle", [
     ({"epochs": 3, "time_limit_s": 60.0}, "--epochs and --time-limit clash"),
     ({"ensemble": 2, "trial": "abc"}, "--trial names one"),

@@ -17,7 +17,6 @@ import psutil
 import pytest
 
 from conftest import assert_one_line_error, private_ray_env, run_cli
-from digitsearch.search import local_ray
 from digitsearch.store import kept_ray
 
 pytestmark = [pytest.mark.e2e, pytest.mark.extended]
@@ -112,27 +111,7 @@ def test_ray_up_status_down_and_a_search_on_the_kept_up_ray(tmp_path):
     assert "none kept up" in run_cli("ray", "down", env=env).stdout
 
 
-def test_the_kept_up_ray_is_found_only_where_its_state_file_says(tmp_path, monkeypatch):
-    monkeypatch.setenv(kept_ray.STATE_FILE_ENV, kept_ray.NOT_KEPT)
-    assert kept_ray.state_file() is None and local_ray.kept_up() is None
-    stale = tmp_path / "ray.json"
-    stale.write_text(json.dumps({"address": "127.0.0.1:9", "token": "x", "pid": 2 ** 22 - 1, "started": 0,
-                                 "temp_dir": str(tmp_path)}))
-    monkeypatch.setenv(kept_ray.STATE_FILE_ENV, str(stale))
-    assert local_ray.kept_up() is None and not stale.exists()  # a Ray long gone: its file is removed
-
-
 def test_ray_up_where_no_ray_may_be_kept_is_one_line(tmp_path):
     run = run_cli("ray", "up", env={**os.environ, kept_ray.STATE_FILE_ENV: kept_ray.NOT_KEPT})
     assert run.returncode == 2
     assert_one_line_error(run.stderr, f"{kept_ray.STATE_FILE_ENV}={kept_ray.NOT_KEPT}", "unset it")
-
-
-def test_the_state_file_is_only_ever_its_owners(tmp_path):
-    """The token in it lets a reader run code in that Ray: written 600, also over an older 644 file."""
-    path = tmp_path / "ray.json"
-    path.write_text("{}")
-    path.chmod(0o644)
-    kept = kept_ray.KeptUp(address="127.0.0.1:1", token="t", pid=1, started=0.0, temp_dir=str(tmp_path))
-    kept_ray.write_state(path, kept)
-    assert oct(path.stat().st_mode)[-3:] == "600" and kept_ray.read_state(path) == kept

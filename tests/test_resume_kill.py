@@ -154,19 +154,3 @@ def test_a_kill_just_after_a_better_epoch_replaced_the_checkpoint_resumes_from_i
     assert [str(p) for p in (folder / "tune" / trial_dir).glob("checkpoint_*")] == [row["checkpoint"]]
     study = optuna.load_study(study_name="r", storage=f"sqlite:///{folder / 'optuna.db'}")
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
-
-
-def test_the_fault_a_test_asks_for_is_read_and_a_wrong_one_refused(monkeypatch):
-    from digitsearch.errors import UserError
-    from digitsearch.search.callbacks import faults
-    from digitsearch.search.callbacks.ledger import Ledger
-
-    monkeypatch.delenv(faults.FAULT_VARIABLE, raising=False)
-    assert faults.injected(Ledger(None, 3)) == []  # a search without it gains no callback
-    monkeypatch.setenv(faults.FAULT_VARIABLE, "kill-after-trial-end:2")
-    (kill,) = faults.injected(Ledger(None, 3))
-    assert (kill.fault, kill.after) == ("kill-after-trial-end", 2)
-    for wrong in ("kill-sometime", "kill-after-trial-end:0", "kill-after-replaced-checkpoint:2"):
-        monkeypatch.setenv(faults.FAULT_VARIABLE, wrong)
-        with pytest.raises(UserError, match="expected kill-after-trial-end"):
-            faults.injected(Ledger(None, 3))
