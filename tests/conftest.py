@@ -5,8 +5,10 @@ import os
 import secrets
 import shutil
 import subprocess
+import socket
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -318,5 +320,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     out = os.environ.get("DIGITSEARCH_TIMING_REPORT")
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(f"# make check-timing\n\n{timing_table(figures)}\n")
+        when = time.strftime("%Y-%m-%d %H:%M")
+        Path(out).write_text(f"# make check-timing, {when}, host {socket.gethostname()}: one run of each test\n\n"
+                             f"{timing_table(figures)}\n")
         terminalreporter.write_line(f"written to {out}")
