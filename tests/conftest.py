@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import subprocess
 import socket
+import subprocess
 import sys
 import tempfile
 import time
