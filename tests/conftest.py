@@ -130,7 +130,7 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300,
 
 @dataclass
 class Ran:
-    """What a command run in this process left: run_cli's fields."""
+    """What a command left: its exit code and output (run_in_process's, or a run_cli's kept)."""
 
     returncode: int
     stdout: str
@@ -230,15 +230,6 @@ def digits_bundle():
 
 
 @dataclass(frozen=True)
-class Run:
-    """What a CLI run printed, as subprocess.CompletedProcess has it (and JSON can carry)."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-@dataclass(frozen=True)
 class SharedSearch:
     """One real search and its retrain, made once per test session for every file that only reads
     them (test_search_e2e, test_board, test_exports): cnn space, bundled digits, 4 trials of up
@@ -247,27 +238,27 @@ class SharedSearch:
 
     results: Path
     folder: Path
-    tune: Run
-    retrain: Run
+    tune: Ran
+    retrain: Ran
 
 
 SHARED_NAME = "shared"
 SHARED_SEED = "1"
 
 
-def _run(completed: subprocess.CompletedProcess) -> Run:
-    return Run(completed.returncode, completed.stdout, completed.stderr)
+def _ran(completed: subprocess.CompletedProcess) -> Ran:
+    return Ran(completed.returncode, completed.stdout, completed.stderr)
 
 
 @pytest.fixture(scope="session")
 def shared_search(tmp_path_factory) -> SharedSearch:
     """Made by the first e2e test that asks for it (the e2e tier runs in one process)."""
     results = tmp_path_factory.mktemp("shared-search") / "results"
-    tune = _run(run_cli("tune", "--space", "cnn", "--dataset", "digits", "--trials", "4", "--max-epochs", "3",
+    tune = _ran(run_cli("tune", "--space", "cnn", "--dataset", "digits", "--trials", "4", "--max-epochs", "3",
                         "--grace-epochs", "1", "--name", SHARED_NAME, "--results", str(results),
                         "--seed", SHARED_SEED))
     assert tune.returncode == 0, tune.stdout + tune.stderr
-    retrain = _run(run_cli("best", "--results", str(results), "--name", SHARED_NAME, "--retrain", "--epochs", "2",
+    retrain = _ran(run_cli("best", "--results", str(results), "--name", SHARED_NAME, "--retrain", "--epochs", "2",
                            "--export", "torchscript,onnx"))
     assert retrain.returncode == 0, retrain.stdout + retrain.stderr
     return SharedSearch(results, results / SHARED_NAME, tune, retrain)
