@@ -27,11 +27,11 @@ from torch import Tensor, nn
 from digitsearch.core import augment, schedules
 from digitsearch.core.config import TrainSettings
 from digitsearch.core.tasks import ImageTask, SequenceTask
+from digitsearch.core.timebudget import Clock
 
 EVAL_BATCH = 1024
-# what an epoch's seconds are read from: time.perf_counter (monotonic) for every run; a test of a
-# time limit passes a clock its model moves, to simulate epochs of any length in no time
-Clock = Callable[[], float]
+# an epoch's seconds are read from time.perf_counter (monotonic) in every run; a test of a time
+# limit passes a Clock its model moves, to simulate epochs of any length in no time
 
 
 @dataclass

@@ -53,7 +53,8 @@ def since_process_start() -> float:
     return max(0.0, time.time() - psutil.Process().create_time())
 
 
-# what a Deadline reads the time from: seconds, as time.time() gives them
+# where the time is read from, in seconds: time.time (a Deadline, the deadline searcher) or
+# time.perf_counter (an epoch's length) in every run, a clock the test moves in the tests
 Clock = Callable[[], float]
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable
 
 from ray.tune.search import Searcher
+
+from digitsearch.core.timebudget import Clock
 
 # how the trainable's note begins when the deadline stopped a trial: a real, short run
 # (the ledger counts it as stopped, the study as PRUNED, the leaderboard's status says "time limit")
@@ -31,7 +32,7 @@ class DeadlineSearcher(Searcher):
     `clock`: where the time is read, time.time for every search (a test moves one by hand)."""
 
     def __init__(self, searcher: Searcher, deadline: float, first_rung_epochs: int,
-                 clock: Callable[[], float] = time.time):
+                 clock: Clock = time.time):
         self.searcher = searcher
         self.deadline: float | None = deadline
         self.first_rung_epochs = first_rung_epochs
