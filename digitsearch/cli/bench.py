@@ -22,6 +22,13 @@ DATASET = "With --baseline or --fidelity: the data (a registered name, an IDX fo
 FIDELITY = ("Instead: run one `tune --time-limit` of this length of the cnn space (its starting points left out) on "
             "--dataset per ASHA setting in --settings, and compare the best config each found. Writes "
             "<out>/fidelity-<dataset>-<time>.json and .md.")
+ANYTIME = ("Instead: for each of these wall times (e.g. 10m or 10m,30m) and --seeds seeds, run `tune --time-limit T "
+           "--retrain --ensemble 3 --tta` (per --space), the recipe net for T and a plain Optuna loop for T on "
+           "--dataset, one after another, and compare their test accuracy. Writes <out>/anytime-<dataset>-<date>.md "
+           "and .json.")
+SEEDS = "With --anytime: seeds per budget and arm (0, 1, ...)."
+SPACES = "With --anytime: the product's --space, once per arm (repeat the option for several)."
+SEED = "With --baseline: seeds the data split and the net."
 SETTINGS = "With --fidelity: the ASHA settings, GRACExREDUCTION pairs (grace epochs x reduction factor)."
 
 
@@ -36,20 +43,29 @@ def bench(
     dataset: Annotated[str, typer.Option(help=DATASET)] = "digits",
     fidelity: Annotated[Optional[str], typer.Option(help=FIDELITY)] = None,
     settings: Annotated[Optional[str], typer.Option(help=SETTINGS + " [default: 1x4,2x3,3x2]")] = None,
+    anytime: Annotated[Optional[str], typer.Option(help=ANYTIME)] = None,
+    seeds: Annotated[int, typer.Option(min=1, help=SEEDS)] = 3,
+    space: Annotated[Optional[list[str]], typer.Option(help=SPACES + " [default: cnn]")] = None,
+    seed: Annotated[int, typer.Option(help=SEED)] = 0,
 ):
     """Measure trial efficiency vs bare PyTorch, search overhead, make demo vs a bare Optuna loop, ASHA+TPE vs
     FIFO+random, and start-up."""
     from digitsearch.bench import suite
 
-    if baseline is not None and fidelity is not None:
-        raise UserError("--baseline and --fidelity are two runs: ask for one at a time")
+    if sum(x is not None for x in (baseline, fidelity, anytime)) > 1:
+        raise UserError("--baseline, --fidelity and --anytime are separate runs: ask for one at a time")
+    if space is not None and anytime is None:
+        raise UserError("--space goes with --anytime DURATIONS")
+    if anytime is not None:
+        _anytime(anytime, dataset, seeds, space or ["cnn"], out)
+        return
     if settings is not None and fidelity is None:
         raise UserError("--settings goes with --fidelity DURATION")
     if baseline is not None:
         from digitsearch.bench import baseline as fixed_recipe
         from digitsearch.core.timebudget import parse_duration
 
-        fixed_recipe.run(dataset, parse_duration(baseline), out, echo=typer.echo)
+        fixed_recipe.run(dataset, parse_duration(baseline), out, seed=seed, echo=typer.echo)
         return
     if fidelity is not None:
         from digitsearch.bench import fidelity as asha_fidelity
@@ -64,3 +80,17 @@ def bench(
         raise UserError(f"the full bench trains on MNIST-10k, not found at {shared}; pass --mnist DIR or use --quick")
     suite.run(quick or smoke, out, str(Path(shared).resolve()) if Path(shared).is_dir() else None, echo=typer.echo,
               smoke=smoke, profile=profile)
+
+
+def _anytime(budgets: str, dataset: str, seeds: int, spaces: list[str], out: Path) -> None:
+    """Checked before the first of many long runs: the budgets, the spaces, the data."""
+    from digitsearch import data
+    from digitsearch import spaces as builtin_spaces
+    from digitsearch.bench import anytime
+
+    parsed = anytime.parse_budgets(budgets)
+    for name in spaces:
+        builtin_spaces.load(name)
+    data.load(dataset)  # a dataset that cannot load fails here, in one line, not in every arm's log
+    written = anytime.run(dataset, parsed, seeds, spaces, out, echo=typer.echo)
+    typer.echo(f"anytime: table in {written}")
