@@ -34,9 +34,13 @@ def load_data(req: SearchRequest) -> data.Bundle:
 
 def watchers(req: SearchRequest, folder: Path, echo: Callable[[str], None],
              deadline: Deadline | None = None) -> tuple[Ledger, SearchProgress]:
-    """The ledger (finished.txt, read back on --resume) and the printer that reads it."""
+    """The ledger (finished.txt, read back on --resume) and the printer that reads it: a live view
+    on a terminal, plain lines through `echo` elsewhere and beside --verbose's Tune tables."""
+    from digitsearch.search.callbacks.live import terminal_console
+
     ledger = Ledger(folder / LEDGER_FILE, req.max_epochs)
-    return ledger, SearchProgress(None if req.uncapped else req.trials, ledger, echo, deadline)
+    console = None if req.verbose else terminal_console(echo)
+    return ledger, SearchProgress(None if req.uncapped else req.trials, ledger, echo, deadline, console=console)
 
 
 def for_trials(req: SearchRequest, bundle: data.Bundle, echo: Callable[[str], None]) -> data.Bundle:
