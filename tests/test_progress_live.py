@@ -157,6 +157,21 @@ def test_output_to_a_file_or_pipe_gets_plain_lines_even_with_force_color(monkeyp
     assert terminal_console(print) is None
 
 
+def test_the_retrain_bar_says_final_training_member_k_of_k_in_80_columns():
+    from digitsearch.cli.best import _Bars
+
+    console = _console()
+    with _Bars(console) as bars:
+        bars.on_member(1, 2, "6aebcd4e")
+        bars.start(23)
+        bars.on_epoch(3, {"train_loss": 0.41234, "train_acc": 0.8911, "images_per_second": 812.3})
+        bars.on_member(2, 2, "3f47a4ea")
+    lines = [line for line in ANSI.sub("", console.file.getvalue()).splitlines() if line.strip()]
+    assert lines[-2].startswith("final training: member 1/2 ") and "3/23 loss 0.4123 acc 0.8911" in lines[-2]
+    assert lines[-1].startswith("final training: member 2/2 ") and "trial 3f47a4ea" in lines[-1]
+    assert all(len(line) <= 80 for line in lines)
+
+
 def test_tune_can_pickle_the_progress_with_its_view_and_planner_left_out():
     """Tune pickles its callbacks with the experiment's state; a console holds locks that cannot be."""
     import pickle

@@ -159,21 +159,29 @@ def retrain_with_progress(folder: Path, epochs: int | None, formats: tuple[str, 
     return done
 
 
+FINAL_TRAINING = "final training"  # the retrain's bar, in the words of the search's live view
+
+
 def _epoch_info(metrics: dict) -> str:
     return (f"loss {metrics['train_loss']:.4f} acc {metrics['train_acc']:.4f} "
             f"{metrics['images_per_second']:.0f} examples/s")
 
 
 class _Bars:
-    """A Rich bar per member: the finished ones stay on screen."""
+    """A Rich bar per member, `final training: member 1/2` as the search's live view words it
+    (search.callbacks.live): the finished ones stay on screen. `console`: the terminal's by default."""
+
+    def __init__(self, console=None):
+        self.console = console
 
     def __enter__(self):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        # the bar takes what the words leave of the line: one line of an 80-column terminal
+        columns = (TextColumn("{task.description}"), BarColumn(bar_width=None), MofNCompleteColumn(),
                    TextColumn("{task.fields[info]}"), TimeRemainingColumn())
-        self.bar = Progress(*columns, transient=False).__enter__()
-        self.tasks = [self.bar.add_task("retrain", total=None, info="loading data")]
+        self.bar = Progress(*columns, transient=False, expand=True, console=self.console).__enter__()
+        self.tasks = [self.bar.add_task(FINAL_TRAINING, total=None, info="loading data")]
         return self
 
     def __exit__(self, *exc):
@@ -181,15 +189,18 @@ class _Bars:
 
     def on_member(self, k: int, count: int, trial_id: str) -> None:
         if k > 1:
-            self.tasks.append(self.bar.add_task("retrain", total=None, info="building"))
+            self.tasks.append(self.bar.add_task(FINAL_TRAINING, total=None, info="building"))
         if count > 1:
-            self.bar.update(self.tasks[-1], description=f"member {k}/{count}", info=f"trial {trial_id}")
+            self.bar.update(self.tasks[-1], description=f"{FINAL_TRAINING}: member {k}/{count}",
+                            info=f"trial {trial_id}")
 
     def start(self, total: int) -> None:
         self.bar.update(self.tasks[-1], total=total, info="training")
 
     def on_epoch(self, epoch: int, metrics: dict) -> None:
-        self.bar.update(self.tasks[-1], completed=epoch, info=_epoch_info(metrics))
+        # the examples/s of the plain lines would leave the bar no room beside the member's words
+        self.bar.update(self.tasks[-1], completed=epoch,
+                        info=f"loss {metrics['train_loss']:.4f} acc {metrics['train_acc']:.4f}")
 
 
 class _EpochLines:
