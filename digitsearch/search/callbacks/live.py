@@ -1,11 +1,14 @@
 """The live view of a running search on a terminal: a few lines that rich redraws in place.
 
-    time     ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╸━━━━━━━━━━━━━━━━━━━━━━━  4m10s of 10m, 5m50s left
-    running  d41e0a2c  depth=3 filters=32/64/128 dense=128 lr=0.003   epoch 3/10  val 0.9875
-             8b0c7731  depth=2 filters=16/32 lr=0.0005                 epoch 1/10  val -
-    finished 11/30: 7 completed, 3 stopped early, 1 not trained, 0 errored
-    best     0.9950  3f47a4ea  depth=3 filters=32/64/128 dense=128 lr=0.001
-    planner: search
+    time     ━━━━━━━━━━━━━━━━━━━╺━━━━━━━━━━━━━━━━━━━━━━━━━━ 4m10s of 10m, 5m50s left
+    running  d41e0a2c depth=3 filters=32/64/128 dense=128 dro… epoch 3/10 val 0.9875
+             8b0c7731 depth=2 filters=16/32 lr=0.0005            starting      val -
+    finished 11: 7 completed, 3 stopped early, 1 not trained, 0 errored
+    best     0.9950 3f47a4ea depth=3 filters=32/64/128 dense=128 dropout=0.25 lr=0.…
+    planner: final training: member 2/3
+
+(80 columns, the frame of tests/test_progress_live.py.) Without a time limit the bar counts
+trials: `trials ━━━━━━━━━╸━━━━━━━━━━ 3/12 after 4m10s, ~9m left`.
 
 It draws what a Snapshot holds and nothing else: search.callbacks.progress takes the snapshot on
 Tune's thread, so the view never reads state another thread is changing. Every line fits the

@@ -65,8 +65,8 @@ class SearchProgress(tune.Callback):
         self.last_status = self.start  # the first status line comes a minute into the search
 
     def __getstate__(self) -> dict:
-        """Tune pickles its callbacks with the experiment's state. The terminal's view (its locks
-        and thread) and the planner's provider belong to this driver: not pickled, so a copy shows
+        """Tune pickles its callbacks with the experiment's state. The terminal's view (its console's
+        locks) and the planner's provider belong to this driver: not pickled, so a copy shows
         plain lines. A resumed driver never uses the copy: it puts its own in (rounds._restored_tuner)."""
         return {**self.__dict__, "view": None, "intent": None}
 
