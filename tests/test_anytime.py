@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_in_process
 
+from conftest import run_in_process
 from digitsearch.bench import anytime
 from digitsearch.bench.anytime import PEER, RECIPE, Arm, Run
 
