@@ -225,7 +225,7 @@ def test_the_baseline_trains_the_recipe_net_for_its_time_and_tests_it(tmp_path, 
         assert_one_line_error(ran.stderr, "give it more time")
         return
     assert ran.returncode == 0, ran.stderr[-2000:]
-    result = json.loads((tmp_path / "baseline-digits-20s.json").read_text())
+    result = json.loads((tmp_path / "baseline-digits-20s-seed0.json").read_text())
     band("bench --baseline 20s: its wall time", result["wall_s"], 20 * 1.03 + 1)
     assert result["epochs"] >= 1
     assert result["config"]["cnn.convs"] == 2 and result["config"]["flip"] is False  # digits are not mirror-safe

@@ -35,14 +35,16 @@ def recipe() -> dict:
     return point
 
 
-def run(dataset: str, seconds: float, out: Path, seed: int = 0, echo: Callable[[str], None] = print) -> dict:
-    """Train the recipe for `seconds` of wall time (from now, data loading included); test it."""
+def run(dataset: str, seconds: float, out: Path, seed: int = 0, echo: Callable[[str], None] = print,
+        overrides: dict | None = None) -> dict:
+    """Train the recipe for `seconds` of wall time (from now, data loading included); test it.
+    `overrides` (--set): settings of the recipe changed, to measure what a change is worth."""
     began = time.perf_counter()
     deadline = Deadline.after(seconds)
     bundle = data.load(dataset, seed=seed)
     if bundle.task != "image" or bundle.test is None or bundle.test.labels is None:
         raise UserError(f"--baseline needs labelled image data with a test split; {dataset} has none")
-    point = {**recipe(), "flip": bundle.mirror_safe}  # as a search runs it (search/preflight.py)
+    point = {**recipe(), "flip": bundle.mirror_safe, **(overrides or {})}  # flip as a search sets it (preflight)
     cfg = TrialConfig.from_flat(point, RECIPE_SPACE)
     full = bundle.train_and_val()
     mean, std = full.pixel_stats()
@@ -80,7 +82,8 @@ def run(dataset: str, seconds: float, out: Path, seed: int = 0, echo: Callable[[
               "wall_s": round(time.perf_counter() - began, 1), "config": point,
               "date": time.strftime("%Y-%m-%d %H:%M")}
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"baseline-{bundle.name}-{shown(seconds)}.json"
+    changed = "".join(f"-{key}={value}" for key, value in (overrides or {}).items())
+    path = out / f"baseline-{bundle.name}-{shown(seconds)}{changed}-seed{seed}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     echo(f"baseline: test accuracy {accuracy:.4f} on {len(test)} images in {result['wall_s']} s -> {path}")
     return result

@@ -29,6 +29,7 @@ ANYTIME = ("Instead: for each of these wall times (e.g. 10m or 10m,30m) and --se
 SEEDS = "With --anytime: seeds per budget and arm (0, 1, ...)."
 SPACES = "With --anytime: the product's --space, once per arm (repeat the option for several)."
 SEED = "With --baseline: seeds the data split and the net."
+SET = "With --baseline: change a setting of the recipe net, NAME=VALUE (repeatable), e.g. --set augment=light."
 SETTINGS = "With --fidelity: the ASHA settings, GRACExREDUCTION pairs (grace epochs x reduction factor)."
 
 
@@ -47,6 +48,7 @@ def bench(
     seeds: Annotated[int, typer.Option(min=1, help=SEEDS)] = 3,
     space: Annotated[Optional[list[str]], typer.Option(help=SPACES + " [default: cnn]")] = None,
     seed: Annotated[int, typer.Option(help=SEED)] = 0,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help=SET)] = None,
 ):
     """Measure trial efficiency vs bare PyTorch, search overhead, make demo vs a bare Optuna loop, ASHA+TPE vs
     FIFO+random, and start-up."""
@@ -54,6 +56,8 @@ def bench(
 
     if sum(x is not None for x in (baseline, fidelity, anytime)) > 1:
         raise UserError("--baseline, --fidelity and --anytime are separate runs: ask for one at a time")
+    if set_ and baseline is None:
+        raise UserError("--set goes with --baseline DURATION")
     if space is not None and anytime is None:
         raise UserError("--space goes with --anytime DURATIONS")
     if anytime is not None:
@@ -65,7 +69,10 @@ def bench(
         from digitsearch.bench import baseline as fixed_recipe
         from digitsearch.core.timebudget import parse_duration
 
-        fixed_recipe.run(dataset, parse_duration(baseline), out, seed=seed, echo=typer.echo)
+        from digitsearch.search.request import parse_overrides
+
+        fixed_recipe.run(dataset, parse_duration(baseline), out, seed=seed, echo=typer.echo,
+                         overrides=parse_overrides(set_ or []))
         return
     if fidelity is not None:
         from digitsearch.bench import fidelity as asha_fidelity
