@@ -5,10 +5,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from digitsearch.search.request import SearchRequest
 from digitsearch.spaces import SearchSpace
 from digitsearch.store import study
+
+if TYPE_CHECKING:
+    from digitsearch.data.bundle import Bundle
 
 
 def sampler(req: SearchRequest):
@@ -32,9 +36,13 @@ def sampler(req: SearchRequest):
 
 
 def searcher(req: SearchRequest, space: SearchSpace, folder: Path, meta: dict, starting_points: bool = True,
-             round_trials: int | None = None):
+             round_trials: int | None = None, bundle: Bundle | None = None):
+    """`bundle`: the data the trials train on; with it, a sampled config whose net does not
+    build for its shapes, or is over --max-params / --max-mflops, is skipped before it becomes a
+    trial (search/feasible.py). Without it every config goes to Tune, whose trial records it."""
     import optuna
 
+    from digitsearch.search.feasible import Budget, Probe
     from digitsearch.search.reconcile import ResumableOptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -53,6 +61,7 @@ def searcher(req: SearchRequest, space: SearchSpace, folder: Path, meta: dict, s
         max_epochs=req.max_epochs,
         # a trial that ran unseen by Tune's last snapshot before a kill counts toward the round's trials
         round_trials=round_trials,
+        probe=Probe.of(space.family, bundle, Budget(req.max_params, req.max_mflops)) if bundle is not None else None,
     )
 
 

@@ -28,7 +28,10 @@ trial more than the round asked for.
 
 What counts, then: a study trial with a TUNE_TRIAL_ATTR and without ORPHAN_ATTR is one
 leaderboard row, and each leaderboard row is one such study trial (`ran_trials`), whether it
-ended COMPLETE, PRUNED or FAIL.
+ended COMPLETE, PRUNED or FAIL. A config the searcher skipped before training (it does not
+build, or is over the parameter/MFLOP budget: search/feasible.py) is a study trial too, so
+that TPE learns from it, but never a Tune trial: it has SKIPPED_ATTR and no TUNE_TRIAL_ATTR,
+so it is no leaderboard row, no trial of the round, no ghost; the run log counts them in one line.
 
 What the study is told (`ending`), so that TPE learns from a trial only what it measured:
   - each epoch's own val_acc at step = epoch (what ASHA compares at its rungs), so that
@@ -39,7 +42,8 @@ What the study is told (`ending`), so that TPE learns from a trial only what it 
     by how far they got and then their last val_acc, so one epoch of a config is compared
     with one epoch of another, not with a full run;
   - one the trainable could not use (a note: infeasible, over budget, diverged, out of memory)
-    stays COMPLETE with value 0, marked infeasible by an Optuna constraint (UNUSABLE): TPE
+    stays COMPLETE with value 0, marked infeasible by an Optuna constraint (UNUSABLE), as does
+    a config the searcher skipped before training: TPE
     then ranks it below the pruned ones too, yet still learns to avoid its region. FAIL would
     hide it from TPE altogether, which would keep sampling where nothing can be built; and a
     plain COMPLETE 0 would, while few trials have run every epoch, rank above every pruned one.
@@ -59,12 +63,17 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from digitsearch.search.deadline import TIME_LIMIT_NOTE
+from digitsearch.search.feasible import SKIPPED_ATTR, Probe, Skip
 from digitsearch.search.mutation import PARENT_ATTR, TUNE_TRIAL_ATTR, note_parents, steps_in
 
 ORPHAN_ATTR = "orphan"  # user attr: asked for by a killed driver, never run by Tune
 REREPORT_WARNING = "The reported value is ignored because this"  # Optuna's text (pinned in test_ray_pins)
 UNUSABLE = "unusable"  # Optuna constraint (1.0: violated) of a trial the trainable could not use
 LATENCY = "latency_ms"  # Optuna constraint under --max-latency-ms: the trial's latency less the limit
+# draws of a config for one Tune trial while the probe skips them (search/feasible.py); the last
+# draw goes to Tune unchecked, whose trial records it as unusable: a space where nearly nothing
+# builds still runs its trials, never an endless loop in the driver
+MAX_DRAWS = 50
 
 
 class ResumableOptunaSearch(OptunaSearch):
@@ -74,6 +83,8 @@ class ResumableOptunaSearch(OptunaSearch):
     `max_epochs`: the search's; a trial that ended before them is PRUNED. None (a searcher
     pickled before it existed, restored by `--resume`): every trial that reports is COMPLETE.
     `round_trials`: how many trials this round runs (None: as many as a time limit lets it).
+    `probe`: checks each sampled config before it becomes a Tune trial; a config it skips is
+    told to the study and drawn again (search/feasible.py). None: every config goes to Tune.
     """
 
     # the class's: what a searcher unpickled from an older round reads
@@ -81,11 +92,13 @@ class ResumableOptunaSearch(OptunaSearch):
     round_trials: int | None = None
     max_latency_ms: float | None = None
     ghosts: tuple[int, ...] = ()
+    probe: Probe | None = None
 
     def __init__(self, *args, max_epochs: int | None = None, round_trials: int | None = None,
-                 max_latency_ms: float | None = None, **kwargs):
+                 max_latency_ms: float | None = None, probe: Probe | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.max_epochs, self.round_trials, self.max_latency_ms = max_epochs, round_trials, max_latency_ms
+        self.probe = probe
         self.told_before: set[str] = set()  # Tune trial ids whose study trial had ended before this driver
         self.orphans: list[int] = []  # study trial numbers RUNNING but unknown to the restored snapshot
         self.ghosts = ()  # study trial numbers that ran and ended after the restored snapshot
@@ -95,7 +108,7 @@ class ResumableOptunaSearch(OptunaSearch):
             return Searcher.FINISHED  # the ghosts ran the round's last trials before the kill
         if trial_id not in self._ot_trials and self.orphans:
             self._ot_trials[trial_id] = _running_trial(self._ot_study, self.orphans.pop(0))
-        config = super().suggest(trial_id)
+        config = self._buildable_suggestion(trial_id)
         if trial_id in self._ot_trials:
             live = self._ot_trials[trial_id]
             live.set_user_attr(TUNE_TRIAL_ATTR, trial_id)
@@ -103,6 +116,40 @@ class ResumableOptunaSearch(OptunaSearch):
             if parent:  # a local step: ASHA judges it against its parent (search/schedulers.py)
                 note_parents({trial_id: parent})
         return config
+
+    def _buildable_suggestion(self, trial_id: str):
+        """Ray's suggestion for `trial_id`, drawn again while the probe skips it; the last of
+        MAX_DRAWS goes to Tune unchecked. Only a config sampled here is checked: a starting
+        point (an enqueued trial) and an orphan handed on run as they are, and the trainable
+        records them as it always has."""
+        for _ in range(MAX_DRAWS - 1):
+            sampled_here = trial_id not in self._ot_trials
+            config = super().suggest(trial_id)
+            checked = self.probe is not None and sampled_here and not self._enqueued(trial_id)
+            skip = self.probe.skip(config) if checked else None
+            if skip is None:
+                return config
+            self._tell_skipped(trial_id, skip)
+        return super().suggest(trial_id)
+
+    def _enqueued(self, trial_id: str) -> bool:
+        """Whether the trial's config was enqueued (a starting point) rather than sampled."""
+        live = self._ot_trials[trial_id]
+        return "fixed_params" in self._ot_study._storage.get_trial_system_attrs(live._trial_id)
+
+    def _tell_skipped(self, trial_id: str, skip: Skip) -> None:
+        """A skipped config's study trial: COMPLETE with value 0 and infeasible by its UNUSABLE
+        constraint, as a trial the trainable could not use is told (`ending`), so that TPE
+        learns the region; its note in SKIPPED_ATTR. It has no TUNE_TRIAL_ATTR: it is no
+        leaderboard row and no trial of the round (`ran_trials`, `reconcile`)."""
+        live = self._ot_trials.pop(trial_id)
+        live.set_user_attr(SKIPPED_ATTR, skip.note)
+        live.set_constraint(UNUSABLE, 1.0)
+        if self.multi_objective:  # the costs it measured (an over-budget net's size), the worst for the rest
+            measured = self._with_every_value({"params": skip.params, "mflops": skip.mflops})
+            self._ot_study.tell(live, [measured[metric] for metric in self.metric])
+        else:
+            self._ot_study.tell(live, 0.0)
 
     def _round_has_all_its_trials(self) -> bool:
         return bool(self.ghosts) and self.round_trials is not None and \

@@ -113,7 +113,7 @@ def tune_round(req, space, bundle, meta: dict, ledger: Ledger, progress: SearchP
     if restore:
         tuner = _restored_tuner(path, trainable, callbacks, storage_filesystem(meta))
     else:
-        tuner = _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end)
+        tuner = _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end, bundle)
     tuner.fit()
 
 
@@ -147,7 +147,7 @@ def _restored_tuner(path: str, trainable, callbacks, storage_filesystem):
     return tuner
 
 
-def _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end: float | None = None):
+def _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end: float | None = None, bundle=None):
     from ray import tune
 
     from digitsearch.search.deadline import DeadlineSearcher
@@ -155,7 +155,7 @@ def _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end
     this_round = meta["rounds"][-1]
     first = len(meta["rounds"]) == 1  # the space's hand-made starting points go in the first round only
     searcher = algorithms.searcher(req, space, folder, meta, starting_points=first,
-                                   round_trials=None if req.uncapped else this_round["trials"])
+                                   round_trials=None if req.uncapped else this_round["trials"], bundle=bundle)
     if trials_end is not None:
         searcher = DeadlineSearcher(searcher, trials_end, req.grace_epochs)
     return tune.Tuner(
@@ -234,6 +234,8 @@ def _trial_folders(path: str) -> tuple:
 
 def finish(req: SearchRequest, space, meta: dict, ledger: Ledger, echo, chatter) -> SearchOutcome:
     """Mark the experiment finished or interrupted, and write the leaderboard over every round."""
+    from digitsearch.search.feasible import skipped_in  # imports torch: not at the command's start
+
     folder = req.results.resolve() / meta["name"]
     results = load_results(meta, ledger.finished)
     # under a time limit the search is done when no trial it started is left unfinished;
@@ -248,6 +250,8 @@ def finish(req: SearchRequest, space, meta: dict, ledger: Ledger, echo, chatter)
              f"`digitsearch tune --name {folder.name} --resume` finishes it")
     elif req.time_limit is not None:
         chatter(f"time limit: {ledger.done} trials ran in the {shown(req.time_limit)} given")
+    if (skipped := skipped_in(folder)) is not None:
+        chatter(skipped)  # configs the searcher skipped before training: no trials, no leaderboard rows
     _write_results(req, space, results, ledger.finished, folder, echo, chatter)
     return SearchOutcome(folder, interrupted)
 

@@ -18,12 +18,11 @@ import ray
 import torch
 from ray import tune
 
-from digitsearch import models
 from digitsearch.core import checkpoint, cost, engine, schedules, tasks
 from digitsearch.core.build import build_model
 from digitsearch.core.config import TrialConfig
 from digitsearch.data.bundle import Bundle
-from digitsearch.errors import UserError
+from digitsearch.search import feasible
 from digitsearch.search.callbacks import faults
 from digitsearch.search.deadline import TIME_LIMIT_NOTE
 
@@ -47,6 +46,10 @@ class TrialRuntime:
     deadline: float | None = None
     # a fault the tests inject (search.callbacks.faults, DIGITSEARCH_TRIAL_FAULT); '' in every real search
     fault: str = ""
+
+    @property
+    def budget(self) -> feasible.Budget:
+        return feasible.Budget(self.max_params, self.max_mflops)
 
 
 # a trial that never reached the cost measurement reports these as None: Tune checks that every
@@ -90,18 +93,20 @@ def _node() -> str:
 
 
 def _over_budget(params: int, mflops: float, runtime: TrialRuntime) -> bool:
-    """The budget guard, reported as the trial's end: one such trial would cost as much as many ordinary ones."""
-    if params <= runtime.max_params and mflops <= runtime.max_mflops:
+    """The budget guard, reported as the trial's end: one such trial would cost as much as many
+    ordinary ones. The searcher has already skipped most such configs (search/feasible.py):
+    what reaches it is a starting point, an orphan re-run, or the last of a searcher's draws."""
+    reason = runtime.budget.exceeded(params, mflops)
+    if reason is None:
         return False
-    limits = f"limits --max-params {runtime.max_params:,}, --max-mflops {runtime.max_mflops:g}"
-    _report_unusable("over budget", f"{params:,} parameters, {mflops:.0f} MFLOPs per image ({limits})", params, mflops)
+    _report_unusable(feasible.OVER_BUDGET, reason, params, mflops)
     return True
 
 
 def _costs_within_budget(model, example, runtime: TrialRuntime) -> tuple[int, float, cost.Cost] | None:
     """(parameters, MFLOPs, the measured cost) of the model as built (fp32, on the CPU, before
     training moves it), each measured once per trial; None when the budget guard stopped it."""
-    params, mflops = models.count_params(model), models.forward_mflops(model, example.cpu())
+    params, mflops = feasible.size_of(model, example)
     if _over_budget(params, mflops, runtime):
         return None
     measured = cost.measure(model, example)
@@ -112,9 +117,9 @@ def _too_slow(measured: cost.Cost, params: int, mflops: float, runtime: TrialRun
     """--max-latency-ms, the latency part of the budget guard: known before the first epoch."""
     if runtime.max_latency_ms is None or measured.latency_ms <= runtime.max_latency_ms:
         return False
-    _report_unusable("over budget", f"{measured.latency_ms:.3g} ms per image on {measured.threads} thread(s) "
-                                    f"(limit --max-latency-ms {runtime.max_latency_ms:g})",
-                     params, mflops, measured.metrics())
+    reason = (f"{measured.latency_ms:.3g} ms per image on {measured.threads} thread(s) "
+              f"(limit --max-latency-ms {runtime.max_latency_ms:g})")
+    _report_unusable(feasible.OVER_BUDGET, reason, params, mflops, measured.metrics())
     return True
 
 
@@ -126,9 +131,9 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
     mean, std = bundle.normalisation()
     try:
         model = build_model(cfg, bundle, mean, std)
-    except (models.InvalidArchitecture, UserError) as err:
+    except feasible.BUILD_ERRORS as err:
         # e.g. a feature map pooled to nothing, or ImageNet weights this machine cannot get
-        return _report_unusable("infeasible", str(err))
+        return _report_unusable(feasible.INFEASIBLE, str(err))
     device = engine.default_device()
     task = tasks.for_bundle(bundle)
     train = engine.to_tensors(bundle.train.images, bundle.train.labels, mean, std, device, task)
