@@ -37,8 +37,9 @@ What the study is told (`ending`), so that TPE learns from a trial only what it 
   - each epoch's own val_acc at step = epoch (what ASHA compares at its rungs), so that
     optuna-dashboard draws every trial's curve;
   - a trial that ran max_epochs is COMPLETE with its best val_acc (the leaderboard's);
-  - one that ended before, with no note or a "time limit" note (ASHA stopped it, or it stopped
-    at the search's time limit), is PRUNED: TPE ranks pruned trials below every complete one,
+  - one that ended before, with no note, a "time limit" note or an "at chance" note (ASHA
+    stopped it, it stopped at the search's time limit, or its first epoch left it at chance:
+    search/chance.py), is PRUNED: TPE ranks pruned trials below every complete one,
     by how far they got and then their last val_acc, so one epoch of a config is compared
     with one epoch of another, not with a full run;
   - one the trainable could not use (a note: infeasible, over budget, diverged, out of memory)
@@ -62,6 +63,7 @@ from ray.air.constants import TRAINING_ITERATION
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from digitsearch.search.chance import AT_CHANCE_NOTE
 from digitsearch.search.deadline import TIME_LIMIT_NOTE
 from digitsearch.search.feasible import SKIPPED_ATTR, Probe, Skip
 from digitsearch.search.mutation import PARENT_ATTR, TUNE_TRIAL_ATTR, note_parents, steps_in
@@ -70,6 +72,8 @@ ORPHAN_ATTR = "orphan"  # user attr: asked for by a killed driver, never run by 
 REREPORT_WARNING = "The reported value is ignored because this"  # Optuna's text (pinned in test_ray_pins)
 UNUSABLE = "unusable"  # Optuna constraint (1.0: violated) of a trial the trainable could not use
 LATENCY = "latency_ms"  # Optuna constraint under --max-latency-ms: the trial's latency less the limit
+# the notes of a trial that trained and was then stopped: it measured something, as an ASHA stop does
+MEASURED_NOTES = (TIME_LIMIT_NOTE, AT_CHANCE_NOTE)
 # draws of a config for one Tune trial while the probe skips them (search/feasible.py); the last
 # draw goes to Tune unchecked, whose trial records it as unusable: a space where nearly nothing
 # builds still runs its trials, never an endless loop in the driver
@@ -227,9 +231,9 @@ class ResumableOptunaSearch(OptunaSearch):
 def ending(result: dict, max_epochs: int | None) -> str:
     """How a trial whose last result is `result` ended, for the study: "unusable" (the
     trainable's note says why: infeasible, over budget, diverged, out of memory), "pruned"
-    (before max_epochs, stopped by ASHA or at the time limit) or "complete"."""
+    (before max_epochs, stopped by ASHA, at the time limit or at chance) or "complete"."""
     note = str(result.get("note") or "")
-    if note and not note.startswith(TIME_LIMIT_NOTE):
+    if note and not note.startswith(MEASURED_NOTES):
         return "unusable"
     if max_epochs is not None and int(result.get("epoch", max_epochs)) < max_epochs:
         return "pruned"

@@ -97,7 +97,8 @@ def tune_round(req, space, bundle, meta: dict, ledger: Ledger, progress: SearchP
     runtime = TrialRuntime(family=space.family, max_epochs=req.max_epochs,
                            threads=max(1, int(req.cpus_per_trial)), seed=req.seed, max_params=req.max_params,
                            max_mflops=req.max_mflops, max_latency_ms=req.max_latency_ms, deadline=trials_end,
-                           fault=faults.trial_fault())
+                           fault=faults.trial_fault(), starting_points=space.starting_points,
+                           stop_at_chance=req.scheduler != "fifo")
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, bundle=for_trials(req, bundle, echo), runtime=runtime),
         {"cpu": req.cpus_per_trial, "gpu": req.gpus_per_trial},

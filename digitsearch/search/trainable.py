@@ -22,9 +22,10 @@ from digitsearch.core import checkpoint, cost, engine, schedules, tasks
 from digitsearch.core.build import build_model
 from digitsearch.core.config import TrialConfig
 from digitsearch.data.bundle import Bundle
-from digitsearch.search import feasible
+from digitsearch.search import chance, feasible
 from digitsearch.search.callbacks import faults
 from digitsearch.search.deadline import TIME_LIMIT_NOTE
+from digitsearch.store.leaderboard import match_starting_points
 
 CHECKPOINT_FILE = "model.pt"
 
@@ -46,6 +47,11 @@ class TrialRuntime:
     deadline: float | None = None
     # a fault the tests inject (search.callbacks.faults, DIGITSEARCH_TRIAL_FAULT); '' in every real search
     fault: str = ""
+    # the space's hand-made nets (partial configs): trained in full, never stopped at chance (search/chance.py)
+    starting_points: tuple[dict, ...] = ()
+    # whether a sampled config still at chance after its first epoch ends there: not under
+    # --scheduler fifo, which asks for every trial to run its max epochs
+    stop_at_chance: bool = True
 
     @property
     def budget(self) -> feasible.Budget:
@@ -154,12 +160,23 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
         return tune.report(saved)
     fixed = {"params": params, "mflops": mflops, **measured.metrics(), "node": _node(), "started_at": started_at}
     restored = (start, best_acc, best_epoch)
-    _train_epochs(model, optimizer, scheduler, generator, train, val, cfg, runtime, fixed, restored)
+    _train_epochs(model, optimizer, scheduler, generator, train, val, cfg, runtime, fixed, restored,
+                  chance_bar=_chance_bar(config, bundle, runtime))
+
+
+def _chance_bar(config: dict, bundle: Bundle, runtime: TrialRuntime) -> float | None:
+    """The accuracy at or below which the trial's first epoch ends it (search/chance.py); None
+    where no such rule holds: a sequence task, one of the space's starting points, a FIFO search."""
+    if not runtime.stop_at_chance or bundle.task != "image" or \
+            match_starting_points({"trial": config}, runtime.starting_points):
+        return None
+    return chance.bar(bundle.val.labels)
 
 
 def _train_epochs(model, optimizer, scheduler, generator, train, val, cfg: TrialConfig, runtime: TrialRuntime,
-                  fixed: dict, restored: tuple[int, float, int]) -> None:
-    """The epochs from `restored` (next epoch, best val_acc, best epoch) to --max-epochs, each reported."""
+                  fixed: dict, restored: tuple[int, float, int], chance_bar: float | None = None) -> None:
+    """The epochs from `restored` (next epoch, best val_acc, best epoch) to --max-epochs, each
+    reported; with `chance_bar`, a first epoch that leaves the net at chance is its last."""
     start, best_acc, best_epoch = restored
     for epoch in range(start, runtime.max_epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
@@ -179,10 +196,8 @@ def _train_epochs(model, optimizer, scheduler, generator, train, val, cfg: Trial
         improved = metrics["val_acc"] > best_acc
         if improved:
             best_acc, best_epoch = metrics["val_acc"], epoch
-        # the last epoch before the time limit says so: the leaderboard's status, PRUNED in the study
         ended = time.time()  # one reading: the time limit's check and the report's ended_at agree
-        stop = epoch < runtime.max_epochs and _out_of_time(runtime.deadline, ended - began, now=ended)
-        note = f"{TIME_LIMIT_NOTE}: stopped after epoch {epoch} of {runtime.max_epochs}" if stop else ""
+        note = _stop_note(epoch, metrics, runtime, chance_bar, epoch_seconds=ended - began, now=ended)
         metrics.update(epoch=epoch, lr=lr, **fixed, best_val_acc=best_acc, best_epoch=best_epoch, note=note,
                        ended_at=ended)
         if improved:
@@ -190,5 +205,19 @@ def _train_epochs(model, optimizer, scheduler, generator, train, val, cfg: Trial
         else:
             tune.report(metrics)
         faults.after_epoch(runtime.fault, epoch, restored=start > 1, node_id=fixed["node"])
-        if stop:
+        if note:
             return
+
+
+def _stop_note(epoch: int, metrics: dict, runtime: TrialRuntime, chance_bar: float | None,
+               epoch_seconds: float, now: float) -> str:
+    """Why the trial ends after `epoch`, before its max epochs: its first epoch left it at
+    chance, or another epoch would end after the time limit; "" when it goes on. Either is a
+    short run that measured something: the leaderboard's status, PRUNED in the study."""
+    if epoch >= runtime.max_epochs:
+        return ""
+    if chance_bar is not None and epoch == 1 and chance.at_chance(metrics, chance_bar):
+        return chance.note(metrics["val_acc"], epoch)
+    if _out_of_time(runtime.deadline, epoch_seconds, now):
+        return f"{TIME_LIMIT_NOTE}: stopped after epoch {epoch} of {runtime.max_epochs}"
+    return ""
