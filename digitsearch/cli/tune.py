@@ -18,10 +18,12 @@ from digitsearch.search.request import (
 )
 
 DEFAULT = SearchRequest()
-# with --retrain under --time-limit: the search's share of the limit, the retrain gets the rest.
-# The retrain is where accuracy comes from (issue 15: a fixed recipe trained long beat a short
-# search + a short retrain), so it gets the larger part.
-SEARCH_SHARE = 0.4
+# with --retrain under --time-limit: the search ends between these shares of the limit, where the
+# planner (search/planner.py) sees more search gain less than more final training; the retrain
+# gets the rest. The least lets the starting points and a first batch of sampled configs be
+# measured; the most keeps the final training at least as long as a 6-epoch-trial search script
+# gives its own (issue 28).
+SEARCH_LEAST, SEARCH_MOST = 0.2, 0.6
 
 SPACE = "Built-in space name (see `digitsearch spaces`) or a YAML file."
 DATASET = "Registered name (see `digitsearch datasets`), a folder of IDX files, or a Kaggle train.csv."
@@ -35,7 +37,8 @@ TIME_LIMIT = ("Wall-clock limit of the whole command, e.g. 90s, 30m, 1h30m: no t
               "first rung in time, running trials stop at an epoch boundary with their results kept; with --retrain "
               "the retrain's time is reserved from it.")
 RETRAIN = ("Then retrain the best (or, with --ensemble K, the top K) on train+val, test and export, as "
-           "`digitsearch best --retrain` does; under --time-limit it gets 60 % of the limit.")
+           "`digitsearch best --retrain` does; under --time-limit the search stops between 20 % and 60 % of the "
+           "limit, once more search gains less than more final training, and the retrain gets the rest.")
 ENSEMBLE = "With --retrain: average the top K distinct configs (fewer when the time limit does not fit K)."
 TTA = "With --retrain: average the predictions over small shifts (and flips where the data allow them)."
 MAX_EPOCHS = "Epochs a trial may train at most."
@@ -131,7 +134,7 @@ def tune(
     from digitsearch.search.request import parse_overrides
     from digitsearch.search.runner import run_search
 
-    whole, search_limit = _time_limits(time_limit, retrain, resume, ensemble, tta)
+    whole, search_limit, earliest = _time_limits(time_limit, retrain, resume, ensemble, tta)
     request = SearchRequest(
         space=space, dataset=dataset, base=base, test=test, overrides=parse_overrides(set_ or []),
         data_dir=data_dir, val_fraction=val_fraction, trials=trials, max_epochs=max_epochs,
@@ -145,7 +148,7 @@ def tune(
     )
     if resume:
         refuse_fixed_options(ctx, request)
-    outcome = run_search(request, echo=typer.echo)
+    outcome = run_search(request, echo=typer.echo, earliest_stop_s=earliest)
     if outcome.interrupted:
         raise typer.Exit(130)  # what finished is written; the exit code still says it was cut short
     if retrain:
@@ -166,8 +169,9 @@ def _retrain(folder, ensemble: int, tta: bool, whole) -> None:
 
 
 def _time_limits(time_limit: str | None, retrain: bool, resume: bool, ensemble: int, tta: bool):
-    """(the whole command's Deadline, the search's share of it in seconds), or (None, None)
-    without a limit; the options that only go with --retrain are refused here, in one line."""
+    """(the whole command's Deadline, the most the search may take in seconds, the least before the
+    planner may end it or None), or (None, None, None) without a limit; the options that only go
+    with --retrain are refused here, in one line."""
     from digitsearch.core.timebudget import Deadline, parse_duration, since_process_start
 
     if (ensemble > 1 or tta) and not retrain:
@@ -175,7 +179,9 @@ def _time_limits(time_limit: str | None, retrain: bool, resume: bool, ensemble: 
     if retrain and resume:
         raise UserError("--retrain goes with a new search; after --resume run `digitsearch best --retrain`")
     if time_limit is None:
-        return None, None
+        return None, None, None
     limit = parse_duration(time_limit)
     whole = Deadline.after(limit - since_process_start())  # from when the command started
-    return whole, whole.left() - (limit * (1 - SEARCH_SHARE) if retrain else 0.0)
+    if not retrain:  # nothing to hand the time to: the search takes all of it
+        return whole, whole.left(), None
+    return whole, whole.left() - limit * (1 - SEARCH_MOST), max(0.0, whole.left() - limit * (1 - SEARCH_LEAST))

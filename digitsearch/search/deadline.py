@@ -22,18 +22,21 @@ from digitsearch.core.timebudget import Clock
 TIME_LIMIT_NOTE = "time limit"
 # a trial's first epoch also builds the model and copies the data: counted, as the user waits for it too
 EPOCH_TIME_KEY = "time_this_iter_s"
-# what DeadlineSearcher.get_state leaves out: the searcher inside saves itself, the clock is no data
-_NOT_STATE = ("searcher", "clock")
+# what DeadlineSearcher.get_state leaves out: the searcher inside saves itself, the clock is no
+# data, and the planner belongs to the driver that runs the round (a resume runs unplanned)
+_NOT_STATE = ("searcher", "clock", "planner")
 
 
 class DeadlineSearcher(Searcher):
     """`searcher`'s suggestions until `deadline` (time.time()) is too near for a new trial to
-    reach `first_rung_epochs` epochs; then Searcher.FINISHED. Everything else is delegated.
-    `clock`: where the time is read, time.time for every search (a test moves one by hand)."""
+    reach `first_rung_epochs` epochs, or `planner` (search.planner) has ended the search; then
+    Searcher.FINISHED. Everything else is delegated. `clock`: where the time is read, time.time
+    for every search (a test moves one by hand)."""
 
     def __init__(self, searcher: Searcher, deadline: float, first_rung_epochs: int,
-                 clock: Clock = time.time):
+                 clock: Clock = time.time, planner=None):
         self.searcher = searcher
+        self.planner = planner
         self.deadline: float | None = deadline
         self.first_rung_epochs = first_rung_epochs
         self.epoch_seconds: list[float] = []
@@ -47,6 +50,8 @@ class DeadlineSearcher(Searcher):
 
     def suggest(self, trial_id: str):
         if self.deadline is not None and self.clock() + self.first_rung_seconds() > self.deadline:
+            return Searcher.FINISHED
+        if self.planner is not None and self.planner.stopped:
             return Searcher.FINISHED
         return self.searcher.suggest(trial_id)
 
@@ -78,6 +83,7 @@ class DeadlineSearcher(Searcher):
     def set_state(self, state: dict) -> None:
         self.__dict__.update({key: value for key, value in state.items() if key not in _NOT_STATE})
         self.__dict__.setdefault("clock", time.time)
+        self.__dict__.setdefault("planner", None)
         # `tune --resume` of a time-limited search finishes the trials that were running (from
         # their checkpoints, without a limit) and starts none: the time given is spent
         self.deadline = 0.0

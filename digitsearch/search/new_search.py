@@ -22,7 +22,8 @@ from digitsearch.store import experiments, trials
 from digitsearch.store.layout import FIRST_ROUND, tune_root
 
 
-def run(req: SearchRequest, deadline: Deadline | None, echo: Callable[[str], None]) -> SearchOutcome:
+def run(req: SearchRequest, deadline: Deadline | None, echo: Callable[[str], None],
+        earliest_stop: Deadline | None = None) -> SearchOutcome:
     chatter = (lambda line: None) if req.quiet else echo
     space, bundle = _prepare(req, echo, chatter)
     session.check_resources(req)  # Ray up: a trial the machine cannot hold is refused here
@@ -31,7 +32,8 @@ def run(req: SearchRequest, deadline: Deadline | None, echo: Callable[[str], Non
     meta["space_fingerprint"] = trials.experiment_space(meta).fingerprint()  # as --resume will read it
     experiments.write_meta(folder, meta)
     ledger, progress = rounds.watchers(req, folder.resolve(), chatter, deadline)
-    rounds.tune_round(req, space, bundle, meta, ledger, progress, chatter, deadline=deadline)
+    rounds.tune_round(req, space, bundle, meta, ledger, progress, chatter, deadline=deadline,
+                      earliest_stop=earliest_stop)
     return rounds.finish(req, space, meta, ledger, echo, chatter)
 
 

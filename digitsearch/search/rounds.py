@@ -17,9 +17,19 @@ from digitsearch.search import algorithms, session
 from digitsearch.search.callbacks.ledger import Ledger
 from digitsearch.search.callbacks.progress import SearchProgress
 from digitsearch.search.deadline import wrap_up_seconds
+from digitsearch.search.planner import SearchPlanner
 from digitsearch.search.request import SearchRequest
 from digitsearch.store import experiments, leaderboard
-from digitsearch.store.layout import BEST_FILE, LEADERBOARD_FILE, LEDGER_FILE, PARAMS_FILE, is_uri, round_path, rounds
+from digitsearch.store.layout import (
+    BEST_FILE,
+    LEADERBOARD_FILE,
+    LEDGER_FILE,
+    PARAMS_FILE,
+    SEARCH_PLAN_FILE,
+    is_uri,
+    round_path,
+    rounds,
+)
 
 
 class SearchOutcome(NamedTuple):
@@ -73,10 +83,12 @@ def _environment(meta: dict) -> None:
 
 
 def tune_round(req, space, bundle, meta: dict, ledger: Ledger, progress: SearchProgress, echo,
-               restore: bool = False, deadline: Deadline | None = None) -> None:
+               restore: bool = False, deadline: Deadline | None = None, earliest_stop: Deadline | None = None) -> None:
     """Run the experiment's last round: a new Tuner, or with `restore` Ray's restore of a
     round a killed or interrupted driver left unfinished. With `deadline` (--time-limit) the
-    trials end by it, less the time the search needs to wrap up (search.deadline)."""
+    trials end by it, less the time the search needs to wrap up (search.deadline); with
+    `earliest_stop` the planner may end the search from then on (search.planner). A new round
+    ends by saying what the search added over its best starting point, and why it stopped."""
     _environment(meta)
     ray = session.start(req.address, req.verbose)
     from ray import tune
@@ -111,11 +123,29 @@ def tune_round(req, space, bundle, meta: dict, ledger: Ledger, progress: SearchP
         f"as many trials as fit in {shown(deadline.left())}" if deadline else "the trials"
     echo(f"search: {how_many} of space {space.name!r} ({req.search} + {req.scheduler}), "
          f"up to {req.max_epochs} epochs each, {slots} at a time -> {path}")
+    first = len(meta["rounds"]) == 1
+    planner = None if restore else SearchPlanner(
+        earliest_stop.at if earliest_stop else None, len(bundle.val),
+        space.points_to_evaluate() if first else [], req.max_epochs)
+    if planner is not None:
+        progress.intent = planner.intent  # the live view's "planner:" line
     if restore:
         tuner = _restored_tuner(path, trainable, callbacks, storage_filesystem(meta))
     else:
-        tuner = _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end, bundle)
+        tuner = _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end, bundle, planner)
     tuner.fit()
+    if planner is not None:
+        planner_said(planner, folder, ledger, req, echo)
+
+
+def planner_said(planner: SearchPlanner, folder: Path, ledger: Ledger, req, echo) -> None:
+    """The round's last words on the search itself, in the run log and search_plan.json (the report's)."""
+    why = planner.why or ("its time ran out" if req.time_limit else f"it ran its {ledger.done} trials")
+    added = planner.added()
+    echo(f"search: stopped because {why}")
+    echo(f"search: {added}")
+    said = {"why": why, "added": added, "planner_stopped": planner.stopped}
+    (folder / SEARCH_PLAN_FILE).write_text(json.dumps(said, indent=2) + "\n")
 
 
 def storage_filesystem(meta: dict):
@@ -145,10 +175,12 @@ def _restored_tuner(path: str, trainable, callbacks, storage_filesystem):
     tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
                                storage_filesystem=storage_filesystem)
     tuner._local_tuner.get_run_config().callbacks = callbacks
+    tuner._local_tuner.get_run_config().stop = None  # the first driver's planner: a resume finishes, unplanned
     return tuner
 
 
-def _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end: float | None = None, bundle=None):
+def _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end: float | None = None, bundle=None,
+               planner: SearchPlanner | None = None):
     from ray import tune
 
     from digitsearch.search.deadline import DeadlineSearcher
@@ -158,7 +190,7 @@ def _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end
     searcher = algorithms.searcher(req, space, folder, meta, starting_points=first,
                                    round_trials=None if req.uncapped else this_round["trials"], bundle=bundle)
     if trials_end is not None:
-        searcher = DeadlineSearcher(searcher, trials_end, req.grace_epochs)
+        searcher = DeadlineSearcher(searcher, trials_end, req.grace_epochs, planner=planner)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -170,7 +202,7 @@ def _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end
         run_config=tune.RunConfig(
             name=this_round["dir"], storage_path=meta["tune_root"], storage_filesystem=storage_filesystem(meta),
             verbose=2 if req.verbose else 0,
-            callbacks=callbacks,
+            callbacks=callbacks, stop=planner,
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute="val_acc", checkpoint_score_order="max"),
             failure_config=tune.FailureConfig(max_failures=1),

@@ -15,10 +15,13 @@ from digitsearch.search.request import SearchRequest, fixed_on_resume, refuse_on
 from digitsearch.store import experiments
 
 
-def run_search(req: SearchRequest, echo: Callable[[str], None] = print):
+def run_search(req: SearchRequest, echo: Callable[[str], None] = print, earliest_stop_s: float | None = None):
     """Search, then write leaderboard.csv and best.json; returns rounds.SearchOutcome. `echo`
     gets the outcome; with req.quiet nothing else (the progress lines and tables go to `chatter`).
-    With req.resume: finish the named experiment, then run req.add_trials more."""
+    With req.resume: finish the named experiment, then run req.add_trials more.
+    `earliest_stop_s` (a time-limited search with a retrain after it): seconds from now after
+    which the planner (search.planner) may end the search, once more search gains less than
+    more final training; None: the search takes all of req.time_limit."""
     req.check()
     # the limit counts from here: loading the data and starting Ray are part of what the user waits for
     deadline = Deadline.after(req.time_limit) if req.time_limit else None
@@ -33,4 +36,5 @@ def run_search(req: SearchRequest, echo: Callable[[str], None] = print):
     with session.starting_early(req.address, req.verbose):
         from digitsearch.search import new_search  # torch and Ray Tune (2 s) load while Ray starts
 
-        return new_search.run(req, deadline, echo)
+        earliest = Deadline.after(earliest_stop_s) if earliest_stop_s is not None and deadline else None
+        return new_search.run(req, deadline, echo, earliest)

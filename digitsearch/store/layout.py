@@ -21,6 +21,8 @@ EXPERIMENT_FILE = "experiment.json"
 BEST_FILE = "best.json"
 LEADERBOARD_FILE = "leaderboard.csv"
 LEDGER_FILE = "finished.txt"
+# what the search added over its best starting point, and why it stopped (search.planner)
+SEARCH_PLAN_FILE = "search_plan.json"
 STUDY_FILE = "optuna.db"
 TENSORBOARD_DIR = "tensorboard"
 TRIAL_RUNS_DIR = "trials"

@@ -2,6 +2,7 @@
 its retrain wrote (leaderboard.csv, Tune's per-trial progress.csv, optuna.db, final/)."""
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -12,7 +13,7 @@ import pandas as pd
 from digitsearch.core.timebudget import shown
 from digitsearch.errors import UserError
 from digitsearch.store import experiments, leaderboard, pareto, study, trials
-from digitsearch.store.layout import FINAL_DIR, METRICS_FILE, REPORT_DIR, final_dir
+from digitsearch.store.layout import FINAL_DIR, METRICS_FILE, REPORT_DIR, SEARCH_PLAN_FILE, final_dir
 from digitsearch.store.leaderboard import SAMPLED, STEP, SUMMARY_COLUMNS, short_config, start_number
 from digitsearch.store.objectives import OBJECTIVES
 from digitsearch.viz import plots, report_plots
@@ -355,6 +356,17 @@ def _trials_md(meta: dict, ran: int) -> str:
     return f"{meta['trials']} trials"
 
 
+def plan_md(folder: Path) -> list[str]:
+    """Why the search stopped when it did and what it added over its best starting point at equal
+    epochs (search_plan.json, search.planner), as the run log said it; nothing for a search
+    that predates it."""
+    path = folder / SEARCH_PLAN_FILE
+    if not path.is_file():
+        return []
+    said = json.loads(path.read_text())
+    return [f"**Why the search stopped:** {said['why']}.", f"**What the search added:** {said['added']}."]
+
+
 def write(results: Path, name: str | None, echo: Callable[[str], None] = print) -> Path:
     folder = experiments.resolve(results, name)
     meta = experiments.read_meta(folder)
@@ -367,7 +379,8 @@ def write(results: Path, name: str | None, echo: Callable[[str], None] = print) 
             f"Space `{meta['space']}` ({', '.join(meta.get('families', [meta['family']]))}) on dataset "
             f"`{meta['dataset_name']}`: {_sizes_md(meta['sizes'])}; {_trials_md(meta, len(table))}, up to "
             f"{meta['max_epochs']} epochs each ({meta['search']} + {meta['scheduler']}, seed {meta['seed']}). "
-            f"Written by `digitsearch report --name {folder.name}`.", *filter(None, [origin_md(table, configs)]))
+            f"Written by `digitsearch report --name {folder.name}`.", *filter(None, [origin_md(table, configs)]),
+            *plan_md(folder))
     _search_sections(doc, folder, meta, table, configs)
     _retrain_sections(doc, folder)
     compared = retrained_md(folder, table)
