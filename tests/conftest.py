@@ -17,6 +17,9 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# SQL over optuna.db: the study trials Tune ran. A config the searcher skipped before training
+# (search/feasible.py) is a COMPLETE study trial with user attr 'skipped', but no Tune trial.
+RAN = "trial_id not in (select trial_id from trial_user_attributes where key = 'skipped')"
 
 # The tiers (docs/testing.md). A test is a unit unless marked:
 #   unit   - no Ray, no Python subprocess: `make test` runs them first, on two workers;

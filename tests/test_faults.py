@@ -11,15 +11,17 @@ import pytest
 from killdriver import run_with_fault
 from typer.testing import CliRunner
 
-from conftest import assert_one_line_error, run_cli, run_in_process
+from conftest import RAN, assert_one_line_error, run_cli, run_in_process
 from digitsearch.cli import app
 
 TRIALS, EPOCHS = 5, 2
 
 
 def _study_trials(folder: Path, state: str = "COMPLETE") -> int:
+    """Study trials in `state` that Tune ran: a config the searcher skipped before training (user
+    attr 'skipped', search/feasible.py) is COMPLETE in the study, but no trial."""
     with sqlite3.connect(folder / "optuna.db") as db:
-        return db.execute("select count(*) from trials where state = ?", (state,)).fetchone()[0]
+        return db.execute(f"select count(*) from trials where state = ? and {RAN}", (state,)).fetchone()[0]
 
 
 def _ended_lines(output: str) -> list[str]:

@@ -17,7 +17,7 @@ import pytest
 from killdriver import run_with_fault
 from typer.testing import CliRunner
 
-from conftest import assert_one_line_error, run_cli, run_in_process, write_kaggle_csv
+from conftest import RAN, assert_one_line_error, run_cli, run_in_process, write_kaggle_csv
 from digitsearch.cli import app
 from digitsearch.data import Bundle, Split, fingerprint, load
 
@@ -91,6 +91,7 @@ def copied(shared_search, tmp_path_factory):
 
 @pytest.mark.e2e
 def test_a_copied_experiment_reads_its_own_rounds_and_study(copied, shared_search):
+    from digitsearch.search.reconcile import ran_trials
     from digitsearch.store import experiments, study, trials
 
     meta = experiments.read_meta(copied)
@@ -98,7 +99,7 @@ def test_a_copied_experiment_reads_its_own_rounds_and_study(copied, shared_searc
     assert meta["tune_root"] == str(copied.resolve())
     dirs = trials.trial_dirs(copied)
     assert dirs and all(copied.resolve() in path.resolve().parents for path in dirs.values())
-    assert len(study.load(copied).trials) == len(dirs)
+    assert len(ran_trials(study.load(copied))) == len(dirs)  # skipped configs are no trials (search.feasible)
 
 
 @pytest.mark.e2e
@@ -187,9 +188,11 @@ def test_accept_changed_data_needs_retrain():
 # --- --resume on a renamed experiment ---------------------------------------------------------
 
 def _study_trials(folder: Path) -> list[tuple[str, str, int]]:
+    """(study, state, count) of the study trials Tune ran: not the configs the searcher skipped
+    before training (user attr 'skipped', search/feasible.py)."""
     with sqlite3.connect(folder / "optuna.db") as db:
-        return db.execute("select s.study_name, t.state, count(*) from trials t join studies s "
-                          "using (study_id) group by 1, 2").fetchall()
+        return db.execute("select s.study_name, t.state, count(*) from trials t join studies s using (study_id) "
+                          f"where t.{RAN} group by 1, 2").fetchall()
 
 
 def _ended(text: str) -> int:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from clocks import FakeClock
 
-from conftest import run_cli, run_in_process
+from conftest import RAN, run_cli, run_in_process
 from digitsearch.core import engine
 from digitsearch.core.timebudget import Deadline, parse_duration, shown
 from digitsearch.errors import UserError
@@ -114,9 +114,9 @@ def _assert_every_trial_kept_and_the_retrain_written(ran, folder) -> None:
     assert not (table["status"] == "interrupted").any() and json.loads((folder / "experiment.json").read_text())[
         "status"] == "finished"
     assert set(table["origin"].dropna()) >= {"start 1"} and table["status"].isin(
-        ["completed", "stopped early", "time limit", "infeasible", "over budget"]).all()
+        ["completed", "stopped early", "time limit", "at chance", "infeasible", "over budget"]).all()
     with sqlite3.connect(folder / "optuna.db") as db:
-        states = dict(db.execute("select state, count(*) from trials group by state").fetchall())
+        states = dict(db.execute(f"select state, count(*) from trials where {RAN} group by state").fetchall())
     # Starting points the time left no room for stay WAITING (enqueued, never asked for): a later
     # --add-trials round runs them first. Every trial that was asked for is a leaderboard row.
     asked = sum(count for state, count in states.items() if state != "WAITING")
@@ -124,6 +124,9 @@ def _assert_every_trial_kept_and_the_retrain_written(ran, folder) -> None:
     # not a terminal: a line per retrain epoch (a Rich bar would show only at the end of a log)
     assert re.search(r"^retrain: (member 1/\d \(trial \w+\) )?epoch 1/\d+: loss [\d.]+ acc [\d.]+ \d+ examples/s",
                      ran.stdout, re.M), ran.stdout[-3000:]
+    # the planner's last words: why the search stopped, what it added over its best starting point
+    plan = json.loads((folder / "search_plan.json").read_text())
+    assert f"search: stopped because {plan['why']}" in ran.stdout and f"search: {plan['added']}" in ran.stdout
     metrics = json.loads((folder / "final" / "metrics.json").read_text())
     assert 1 <= len(metrics["members"]) <= 2 and metrics["tta"] and 0 < metrics["test_accuracy"] <= 1
     assert (folder / "final" / "predictions.csv").is_file() and (folder / "final" / "model.pt").is_file()

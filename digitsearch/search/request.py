@@ -18,8 +18,9 @@ from digitsearch.store.objectives import OBJECTIVES, parse_objective
 if TYPE_CHECKING:
     from digitsearch.spaces import SearchSpace
 
-# a trial over either limit is recorded as over budget, not trained: one such trial could
-# cost as much as a dozen ordinary ones on a CPU
+# a sampled config over either limit is skipped before it becomes a trial (search.feasible), a
+# starting point over it recorded as over budget: one such trial could cost as much as a dozen
+# ordinary ones on a CPU
 DEFAULT_LIMITS = {"max_params": 3_000_000, "max_mflops": 40.0}
 DEFAULT_TRIALS = 12
 # under --time-limit, trials train on at most this many training examples (--search-examples):

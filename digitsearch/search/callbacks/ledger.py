@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ray import tune
 
+from digitsearch.search.chance import AT_CHANCE_NOTE
 from digitsearch.search.deadline import TIME_LIMIT_NOTE
 from digitsearch.store import ledger
 
@@ -17,7 +18,7 @@ from digitsearch.store import ledger
 def outcome_of(trial, max_epochs: int) -> str:
     """How a trial that completed (no error) ended: done, stopped early, or not trained."""
     last = trial.last_result or {}
-    if str(last.get("note", "")).startswith(TIME_LIMIT_NOTE):  # trained, then stopped at the time limit
+    if str(last.get("note", "")).startswith((TIME_LIMIT_NOTE, AT_CHANCE_NOTE)):  # trained, then stopped
         return "stopped"
     if last.get("note"):  # infeasible, over budget, diverged, out of memory
         return "not trained"
