@@ -68,7 +68,6 @@ def bench(
     if baseline is not None:
         from digitsearch.bench import baseline as fixed_recipe
         from digitsearch.core.timebudget import parse_duration
-
         from digitsearch.search.request import parse_overrides
 
         fixed_recipe.run(dataset, parse_duration(baseline), out, seed=seed, echo=typer.echo,
