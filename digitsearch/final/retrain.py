@@ -90,7 +90,8 @@ def run(folder: Path, epochs: int | None = None, progress: Callable | None = Non
         job, guard = fit_to(deadline, job, bundle, training, ensemble_views(bundle, tta), note)
     trained = train_members(job, bundle, training, guard, note, progress, on_start, on_member)
     # the guard may have left the last members out, or stopped one early: the files say what was trained
-    job = replace(job, members=tuple(replace(m, epochs=len(t.history)) for m, t in zip(job.members, trained)))
+    job = replace(job, members=tuple(replace(m, epochs=len(t.history), reseed=t.reseed)
+                                     for m, t in zip(job.members, trained)))
     # after the plan and the guard: a member without flips that was left out no longer rules out
     # mirrored views (fashion-60m-d's one flipping net was tested without them)
     views = ensemble_views(bundle, tta, job.members)
@@ -154,7 +155,7 @@ def _described(job: Plan, bundle: data.Bundle, trained: list[Trained], views: tu
     several = len(job.members) > 1
     members = [{"trial_id": m.trial["trial_id"], "family": m.cfg.family, "epochs": m.epochs,
                 "seed": job.meta["seed"] + m.reseed, "val_acc_in_search": m.trial["val_acc"],
-                **({"history": t.history} if several else {})}
+                **_checked(t), **({"history": t.history} if several else {})}
                for m, t in zip(job.members, trained)]
     metrics = {"experiment": job.folder.name, "trial_id": job.trial["trial_id"],
                "family": ensembles.FAMILY if several else job.cfg.family, "task": bundle.task,
@@ -163,6 +164,13 @@ def _described(job: Plan, bundle: data.Bundle, trained: list[Trained], views: tu
     if not several:
         metrics["history"] = trained[0].history
     return metrics
+
+
+def _checked(trained: Trained) -> dict:
+    """The retrain check's figure (final.check): accuracy on the validation images it trained on."""
+    if trained.check is None:
+        return {}
+    return {"val_acc_after_retrain": trained.check.seen, "short_of_search": trained.check.short}
 
 
 def _test(job: Plan, bundle: data.Bundle, training: TrainData, trained: list[Trained], served: torch.nn.Module,

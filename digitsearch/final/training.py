@@ -16,6 +16,7 @@ from digitsearch.core import budget, engine, tasks
 from digitsearch.core.build import build_model
 from digitsearch.core.timebudget import Deadline
 from digitsearch.errors import UserError
+from digitsearch.final import check as retrain_check
 from digitsearch.final.plan import Member, Plan
 
 
@@ -34,6 +35,8 @@ class TrainData:
 class Trained:
     model: torch.nn.Module
     history: list[dict]
+    reseed: int = 0  # the member's seed less the experiment's (its plan's, or a retry's: final.check)
+    check: retrain_check.Check | None = None
 
 
 def training_data(bundle: data.Bundle) -> TrainData:
@@ -72,12 +75,41 @@ def train_members(job: Plan, bundle: data.Bundle, training: TrainData, guard: bu
                 member = replace(member, epochs=epochs)
         if on_member:
             on_member(k + 1, len(job.members), member.trial["trial_id"])
-        trained.append(train(member, bundle, training, job.meta["seed"] + member.reseed, progress, on_start,
-                             _time_hooks(guard, k)))
+        done = train(member, bundle, training, job.meta["seed"] + member.reseed, progress, on_start,
+                     _time_hooks(guard, k))
+        done.reseed = member.reseed
         if guard:
-            guard.trained(k, trained[-1].history)
-        _say_how_it_ended(member, trained[-1].history, note)
+            guard.trained(k, done.history)
+        _say_how_it_ended(member, done.history, note)
+        trained.append(_kept_after_check(done, member, job, bundle, training, guard is not None, note, progress,
+                                         on_start))
     return trained
+
+
+def _kept_after_check(done: Trained, member: Member, job: Plan, bundle: data.Bundle, training: TrainData,
+                      time_limited: bool, note: Callable[[str], None], progress, on_start) -> Trained:
+    """`done`, checked against the search's val_acc (final.check); when it falls short and no time
+    limit binds, the better of it and one more run under another seed."""
+    done.check = retrain_check.check(done.model, bundle, training, member.trial.get("val_acc"))
+    if done.check is None or not done.check.short:
+        return done
+    trial = member.trial["trial_id"]
+    if time_limited:
+        note(f"warning: {done.check.line(trial)}; --time-limit left no time to train it again")
+        return done
+    note(f"warning: {done.check.line(trial)}; training it once more under another seed")
+    reseed = member.reseed + retrain_check.RESEED
+    again = train(member, bundle, training, job.meta["seed"] + reseed, progress, on_start)
+    again.reseed = reseed
+    again.check = retrain_check.check(again.model, bundle, training, member.trial.get("val_acc"))
+    kept = again if again.check.seen > done.check.seen else done
+    note(f"retrain check: kept the {'second' if kept is again else 'first'} run of trial {trial} "
+         f"({kept.check.seen:.4f} on the validation images; the other {min(done, again, key=_seen).check.seen:.4f})")
+    return kept
+
+
+def _seen(trained: Trained) -> float:
+    return trained.check.seen
 
 
 def _time_hooks(guard: budget.Guard | None, k: int) -> dict:
