@@ -282,7 +282,7 @@ def finish(req: SearchRequest, space, meta: dict, ledger: Ledger, echo, chatter)
         echo(f"interrupted after {ledger.done}{of} trials; writing what finished; "
              f"`digitsearch tune --name {folder.name} --resume` finishes it")
     elif req.time_limit is not None:
-        chatter(f"time limit: {ledger.done} trials ran in the {shown(req.time_limit)} given")
+        chatter(f"time limit: {ledger.done} trials ran in a search given at most {shown(req.time_limit)}")
     if (skipped := skipped_in(folder)) is not None:
         chatter(skipped)  # configs the searcher skipped before training: no trials, no leaderboard rows
     _write_results(req, space, results, ledger.finished, folder, echo, chatter)
