@@ -33,7 +33,7 @@ def tune(space: str = "cnn", dataset: str = "digits", trials: int = 12, *, echo:
     from digitsearch.search.request import SearchRequest
     from digitsearch.search.runner import run_search
 
-    known = {f.name for f in dataclasses.fields(SearchRequest)} - {"space", "dataset", "trials"}
+    known = {f.name for f in dataclasses.fields(SearchRequest)} - {"space", "dataset", "trials", "family_limits"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise UserError(f"tune() takes no option {', '.join(map(repr, unknown))}; "

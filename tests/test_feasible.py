@@ -26,6 +26,7 @@ from digitsearch.search.feasible import (
 )
 from digitsearch.search.mutation import TUNE_TRIAL_ATTR
 from digitsearch.search.reconcile import MAX_DRAWS, UNUSABLE, ResumableOptunaSearch, ran_trials
+from digitsearch.spaces import MIXED
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 COMPLETE = optuna.trial.TrialState.COMPLETE
@@ -51,6 +52,17 @@ def _probe(budget: Budget = BUDGET) -> Probe:
 
 def test_a_net_within_the_budget_passes():
     assert _probe().skip(SMALL) is None
+
+
+def test_a_family_is_held_to_its_own_limits_in_a_space_across_families():
+    cnn_own = {"max_params": 10_000_000, "max_mflops": 120.0}
+    budget = Budget(max_params=50_000, max_mflops=40.0, by_family={"cnn": cnn_own})
+    wide = {"family": "cnn", **{f"cnn.{k}": v for k, v in (("depth", 2), ("filters_1", 128), ("filters_2", 128),
+                                                           ("dense_layers", 1), ("dense_1", 512))}}
+    mixed = Probe.of(MIXED, _bundle(), budget)
+    assert mixed.skip(wide) is None  # over the space's 50,000 parameters, within cnn's own limits
+    assert mixed.skip({"family": "lenet", "lenet.dense_1": 120, "lenet.dense_2": 84}).kind == OVER_BUDGET
+    assert budget.of_family("lenet") == Budget(50_000, 40.0)
 
 
 def test_an_over_budget_net_is_skipped_with_the_note_the_trainable_would_write():

@@ -30,6 +30,8 @@ def spaces(show: Annotated[Optional[str], typer.Option(help=SHOW)] = None):
                f"{', '.join(loaded.families)}; {loaded.description}")
     if loaded.limits:
         typer.echo("  limits: " + ", ".join(f"{k} {v:,}" for k, v in loaded.limits.items()))
+    for family, own in loaded.family_limits.items():
+        typer.echo(f"  limits of {family} trials (its space's): " + ", ".join(f"{k} {v:,}" for k, v in own.items()))
     for line in loaded.describe():
         typer.echo(f"  {line}")
     for number, point in enumerate(loaded.starting_points, start=1):

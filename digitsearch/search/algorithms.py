@@ -61,7 +61,8 @@ def searcher(req: SearchRequest, space: SearchSpace, folder: Path, meta: dict, s
         max_epochs=req.max_epochs,
         # a trial that ran unseen by Tune's last snapshot before a kill counts toward the round's trials
         round_trials=round_trials,
-        probe=Probe.of(space.family, bundle, Budget(req.max_params, req.max_mflops)) if bundle is not None else None,
+        probe=(Probe.of(space.family, bundle, Budget(req.max_params, req.max_mflops, req.family_limits))
+               if bundle is not None else None),
     )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -39,10 +39,19 @@ SKIPPED_ATTR = "skipped"  # study user attr of a config skipped before training:
 
 @dataclass(frozen=True)
 class Budget:
-    """--max-params and --max-mflops."""
+    """--max-params and --max-mflops; in a space across families, a family's own limits where
+    its space sets them (SearchRequest.family_limits)."""
 
     max_params: int
     max_mflops: float
+    by_family: dict = field(default_factory=dict, compare=False)
+
+    def of_family(self, family: str) -> Budget:
+        """The budget a trial of `family` is held to."""
+        own = self.by_family.get(family)
+        if own:
+            return Budget(int(own["max_params"]), float(own["max_mflops"]))
+        return Budget(self.max_params, self.max_mflops)
 
     def exceeded(self, params: int, mflops: float) -> str | None:
         """Why a net of `params` parameters and `mflops` MFLOPs per image is over budget (the
@@ -107,7 +116,7 @@ class Probe:
             return None
         example = tasks.for_bundle(self.data).inputs(self.data.train.images, self.mean, self.std, "cpu")
         params, mflops = size_of(model, example)
-        over = self.budget.exceeded(params, mflops)
+        over = self.budget.of_family(cfg.family).exceeded(params, mflops)
         return None if over is None else Skip(OVER_BUDGET, over, params, mflops)
 
 

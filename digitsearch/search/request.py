@@ -86,6 +86,10 @@ class SearchRequest:
     max_concurrent: int | None = None
     max_params: int | None = None  # None: the space's `limits:`, else DEFAULT_LIMITS
     max_mflops: float | None = None
+    # not an option: resolve_limits's budget for the families of a space across families whose
+    # own space sets `limits:` ({"cnn": {"max_params": ..., "max_mflops": 120.0}}); the
+    # other families' trials are held to max_params and max_mflops
+    family_limits: dict = field(default_factory=dict)
     # --max-latency-ms: a trial slower than this per image (batch 1, its own threads) is over budget
     # before its first epoch, and infeasible to the Optuna study (a constraint)
     max_latency_ms: float | None = None
@@ -193,10 +197,19 @@ def fixed_on_resume(req: SearchRequest) -> list[str]:
 
 
 def resolve_limits(req: SearchRequest, space: SearchSpace) -> None:
-    """Budget: the command line's, else the space's `limits:`, else DEFAULT_LIMITS."""
-    limits = {**DEFAULT_LIMITS, **space.limits}
-    req.max_params = int(req.max_params if req.max_params is not None else limits["max_params"])
-    req.max_mflops = float(req.max_mflops if req.max_mflops is not None else limits["max_mflops"])
+    """Budget: the command line's, else the space's `limits:`, else DEFAULT_LIMITS. In a space
+    that includes others, a family whose own space sets a limit is held to it where neither the
+    command line nor the including space sets that one: `--space all` trains the cnn recipe net
+    as `--space cnn` does."""
+    given = {k: v for k, v in (("max_params", req.max_params), ("max_mflops", req.max_mflops)) if v is not None}
+    req.max_params, req.max_mflops = _typed({**DEFAULT_LIMITS, **space.limits, **given})
+    req.family_limits = {family: dict(zip(("max_params", "max_mflops"),
+                                          _typed({**DEFAULT_LIMITS, **own, **space.limits, **given})))
+                         for family, own in space.family_limits.items()}
+
+
+def _typed(limits: dict) -> tuple[int, float]:
+    return int(limits["max_params"]), float(limits["max_mflops"])
 
 
 def parse_overrides(items: list[str]) -> dict:

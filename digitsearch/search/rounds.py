@@ -108,7 +108,8 @@ def tune_round(req, space, bundle, meta: dict, ledger: Ledger, progress: SearchP
     trials_end = deadline.at - wrap_up_seconds(req.time_limit) if deadline else None
     runtime = TrialRuntime(family=space.family, max_epochs=req.max_epochs,
                            threads=max(1, int(req.cpus_per_trial)), seed=req.seed, max_params=req.max_params,
-                           max_mflops=req.max_mflops, max_latency_ms=req.max_latency_ms, deadline=trials_end,
+                           max_mflops=req.max_mflops, family_limits=req.family_limits,
+                           max_latency_ms=req.max_latency_ms, deadline=trials_end,
                            fault=faults.trial_fault(), starting_points=space.starting_points,
                            stop_at_chance=req.scheduler != "fifo")
     trainable = tune.with_resources(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ray
@@ -40,6 +40,8 @@ class TrialRuntime:
     seed: int
     max_params: int
     max_mflops: float
+    # a space across families: the families held to their own space's limits (SearchRequest.family_limits)
+    family_limits: dict = field(default_factory=dict)
     # --max-latency-ms: a trial whose measured CPU latency per image is above it is over budget
     max_latency_ms: float | None = None
     # wall-clock time (time.time()) the search must end by (--time-limit), else None: a trial
@@ -55,7 +57,7 @@ class TrialRuntime:
 
     @property
     def budget(self) -> feasible.Budget:
-        return feasible.Budget(self.max_params, self.max_mflops)
+        return feasible.Budget(self.max_params, self.max_mflops, self.family_limits)
 
 
 # a trial that never reached the cost measurement reports these as None: Tune checks that every
@@ -98,22 +100,22 @@ def _node() -> str:
     return ray.get_runtime_context().get_node_id()
 
 
-def _over_budget(params: int, mflops: float, runtime: TrialRuntime) -> bool:
+def _over_budget(params: int, mflops: float, runtime: TrialRuntime, family: str) -> bool:
     """The budget guard, reported as the trial's end: one such trial would cost as much as many
     ordinary ones. The searcher has already skipped most such configs (search/feasible.py):
     what reaches it is a starting point, an orphan re-run, or the last of a searcher's draws."""
-    reason = runtime.budget.exceeded(params, mflops)
+    reason = runtime.budget.of_family(family).exceeded(params, mflops)
     if reason is None:
         return False
     _report_unusable(feasible.OVER_BUDGET, reason, params, mflops)
     return True
 
 
-def _costs_within_budget(model, example, runtime: TrialRuntime) -> tuple[int, float, cost.Cost] | None:
+def _costs_within_budget(model, example, runtime: TrialRuntime, family: str) -> tuple[int, float, cost.Cost] | None:
     """(parameters, MFLOPs, the measured cost) of the model as built (fp32, on the CPU, before
     training moves it), each measured once per trial; None when the budget guard stopped it."""
     params, mflops = feasible.size_of(model, example)
-    if _over_budget(params, mflops, runtime):
+    if _over_budget(params, mflops, runtime, family):
         return None
     measured = cost.measure(model, example)
     return None if _too_slow(measured, params, mflops, runtime) else (params, mflops, measured)
@@ -144,7 +146,7 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
     task = tasks.for_bundle(bundle)
     train = engine.to_tensors(bundle.train.images, bundle.train.labels, mean, std, device, task)
     val = engine.to_tensors(bundle.val.images, bundle.val.labels, mean, std, device, task)
-    if (within := _costs_within_budget(model, train.x[:1], runtime)) is None:
+    if (within := _costs_within_budget(model, train.x[:1], runtime, cfg.family)) is None:
         return
     params, mflops, measured = within
     model = engine.prepare_model(model, device)

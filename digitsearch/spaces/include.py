@@ -8,7 +8,10 @@ family's YAML stays the one place its ranges live. Including space `cnn` adds:
   the others keep theirs, which is false whenever the parameter they test is absent, so
   the whole branch switches off with the family;
 - cnn.yaml's starting points, with `family: cnn`, keeping the training values the including
-  space can take (the others are left to the sampler).
+  space can take (the others are left to the sampler);
+- cnn.yaml's `limits:`, for cnn trials only: a family's nets are held to the budget its own
+  space sets (the recipe net, 59 MFLOPs, is within cnn's 120 but over the default 40), unless
+  the including file or the command line sets one (search/request.resolve_limits).
 
 Training settings (`lr`, `optimizer`, ...) are not included: the including file declares
 them once, shared by every family.
@@ -16,16 +19,22 @@ them once, shared by every family.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from digitsearch.errors import UserError
 from digitsearch.spaces.model import Condition, Param, SearchSpace
 from digitsearch.spaces.start import _Bad, _check_value
 
 
-def included(names: object, shown: str, load: Callable[[str], SearchSpace]) -> tuple[list[Param], list[dict]]:
-    """(entries, raw starting points) that `include: names` contributes; `load` finds a space
-    by name (builtin.load, passed down by the loader so that this module needs no import of it)."""
+class Included(NamedTuple):
+    entries: list[Param]
+    points: list[dict]  # the included starting points, raw
+    family_limits: dict[str, dict[str, float]]  # family -> its space's `limits:` (those that set any)
+
+
+def included(names: object, shown: str, load: Callable[[str], SearchSpace]) -> Included:
+    """What `include: names` contributes; `load` finds a space by name (builtin.load, passed
+    down by the loader so that this module needs no import of it)."""
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise UserError(f"{shown}: 'include' must be a non-empty list of space names, e.g. [cnn, lenet]")
     spaces = [load(name) for name in names]
@@ -41,7 +50,7 @@ def included(names: object, shown: str, load: Callable[[str], SearchSpace]) -> t
             if p.name.startswith(prefix):
                 entries.append(p if p.when is not None else dataclasses.replace(p, when=gate))
         points += [{"family": space.family, **point} for point in space.starting_points]
-    return entries, points
+    return Included(entries, points, {s.family: dict(s.limits) for s in spaces if s.limits})
 
 
 def usable_points(points: list[dict], entries: list[Param]) -> list[dict]:

@@ -140,6 +140,9 @@ class SearchSpace:
     starting_points: tuple[dict[str, object], ...] = field(default=(), hash=False)
     # budget defaults for this space's trials ({"max_mflops": 3000}); the command line wins
     limits: dict[str, float] = field(default_factory=dict, hash=False)
+    # a space across families built by `include:`: each included space's own `limits:`, which
+    # hold for that family's trials where this space and the command line set none
+    family_limits: dict[str, dict[str, float]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if not self.entries:  # built by hand: constants after params, unconditional
@@ -266,6 +269,8 @@ class SearchSpace:
         import json
 
         what = {"entries": self.describe(), "start": list(self.starting_points), "limits": self.limits}
+        if self.family_limits:  # absent from the spaces that include none: their fingerprints stay as they were
+            what["family_limits"] = self.family_limits
         return hashlib.sha256(json.dumps(what, sort_keys=True, default=repr).encode()).hexdigest()
 
     # -- people ----------------------------------------------------------------------

@@ -17,7 +17,7 @@ import yaml
 from digitsearch.errors import UserError
 from digitsearch.spaces._util import SCALAR_TYPES, is_number, one_line, same, show
 from digitsearch.spaces.conditions import parse_condition
-from digitsearch.spaces.include import included, usable_points
+from digitsearch.spaces.include import Included, included, usable_points
 from digitsearch.spaces.model import CONSTANT, KINDS, MIXED, Condition, Param, SearchSpace
 from digitsearch.spaces.start import check_start
 from digitsearch.spaces.training import find_block
@@ -84,7 +84,7 @@ class _Parser:
         family, mixed = self.family(data)
         description = self.description(data)
         raw = self.raw_params(data)
-        entries, included_points = self.entries(data, raw)
+        entries, included_points, family_limits = self.entries(data, raw)
         if mixed:
             family_entry = next(p for p in entries if p.name == "family")
             if family_entry.when is not None or family_entry.kind not in ("choice", CONSTANT):
@@ -101,6 +101,7 @@ class _Parser:
             entries=tuple(entries),
             starting_points=(*usable_points(included_points, entries), *points),
             limits=self.limits(data.get("limits")),
+            family_limits=family_limits,
         )
 
     def top_level(self, data: object) -> None:
@@ -161,14 +162,16 @@ class _Parser:
             )
         return raw
 
-    def entries(self, data: dict, raw: dict) -> tuple[list[Param], list[dict]]:
-        """Every entry in file order (the included spaces' first), and the included starting points."""
+    def entries(self, data: dict, raw: dict) -> Included:
+        """Every entry in file order (the included spaces' first), the included starting points
+        and the included spaces' limits."""
         entries: list[Param] = []
         included_points: list[dict] = []
+        family_limits: dict[str, dict[str, float]] = {}
         if "include" in data:
             if self.load_included is None:
                 raise self.fail("'include' needs spaces to include from; load the file with digitsearch.spaces.load")
-            entries, included_points = included(data["include"], self.shown, self.load_included)
+            entries, included_points, family_limits = included(data["include"], self.shown, self.load_included)
         declared: dict[str, Param] = {p.name: p for p in entries}
         sources = self.with_training_block(data, raw)
         names = [*declared, *(str(key) for key, _, _ in sources)]
@@ -179,7 +182,7 @@ class _Parser:
             p = dataclasses.replace(parser.param(pname, spec, declared, names), where=parser.where(pname))
             entries.append(p)
             declared[pname] = p
-        return entries, included_points
+        return Included(entries, included_points, family_limits)
 
     def with_training_block(self, data: dict, raw: dict) -> list[tuple[object, object, "_Parser"]]:
         """(name, spec, the parser whose file declares it) for every entry of `params:` and of the
