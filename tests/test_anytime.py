@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,28 @@ def test_the_table_is_written_with_every_run(tmp_path):
     assert "| 10m | plain Optuna loop | 99.50, failed |" in text
     stored = json.loads(path.with_suffix(".json").read_text())
     assert len(stored["runs"]) == 6 and stored["verdicts"]
+
+
+def test_runs_todays_table_holds_are_kept_and_only_the_rest_run(tmp_path, monkeypatch):
+    stem = time.strftime("anytime-d-%Y-%m-%d")
+    anytime._write(runs(), "d", tmp_path / stem)
+    ran = []
+
+    def one(arm, dataset, budget, seed, logs, echo):
+        ran.append((arm.name, seed))
+        return Run(arm.name, budget, seed, 0.99, 600)
+
+    monkeypatch.setattr(anytime, "_one", one)
+    said = []
+    anytime.run("d", [600], 3, ["cnn"], tmp_path, echo=said.append)
+    # the failed peer run of seed 1 runs again, seed 2 is new; the five results stay
+    assert ran == [(PEER, 1), ("digitsearch --space cnn", 2), (RECIPE, 2), (PEER, 2)]
+    assert sum("kept from" in line for line in said) == 5
+    stored = json.loads((tmp_path / f"{stem}.json").read_text())
+    assert [r["test_accuracy"] for r in stored["runs"]][:3] == [0.996, 0.994, 0.995]
+    ran.clear()
+    anytime.run("other", [600], 1, ["cnn"], tmp_path, echo=said.append)  # another dataset: nothing kept
+    assert len(ran) == 3
 
 
 def test_each_arm_runs_a_whole_command_with_the_seed(tmp_path):

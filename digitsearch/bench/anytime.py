@@ -8,6 +8,9 @@ start, the imports and the data loading count, as they do for the user):
 Seed s is each arm's --seed: the same carved split and the same initial draws for all three.
 The table (each run's test accuracy and wall time, each arm's median) goes to
 <out>/anytime-<dataset>-<date>.md and .json; each run's log beside it, in anytime-logs/.
+A run that table already holds with a result (same dataset, arm, budget and seed) is kept, not
+run again: `--seeds 3` after a `--seeds 2` the same day runs seed 2 alone, and a bench killed
+part-way goes on where it stopped.
 """
 from __future__ import annotations
 
@@ -92,13 +95,32 @@ def run(dataset: str, budgets: list[float], seeds: int, spaces: list[str], out: 
     stem = f"anytime-{Path(dataset).name}-{time.strftime('%Y-%m-%d')}"
     logs = out / "anytime-logs" / stem
     logs.mkdir(parents=True, exist_ok=True)
+    kept = measured(out / stem, dataset)
     runs = []
     for budget in budgets:
         for seed in range(seeds):
             for arm in arms(spaces):  # interleaved: a slow hour of the machine hits every arm alike
+                if (found := kept.get((arm.name, budget, seed))) is not None:
+                    echo(f"anytime: {arm.name}, {shown(budget)}, seed {seed}: kept from {stem}.json "
+                         f"({found.test_accuracy:.4f})")
+                    runs.append(found)
+                    continue
                 runs.append(_one(arm, dataset, budget, seed, logs, echo))
                 _write(runs, dataset, out / stem)
     return _write(runs, dataset, out / stem)
+
+
+def measured(stem: Path, dataset: str) -> dict[tuple[str, float, int], Run]:
+    """(arm, budget, seed) -> the run the table at `stem` already holds with a result, for this dataset."""
+    path = stem.with_suffix(".json")
+    if not path.is_file():
+        return {}
+    try:
+        table = json.loads(path.read_text())
+        runs = [Run(**r) for r in table["runs"]] if table.get("dataset") == dataset else []
+    except (ValueError, KeyError, TypeError):
+        return {}  # not a table this bench wrote: rewritten from the runs of this call
+    return {(r.arm, r.budget_s, r.seed): r for r in runs if r.test_accuracy is not None}
 
 
 def _one(arm: Arm, dataset: str, budget: float, seed: int, logs: Path, echo) -> Run:
