@@ -64,6 +64,11 @@ def test_runs_todays_table_holds_are_kept_and_only_the_rest_run(tmp_path, monkey
     stored = json.loads((tmp_path / f"{stem}.json").read_text())
     assert [r["test_accuracy"] for r in stored["runs"]][:3] == [0.996, 0.994, 0.995]
     ran.clear()
+    anytime.run("d", [600], 1, ["all"], tmp_path, echo=said.append)  # another arm: the peers kept
+    assert ran == [("digitsearch --space all", 0)]
+    arms = {r["arm"] for r in json.loads((tmp_path / f"{stem}.json").read_text())["runs"]}
+    assert arms == {"digitsearch --space cnn", "digitsearch --space all", RECIPE, PEER}
+    ran.clear()
     anytime.run("other", [600], 1, ["cnn"], tmp_path, echo=said.append)  # another dataset: nothing kept
     assert len(ran) == 3
 

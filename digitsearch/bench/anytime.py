@@ -96,7 +96,8 @@ def run(dataset: str, budgets: list[float], seeds: int, spaces: list[str], out: 
     logs = out / "anytime-logs" / stem
     logs.mkdir(parents=True, exist_ok=True)
     kept = measured(out / stem, dataset)
-    runs = []
+    planned = {(arm.name, budget, seed) for budget in budgets for seed in range(seeds) for arm in arms(spaces)}
+    runs = [run for key, run in kept.items() if key not in planned]  # other arms' runs stay in the table
     for budget in budgets:
         for seed in range(seeds):
             for arm in arms(spaces):  # interleaved: a slow hour of the machine hits every arm alike
