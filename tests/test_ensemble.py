@@ -211,9 +211,9 @@ def test_the_members_after_the_first_share_the_time_left_at_the_pace_measured():
     guard = budget.Guard(Deadline.after(100.0, clock=FakeClock()), costs, fixed=4.0)
     assert guard.epochs_for_rest(1, 3) == 32  # (100 - 4) // (1 + 2): the first member was as fast as measured
     guard.trained(0, [{"epoch_seconds": 2.0}] * 3)  # twice as slow: the rest get half the epochs
-    assert guard.epochs_for_rest(1, 3) == 15  # (100 - 2 * 4) // (2 * 3)
+    assert guard.epochs_for_rest(1, 3) == 16  # (100 - 4) // (2 * 3): the writes after it are not slowed
     guard.trained(1, [{"epoch_seconds": 0.5}] * 3)  # faster than measured: the last one gets more
-    assert guard.epochs_for_rest(2, 3) == 98  # (100 - 0.5 * 4) // (0.5 * 2): the time is all still there
+    assert guard.epochs_for_rest(2, 3) == 96  # (100 - 4) // (0.5 * 2): the time is all still there
 
 
 @pytest.mark.parametrize("kwargs, needle", [

@@ -41,6 +41,10 @@ class Plan:
     exports: tuple[str, ...]
     out: Path
     tta: bool = False
+    # under a time limit (final.training.fit_to): how many members the measured costs fit; the
+    # others wait, each joining if the members before it leave it `waiting_epochs` or more
+    planned: int | None = None  # None: every member
+    waiting_epochs: int = 0
 
     @property
     def trial(self) -> dict:
