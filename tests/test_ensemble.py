@@ -134,6 +134,8 @@ def test_top_trials_are_trained_distinct_and_best_first(monkeypatch, tmp_path):
     monkeypatch.setattr(ranking.experiments, "read_best",
                         lambda folder: {"trial_id": "a", "val_acc": 0.99, "config": configs["a"]})
     monkeypatch.setattr(ranking.trials, "configs", lambda folder, ids: {t: configs[t] for t in ids})
+    monkeypatch.setattr(ranking.experiments, "read_meta", lambda folder: {"sizes": {"val": 800}})
+    monkeypatch.setattr(ranking.trials, "starting_point_trials", lambda folder: {})
     # b repeats a's config, c errored, d never scored: e and f follow the best
     assert [t["trial_id"] for t in ranking.top_trials(tmp_path, 3, within=0.1)] == ["a", "e", "f"]
     assert [t["trial_id"] for t in ranking.top_trials(tmp_path, 9, within=0.1)] == ["a", "e", "f"]
@@ -143,11 +145,28 @@ def test_top_trials_are_trained_distinct_and_best_first(monkeypatch, tmp_path):
     assert [t["trial_id"] for t in ranking.top_trials(tmp_path, 3, within=0.045)] == ["a", "e"]
 
 
+def test_within_the_validation_noise_the_spaces_starting_points_go_first_in_its_order():
+    board = [{"trial_id": "s4", "val_acc": 0.9950}, {"trial_id": "x", "val_acc": 0.9950},
+             {"trial_id": "s3", "val_acc": 0.9938}, {"trial_id": "s1", "val_acc": 0.9938},
+             {"trial_id": "s2", "val_acc": 0.9875}]
+    starts = {"s1": 1, "s2": 2, "s3": 3, "s4": 4}
+    noise = ranking.noise(0.995, 800)
+    assert noise * 800 == pytest.approx(2.0, abs=0.02)  # one standard error: two of MNIST-10k's 800 validation images
+    # the tied (within 2 images of the best): s1, s3, s4 by the space's order, then the sampled x;
+    # s2, 6 images behind, keeps its place after them
+    assert [row["trial_id"] for row in ranking.robust_order(board, starts, noise)] == ["s1", "s3", "s4", "x", "s2"]
+    assert [row["trial_id"] for row in ranking.robust_order(board, {}, noise)] == ["s4", "x", "s3", "s1", "s2"]
+    clear = [{"trial_id": "x", "val_acc": 0.9975}, *board]  # a sampled config 2 images ahead of the rest is not tied...
+    assert ranking.robust_order(clear, starts, ranking.noise(0.9975, 800))[0]["trial_id"] == "x"
+    assert ranking.noise(0.5, 0) == 0.0 and ranking.noise(1.0, 144) == 1 / 144  # ...and at least one image
+
+
 def test_places_no_near_config_earns_go_to_the_best_under_other_seeds(monkeypatch, tmp_path):
     best = {"trial_id": "a", "val_acc": 0.99, "status": "completed", "best_epoch": 4,
             "config": {"cnn.depth": 2, "lr": 0.01}}
     near = {**best, "trial_id": "e", "val_acc": 0.985, "config": {"cnn.depth": 1, "lr": 0.01}}
     monkeypatch.setattr(plan_module.ranking, "top_trials", lambda folder, count: [best, near][:count])
+    monkeypatch.setattr(plan_module.experiments, "read_best", lambda folder: best)
     monkeypatch.setattr(plan_module.experiments, "read_meta",
                         lambda folder: {"family": "cnn", "max_epochs": 6, "task": "image", "seed": 7})
     lines = []
