@@ -265,7 +265,7 @@ def test_ensemble_of_two_is_one_model_for_every_consumer(searched, digits_bundle
     expected = [(order[0], 0), (order[1], 0)] if near else [(order[0], 0), (order[0], 1)]
     seed = json.loads((folder / "experiment.json").read_text())["seed"]
     assert [(m["trial_id"], m["seed"] - seed) for m in members] == expected
-    assert ("within 1 val point of the best" in run.stdout) == (near is None)
+    assert ("within 1 val point of the best" in run.stdout) == (not near)
     assert metrics["family"] == "ensemble" and "history" not in metrics
     assert all(len(m["history"]) == m["epochs"] == 1 and "test_accuracy" in m for m in members)
     assert metrics["tta"] == ["identity"] and "test_accuracy_no_tta" not in metrics
