@@ -93,6 +93,17 @@ def test_bad_training_csv(tmp_path, results, case):
     assert not results.exists()
 
 
+def test_one_class_and_a_results_file_are_refused_before_anything_is_written(tmp_path, results):
+    one_class = write_kaggle_csv(tmp_path / "one.csv", np.zeros((20, 28, 28), dtype=np.uint8), np.full(20, 3))
+    expect_error(*tune(results, "--dataset", str(one_class)), needles=("one.csv", "every training label is 3",
+                                                                       "at least 2 classes"))
+    assert not results.exists()
+    taken = tmp_path / "a-file"
+    taken.write_text("mine")
+    expect_error(*tune(taken), needles=("--results", "is a file"))
+    assert taken.read_text() == "mine"
+
+
 def test_test_csv_width_differs(tmp_path, results):
     good, _ = _csv_cases(tmp_path)
     small = write_kaggle_csv(tmp_path / "test.csv", np.zeros((3, 8, 8), dtype=np.uint8), None)

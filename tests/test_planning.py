@@ -191,9 +191,58 @@ def test_fit_to_plans_the_ensemble_on_the_time_its_deadline_leaves(monkeypatch):
     plan, _ = training.fit_to(Deadline.after(15.0, clock=clock), _job(3), SimpleNamespace(test=None),
                               SimpleNamespace(tensors=None), ("plain",), lines.append)
     # 3 members would get (15 - 3 - 6) // 0.9 = 6 epochs each, 2 would get 11: fewer than 2 x 8 each
-    assert [member.epochs for member in plan.members] == [26]  # (15 - 1 - 6) // 0.3
+    assert plan.planned == 1 and plan.members[0].epochs == 26  # (15 - 1 - 6) // 0.3
+    assert plan.waiting_epochs == 16  # the two others wait: they join if the first leaves them 16 epochs each
     assert lines[-1] == ("retraining 1 member for 26 epochs, about 15s of the 15s left "
                          "(3 asked: 16 epochs each would not fit)")
+
+
+def test_members_left_waiting_join_when_the_first_trains_faster_than_measured(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(budget, "measure", lambda *args, **kwargs: COST)  # read 4 times too slow, below
+    notes = []
+    deadline = Deadline.after(15.0, clock=clock)
+    job, guard = training.fit_to(deadline, _job(3), SimpleNamespace(test=None), SimpleNamespace(tensors=None),
+                                 ("plain",), notes.append)
+    assert job.planned == 1
+
+    def timed_train(member, bundle, data, seed, progress=None, on_start=None, time_hooks=None):
+        net = TimedNet(clock, lambda epoch: EPOCH / 4, batches=1)
+        return training.Trained(net, engine.fit(net, _examples(1), SETTINGS, member.epochs, clock=clock,
+                                                **(time_hooks or {})))
+
+    monkeypatch.setattr(training, "train", timed_train)
+    monkeypatch.setattr(training, "_kept_after_check", lambda done, *args: done)
+    trained = training.train_members(job, None, None, guard, notes.append)
+    # the first member's 26 epochs took 1.95 s, not 7.8: the two waiting members fit 16 epochs each
+    # and more; they share what is left at that pace: (13.05 - 0.25 * (1 + 2) - 6) // (0.25 * 0.6) = 42
+    assert [len(member.history) for member in trained] == [26, 42, 42]
+    assert notes[1:] == ["note: the members so far trained faster than measured: members 2, 3 of the 3 asked fit "
+                         "after all",
+                         "note: member 2 gets 42 epochs instead of the 26 planned: the members so far trained faster "
+                         "than measured",
+                         "note: member 3 gets 42 epochs instead of the 26 planned: the members so far trained faster "
+                         "than measured"]
+    assert finish(clock, pace=0.25, members=3) <= deadline.at
+
+
+def test_members_left_waiting_stay_out_when_the_first_trained_as_measured(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(budget, "measure", lambda *args, **kwargs: COST)
+    deadline = Deadline.after(15.0, clock=clock)
+    job, guard = training.fit_to(deadline, _job(3), SimpleNamespace(test=None), SimpleNamespace(tensors=None),
+                                 ("plain",), lambda line: None)
+
+    def timed_train(member, bundle, data, seed, progress=None, on_start=None, time_hooks=None):
+        net = TimedNet(clock, lambda epoch: EPOCH, batches=1)
+        return training.Trained(net, engine.fit(net, _examples(1), SETTINGS, member.epochs, clock=clock,
+                                                **(time_hooks or {})))
+
+    monkeypatch.setattr(training, "train", timed_train)
+    monkeypatch.setattr(training, "_kept_after_check", lambda done, *args: done)
+    notes = []
+    assert [len(t.history) for t in training.train_members(job, None, None, guard, notes.append)] == [26]
+    assert notes == []  # the plan's own line said the two were left out
 
 
 def train_ensemble(monkeypatch, slowdown: float) -> tuple[FakeClock, Deadline, list[training.Trained], list[str]]:
@@ -204,7 +253,8 @@ def train_ensemble(monkeypatch, slowdown: float) -> tuple[FakeClock, Deadline, l
     chosen = budget.plan_epochs([COST] * 3, deadline.left(), min_epochs=budget.member_epochs(SEARCH_EPOCHS),
                                 fixed=FIXED)
     job = _job(3)
-    job = replace(job, members=tuple(replace(member, epochs=chosen.epochs) for member in job.members))
+    job = replace(job, members=tuple(replace(member, epochs=chosen.epochs) for member in job.members),
+                  planned=chosen.members, waiting_epochs=budget.member_epochs(SEARCH_EPOCHS))
 
     def timed_train(member, bundle, data, seed, progress=None, on_start=None, time_hooks=None):
         net = TimedNet(clock, lambda epoch: slowdown * EPOCH, batches=1)
@@ -220,10 +270,11 @@ def train_ensemble(monkeypatch, slowdown: float) -> tuple[FakeClock, Deadline, l
 def test_an_ensemble_on_a_slower_machine_replans_its_later_members_and_ends_in_time(monkeypatch):
     clock, deadline, trained, notes = train_ensemble(monkeypatch, slowdown=1.4)
     # the first member's 90 epochs (37.8 s) still fit; the other two share what is left at its pace:
-    # (52.2 - 1.4 * (1 + 2 + 6)) // (1.4 * 0.6) = 47, then (32.46 - 1.4 * (2 + 1 + 6)) // 0.42 = 47
-    assert [len(member.history) for member in trained] == [90, 47, 47]
-    assert notes == [f"note: member {k} gets 47 epochs instead of the 90 planned: the members so far trained slower "
-                     "than measured" for k in (2, 3)]
+    # (52.2 - 1.4 * (1 + 2) - 6) // (1.4 * 0.6) = 49 (50 but for rounding), then
+    # (31.62 - 1.4 * (2 + 1) - 6) // 0.42 = 50: the writes after the training are not slowed
+    assert [len(member.history) for member in trained] == [90, 49, 50]
+    assert notes == [f"note: member {k} gets {epochs} epochs instead of the 90 planned: the members so far trained "
+                     "slower than measured" for k, epochs in ((2, 49), (3, 50))]
     assert finish(clock, pace=1.4, members=3) <= deadline.at
 
 

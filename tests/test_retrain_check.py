@@ -76,3 +76,12 @@ def test_a_member_that_keeps_its_promise_is_left_alone(fake_training):
     notes = []
     assert _kept(_member(), time_limited=False, notes=notes).check.short is False
     assert runs == [] and notes == []
+
+
+def test_a_member_trained_fewer_epochs_than_its_trial_peaked_at_is_not_trained_again(fake_training):
+    seen_by_seed, runs = fake_training
+    seen_by_seed.update({0: 0.90})
+    member = SimpleNamespace(trial={"trial_id": "t1", "val_acc": 1.0, "best_epoch": 12}, reseed=0, epochs=3)
+    notes = []
+    kept = _kept(member, time_limited=False, notes=notes)  # `best --retrain --epochs 3` of a trial that peaked at 12
+    assert runs == [] and kept.model == 0 and kept.check.short and notes == []

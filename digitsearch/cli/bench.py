@@ -51,7 +51,8 @@ def bench(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help=SET)] = None,
 ):
     """Measure trial efficiency vs bare PyTorch, search overhead, make demo vs a bare Optuna loop, ASHA+TPE vs
-    FIFO+random, and start-up."""
+    FIFO+random, and start-up; or (--anytime) the one command against the recipe net and a plain Optuna loop at
+    equal wall time."""
     from digitsearch.bench import suite
 
     if sum(x is not None for x in (baseline, fidelity, anytime)) > 1:

@@ -157,9 +157,11 @@ class Guard:
 
     def epochs_for_rest(self, k: int, count: int) -> int:
         """Epochs each of members k..count-1 gets when they share the time left equally, at the
-        pace measured so far: more than planned when the machine ran faster, fewer when slower."""
+        pace measured so far: more than planned when the machine ran faster, fewer when slower.
+        What comes after the training is reckoned as `_after` does (the writes unscaled), so
+        that the guard's stop after an epoch agrees with this plan."""
         rest = self.costs[k:count]
-        after = self.slowdown * (self.tests + sum(cost.test for cost in rest) + self.fixed)
+        after = self.slowdown * (self.tests + sum(cost.test for cost in rest)) + self.fixed
         per_epoch = self.slowdown * sum(cost.epoch for cost in rest)
         return max(0, int((self.deadline.left() - after) // per_epoch)) if per_epoch > 0 else 0
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from digitsearch.data import addition, digits, idx, kaggle_csv, numbers, svhn
 from digitsearch.data.bundle import (
     FASHION_CLASSES,
@@ -70,6 +72,14 @@ def _source(spec: str, data_dir: str | None, notes: list[str]):
     raise _unknown(spec)
 
 
+def _check_classes(spec: str, labelled: Split) -> None:
+    """A classifier needs two classes to tell apart: one label in the training data is refused."""
+    present = np.unique(labelled.labels)
+    if len(present) < 2:
+        raise UserError(f"{spec}: every training label is {present[0] if len(present) else 'missing'}; a classifier "
+                        f"needs at least 2 classes in its training data")
+
+
 def load(spec: str = "digits", *, test: str | None = None, data_dir: str | None = None,
          val_fraction: float = 0.1, seed: int = 0, base: str | None = None) -> Bundle:
     """Load a dataset by registered name, IDX or SVHN folder path or Kaggle CSV path.
@@ -101,6 +111,7 @@ def load(spec: str = "digits", *, test: str | None = None, data_dir: str | None 
         train_all, test_split, reason = test_split, None, "only t10k files found"
     else:
         train_all, reason = train, f"no test data for {name}"
+    _check_classes(spec, train_all)
     if test is not None:
         pixels = train_all.images.shape[1] * train_all.images.shape[2]
         replaced = test_split is not None

@@ -41,6 +41,10 @@ class Plan:
     exports: tuple[str, ...]
     out: Path
     tta: bool = False
+    # under a time limit (final.training.fit_to): how many members the measured costs fit; the
+    # others wait, each joining if the members before it leave it `waiting_epochs` or more
+    planned: int | None = None  # None: every member
+    waiting_epochs: int = 0
 
     @property
     def trial(self) -> dict:
@@ -78,10 +82,11 @@ def plan(folder: Path, epochs: int | None = None, exports: tuple[str, ...] = (),
 def _chosen_trials(folder: Path, trial: str | None, count: int,
                    note: Callable[[str], None]) -> list[tuple[dict, int]]:
     """(trial, reseed) for each member, best first."""
-    if count == 1:
-        chosen = [read_trial(folder, trial) if trial else experiments.read_best(folder)]
+    if trial:
+        chosen = [read_trial(folder, trial)]
     else:
-        chosen = ranking.top_trials(folder, count)
+        chosen = ranking.top_trials(folder, count) or [experiments.read_best(folder)]
+        _say_pick(folder, chosen[0], note)
         if len(chosen) < count:
             note(_reseeded_note(count, chosen))
     for found in chosen:
@@ -91,6 +96,17 @@ def _chosen_trials(folder: Path, trial: str | None, count: int,
                             f"retrain (`digitsearch best` names the best trial that has)")
     copies = [(chosen[0], k) for k in range(1, count - len(chosen) + 1)]
     return [(found, 0) for found in chosen] + copies
+
+
+def _say_pick(folder: Path, first: dict, note: Callable[[str], None]) -> None:
+    """A line when the retrain's first trial is not best.json's: a starting point tied with it."""
+    best = experiments.read_best(folder)
+    if first["trial_id"] == best["trial_id"]:
+        return
+    images = round((best["val_acc"] - first["val_acc"]) * int(experiments.read_meta(folder)["sizes"]["val"]))
+    note(f"retrain: trial {first['trial_id']} (val_acc {first['val_acc']:.4f}), a starting point of the space, goes "
+         f"before the leader {best['trial_id']} ({best['val_acc']:.4f}): {images} validation image"
+         f"{'s' * (images != 1)} apart is within the validation noise, and the space orders its starting points")
 
 
 def _reseeded_note(count: int, chosen: list[dict]) -> str:

@@ -2,7 +2,7 @@
 that come within WITHIN of the best's val_acc.
 
 Trained trials only (TRAINED_STATUSES, val_acc above zero: those the best may be), of any
-family, best first as leaderboard.csv ranks them. Two trials with the same config dict
+family, in leaderboard.csv's order but for ties (below). Two trials with the same config dict
 would make two copies of one net, so only the better of them counts.
 
 Why the margin: averaging with a clearly weaker net costs more than the diversity gives. The
@@ -11,12 +11,21 @@ test 94.59 % alone) with one 1.6 val points behind (test 92.01 %) and got 94.27 
 the top configs sit within half a point of each other (800 val images: 1 image is 0.125) and
 their average beats each member (99.55 % against 99.45 %, examples/mnist10k-30m-e3). plan fills
 the places nobody else earns with the best config under other seeds, a seed ensemble.
+
+Which comes first is robust to the small validation set: a trial within one standard error of
+the best's val_acc (`noise`: sqrt(p (1 - p) / n), at least one image; 2 images of MNIST-10k's
+800) is tied with it, and among tied trials the space's starting points come first, in the
+space's order (its hand-made prior: start 1 is the recipe), then sampled configs by val_acc.
+One or two validation images cannot tell nets apart, and the order of the starting points is
+knowledge the validation set does not hold (docs/commands.md, "The retrain's pick").
 """
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+from digitsearch.errors import UserError
 from digitsearch.store import experiments, trials
 from digitsearch.store.pareto import usable as trained_usable
 
@@ -24,28 +33,61 @@ WITHIN = 0.01  # val_acc below the best's by more than this (1 point) keeps a co
 
 
 def top_trials(folder: Path, count: int, within: float = WITHIN) -> list[dict]:
-    """Up to `count` trials, best first, each as best.json describes the best (its leaderboard
-    row and its config as Tune recorded it), none more than `within` below the best's val_acc;
-    fewer when the leaderboard has fewer such.
+    """Up to `count` trials, first first (the module's order), each as best.json describes the
+    best (its leaderboard row and its config as Tune recorded it), none more than `within` below
+    the best's val_acc; fewer when the leaderboard has fewer such.
     A trial whose config is not on this machine (a search stored on S3) is left out, except
     the best, whose config best.json holds."""
     from digitsearch.store import leaderboard  # pandas: only when the leaderboard is read
 
     best = experiments.read_best(folder)
     table = leaderboard.read(folder)
-    usable = table[trained_usable(table)
-                   & (table["trial_id"] != best["trial_id"]) & (table["val_acc"] >= best["val_acc"] - within)]
-    recorded = trials.configs(folder, list(usable["trial_id"]))
-    chosen = [{**best, "experiment": folder.name}]  # best.json's trial first, as a plain retrain takes it
-    seen = {_key(best["config"])}
-    for row in _rows(usable):
+    usable = table[trained_usable(table) & (table["val_acc"] >= best["val_acc"] - within)]
+    others = usable[usable["trial_id"] != best["trial_id"]]
+    recorded = trials.configs(folder, list(others["trial_id"]))
+    board = [best, *({**row, "config": recorded.get(row["trial_id"])} for row in _rows(others))]
+    order = robust_order(board, _starts(folder), noise(best["val_acc"], _val_images(folder)))
+    chosen: list[dict] = []
+    seen: set[str] = set()
+    for row in order:
         if len(chosen) >= count:
             break
-        config = recorded.get(row["trial_id"])
-        if config and _key(config) not in seen:
-            seen.add(_key(config))
-            chosen.append({**row, "config": config, "experiment": folder.name})
+        if row.get("config") and _key(row["config"]) not in seen:
+            seen.add(_key(row["config"]))
+            chosen.append({**row, "experiment": folder.name})
     return chosen
+
+
+def robust_order(board: list[dict], starts: dict[str, int], noise_acc: float) -> list[dict]:
+    """`board` (rows with trial_id and val_acc, in the leaderboard's order) in the module's order:
+    the rows within `noise_acc` of the best val_acc are tied, and the starting points among them
+    (`starts`: trial_id -> k) come first in the space's order; the rest keep the board's order."""
+    top = max((row["val_acc"] for row in board), default=0.0)
+
+    def key(ranked: tuple[int, dict]) -> tuple[int, int, int]:
+        rank, row = ranked
+        tied = row["val_acc"] >= top - noise_acc - 1e-12
+        return (0, starts[row["trial_id"]], rank) if tied and row["trial_id"] in starts else (1, 0, rank)
+
+    return [row for _, row in sorted(enumerate(board), key=key)]
+
+
+def noise(val_acc: float, images: int) -> float:
+    """One standard error of an accuracy `val_acc` measured on `images` images, at least one image."""
+    if images < 1:
+        return 0.0
+    return max(1.0 / images, math.sqrt(max(val_acc * (1 - val_acc), 0.0) / images))
+
+
+def _val_images(folder: Path) -> int:
+    return int(experiments.read_meta(folder).get("sizes", {}).get("val") or 0)
+
+
+def _starts(folder: Path) -> dict[str, int]:
+    try:
+        return trials.starting_point_trials(folder)
+    except UserError:  # the space file is gone: no prior to break ties with, val_acc alone orders
+        return {}
 
 
 def _key(config: dict) -> str:

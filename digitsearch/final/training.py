@@ -61,20 +61,14 @@ def train_members(job: Plan, bundle: data.Bundle, training: TrainData, guard: bu
                   on_member: Callable[[int, int, str], None] | None = None) -> list[Trained]:
     """Each member in turn; under a time limit, only those that still fit (the best always does)."""
     trained = []
+    planned = job.planned or len(job.members)
     for k, member in enumerate(job.members):
         if guard and k:
-            # re-planned on the pace the members so far really had: the time left shared by the rest
-            epochs = guard.epochs_for_rest(k, len(job.members))
-            if epochs < budget.MIN_EPOCHS:
-                note(f"warning: this machine runs slower than measured; the ensemble keeps {k} of its "
-                     f"{len(job.members)} members to end within --time-limit")
+            member, planned = _replanned(member, k, planned, job, guard, note)
+            if member is None:
                 break
-            if epochs != member.epochs:
-                note(f"note: member {k + 1} gets {epochs} epochs instead of the {member.epochs} planned: the members "
-                     f"so far trained {'faster' if epochs > member.epochs else 'slower'} than measured")
-                member = replace(member, epochs=epochs)
         if on_member:
-            on_member(k + 1, len(job.members), member.trial["trial_id"])
+            on_member(k + 1, planned, member.trial["trial_id"])
         done = train(member, bundle, training, job.meta["seed"] + member.reseed, progress, on_start,
                      _time_hooks(guard, k))
         done.reseed = member.reseed
@@ -86,13 +80,41 @@ def train_members(job: Plan, bundle: data.Bundle, training: TrainData, guard: bu
     return trained
 
 
+def _replanned(member: Member, k: int, planned: int, job: Plan, guard: budget.Guard,
+               note: Callable[[str], None]) -> tuple[Member | None, int]:
+    """Member k re-planned on the pace the members so far really had, and how many members the
+    plan now holds: members the plan left waiting join when the time left gives each of them
+    job.waiting_epochs (the calibration read the epochs too slow), and the time left is shared
+    by the members planned. None: member k no longer fits."""
+    asked = len(job.members)
+    grown = next((count for count in range(asked, planned, -1)
+                  if guard.epochs_for_rest(k, count) >= job.waiting_epochs), planned)
+    if grown > planned:
+        joined = ", ".join(str(j + 1) for j in range(planned, grown))
+        note(f"note: the members so far trained faster than measured: member{'s' * (grown - planned > 1)} {joined} "
+             f"of the {asked} asked fit{'s' * (grown - planned == 1)} after all")
+        planned = grown
+    if k >= planned:
+        return None, planned  # still waiting when the time is up: the plan's line said it was left out
+    epochs = guard.epochs_for_rest(k, planned)
+    if epochs < max(budget.MIN_EPOCHS, job.waiting_epochs):  # the plan's own bar for a member
+        note(f"warning: this machine runs slower than measured; the ensemble keeps {k} of its "
+             f"{planned} members to end within --time-limit")
+        return None, planned
+    if epochs != member.epochs:
+        note(f"note: member {k + 1} gets {epochs} epochs instead of the {member.epochs} planned: the members "
+             f"so far trained {'faster' if epochs > member.epochs else 'slower'} than measured")
+        member = replace(member, epochs=epochs)
+    return member, planned
+
+
 def _kept_after_check(done: Trained, member: Member, job: Plan, bundle: data.Bundle, training: TrainData,
                       time_limited: bool, note: Callable[[str], None], progress, on_start) -> Trained:
     """`done`, checked against the search's val_acc (final.check); when it falls short and no time
     limit binds, the better of it and one more run under another seed."""
     done.check = retrain_check.check(done.model, bundle, training, member.trial.get("val_acc"))
-    if done.check is None or not done.check.short:
-        return done
+    if done.check is None or not done.check.short or len(done.history) < int(member.trial.get("best_epoch") or 0):
+        return done  # kept, or trained fewer epochs (--epochs) than its trial peaked at: nothing was promised for those
     trial = member.trial["trial_id"]
     if time_limited:
         note(f"warning: {done.check.line(trial)}; --time-limit left no time to train it again")
@@ -165,5 +187,6 @@ def fit_to(deadline: Deadline, job: Plan, bundle: data.Bundle, training: TrainDa
     enough = budget.member_epochs(job.meta["max_epochs"])
     chosen = budget.plan_epochs(costs, deadline.left(), min_epochs=enough, fixed=fixed)
     note(budget.plan_line(chosen, len(job.members), enough))
-    members = tuple(replace(m, epochs=chosen.epochs) for m in job.members[: chosen.members])
-    return replace(job, members=members), budget.Guard(deadline, costs[: chosen.members], fixed)
+    members = tuple(replace(m, epochs=chosen.epochs) for m in job.members)  # those past `planned` wait
+    return (replace(job, members=members, planned=chosen.members, waiting_epochs=enough),
+            budget.Guard(deadline, costs, fixed))

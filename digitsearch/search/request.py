@@ -129,6 +129,9 @@ class SearchRequest:
             raise UserError("--add-trials K extends a finished search: use it with --resume --name NAME, K >= 1")
         if self.resume and not self.name:
             raise UserError("--resume needs --name NAME: the experiment to finish or extend")
+        if Path(self.results).exists() and not Path(self.results).is_dir():
+            raise UserError(f"--results {self.results} is a file; give the folder experiments go in "
+                            f"(it is made if missing)")
 
     @property
     def trial_examples(self) -> int | None:
