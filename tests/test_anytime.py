@@ -35,6 +35,9 @@ def test_the_verdict_compares_with_the_better_peer():
                     "(plain Optuna loop, 99.50 %): +0.15 points"]
     behind = [Run("digitsearch --space all", 600, 0, 0.990, 600), Run(RECIPE, 600, 0, 0.994, 600)]
     assert "below" in anytime.verdicts(anytime.summary(behind))[0]
+    tied = [Run("digitsearch --space cnn", 600, 0, 0.9965, 600), Run(PEER, 600, 0, 0.9965, 600)]
+    assert anytime.verdicts(anytime.summary(tied))[0].endswith("is at least the better peer's (plain Optuna loop, "
+                                                                "99.65 %): +0.00 points")
 
 
 def test_the_table_is_written_with_every_run(tmp_path):

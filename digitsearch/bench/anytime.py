@@ -172,7 +172,7 @@ def verdicts(rows: list[dict]) -> list[str]:
             continue
         best_peer = max(peers, key=lambda r: r["median"])
         for product in (r for r in here if r["arm"] not in (RECIPE, PEER)):
-            gap = (product["median"] - best_peer["median"]) * 100
+            gap = round((product["median"] - best_peer["median"]) * 100, 2) + 0.0  # a tie is a tie, not -0.00
             word = "at least" if gap >= 0 else "below"
             said.append(f"{shown(budget)}: {product['arm']} median {product['median'] * 100:.2f} % is {word} the "
                         f"better peer's ({best_peer['arm']}, {best_peer['median'] * 100:.2f} %): {gap:+.2f} points")
