@@ -74,19 +74,19 @@ def plan(folder: Path, epochs: int | None = None, exports: tuple[str, ...] = (),
         raise UserError(f"--epochs must be at least 1 (got {epochs})")
     exports = formats.validate(exports)
     formats.check_available(exports)
-    chosen = _chosen_trials(folder, trial, ensemble, note)
+    chosen = _chosen_trials(folder, meta, trial, ensemble, note)
     members = tuple(_member(found, meta, epochs, reseed) for found, reseed in chosen)
     return Plan(folder, meta, members, exports, final_dir(folder, trial), tta)
 
 
-def _chosen_trials(folder: Path, trial: str | None, count: int,
+def _chosen_trials(folder: Path, meta: dict, trial: str | None, count: int,
                    note: Callable[[str], None]) -> list[tuple[dict, int]]:
     """(trial, reseed) for each member, best first."""
     if trial:
         chosen = [read_trial(folder, trial)]
     else:
         chosen = ranking.top_trials(folder, count) or [experiments.read_best(folder)]
-        _say_pick(folder, chosen[0], note)
+        _say_pick(folder, meta, chosen[0], note)
         if len(chosen) < count:
             note(_reseeded_note(count, chosen))
     for found in chosen:
@@ -98,12 +98,12 @@ def _chosen_trials(folder: Path, trial: str | None, count: int,
     return [(found, 0) for found in chosen] + copies
 
 
-def _say_pick(folder: Path, first: dict, note: Callable[[str], None]) -> None:
+def _say_pick(folder: Path, meta: dict, first: dict, note: Callable[[str], None]) -> None:
     """A line when the retrain's first trial is not best.json's: a starting point tied with it."""
     best = experiments.read_best(folder)
     if first["trial_id"] == best["trial_id"]:
         return
-    images = round((best["val_acc"] - first["val_acc"]) * int(experiments.read_meta(folder)["sizes"]["val"]))
+    images = round((best["val_acc"] - first["val_acc"]) * ranking.val_images(meta))
     note(f"retrain: trial {first['trial_id']} (val_acc {first['val_acc']:.4f}), a starting point of the space, goes "
          f"before the leader {best['trial_id']} ({best['val_acc']:.4f}): {images} validation image"
          f"{'s' * (images != 1)} apart is within the validation noise, and the space orders its starting points")

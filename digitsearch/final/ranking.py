@@ -46,7 +46,7 @@ def top_trials(folder: Path, count: int, within: float = WITHIN) -> list[dict]:
     others = usable[usable["trial_id"] != best["trial_id"]]
     recorded = trials.configs(folder, list(others["trial_id"]))
     board = [best, *({**row, "config": recorded.get(row["trial_id"])} for row in _rows(others))]
-    order = robust_order(board, _starts(folder), noise(best["val_acc"], _val_images(folder)))
+    order = robust_order(board, _starts(folder), noise(best["val_acc"], val_images(experiments.read_meta(folder))))
     chosen: list[dict] = []
     seen: set[str] = set()
     for row in order:
@@ -79,8 +79,9 @@ def noise(val_acc: float, images: int) -> float:
     return max(1.0 / images, math.sqrt(max(val_acc * (1 - val_acc), 0.0) / images))
 
 
-def _val_images(folder: Path) -> int:
-    return int(experiments.read_meta(folder).get("sizes", {}).get("val") or 0)
+def val_images(meta: dict) -> int:
+    """The experiment's validation images (experiment.json's sizes); 0 where it does not say."""
+    return int(meta.get("sizes", {}).get("val") or 0)
 
 
 def _starts(folder: Path) -> dict[str, int]:
