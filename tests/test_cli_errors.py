@@ -77,7 +77,7 @@ def _csv_cases(tmp_path):
         "wrong_pixels": "\n".join(",".join(line.split(",")[:-1]) for line in lines),
         "non_numeric": "\n".join([lines[0], lines[1].replace(",", ",x,", 1).replace(",x,", ",x", 1)] + lines[2:]),
         "out_of_range": "\n".join([lines[0], lines[1].rsplit(",", 1)[0] + ",300"] + lines[2:]),
-        "bad_label": "\n".join([lines[0], "12" + lines[1][lines[1].index(","):]] + lines[2:]),
+        "mixed_labels": "\n".join([lines[0], "seven" + lines[1][lines[1].index(","):]] + lines[2:]),
     }
     paths = {}
     for case, text in cases.items():
@@ -86,7 +86,7 @@ def _csv_cases(tmp_path):
     return good, paths
 
 
-@pytest.mark.parametrize("case", ["empty", "no_label", "wrong_pixels", "non_numeric", "out_of_range", "bad_label"])
+@pytest.mark.parametrize("case", ["empty", "no_label", "wrong_pixels", "non_numeric", "out_of_range", "mixed_labels"])
 def test_bad_training_csv(tmp_path, results, case):
     _, paths = _csv_cases(tmp_path)
     expect_error(*tune(results, "--dataset", str(paths[case])), needles=(f"{case}.csv",))

@@ -66,6 +66,13 @@ class Bundle:
     vocab: str | None = None
     # left-right mirrored images are still valid examples (catalog.MIRROR_SAFE): flips may augment
     mirror_safe: bool = False
+    # class k's label as the user's data writes it (data.labelset): what predictions give back;
+    # by default k itself. class_names[k] is what plots and reports show (e.g. "Trouser" for 1).
+    user_labels: list | None = None
+
+    def __post_init__(self) -> None:
+        if self.user_labels is None:
+            self.user_labels = list(range(len(self.class_names)))
 
     @property
     def num_classes(self) -> int:
@@ -106,22 +113,6 @@ class Bundle:
         return Split(images, labels)
 
 
-def class_names_for(labels: list[np.ndarray | None], fashion: bool = False,
-                    kmnist: bool = False) -> list[str]:
-    """Names for classes 0..max label; known sets get their real names."""
-    if fashion:
-        return list(FASHION_CLASSES)
-    if kmnist:
-        return list(KMNIST_CLASSES)
-    top = max((int(y.max()) for y in labels if y is not None and len(y)), default=9)
-    return [str(i) for i in range(top + 1)]
-
-
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
-KMNIST_CLASSES = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
-
-
 def check_fraction(val_fraction: float) -> float:
     """val_fraction must leave something on both sides of the split."""
     try:
@@ -159,11 +150,20 @@ def split_off(data: Split, fraction: float, seed: int, source: str,
     return data.subset(np.sort(rest)), data.subset(np.sort(carved)), stratified
 
 
+def _unstratified(data: Split) -> str:
+    """Why a split fell back to random: a stratified one needs 2 images of every class."""
+    counts = np.unique(data.labels, return_counts=True)[1] if data.labels is not None else np.array([])
+    rare = int((counts < 2).sum())
+    if not rare:
+        return "random (too few images to stratify)"
+    return f"random ({rare} class{'es' if rare > 1 else ''} with 1 image; stratifying needs 2 of each)"
+
+
 def carve_test(data: Split, seed: int, source: str, reason: str,
                notes: list[str]) -> tuple[Split, Split]:
     """Hold out TEST_FRACTION of `data` as a labelled test split and record why."""
     rest, test, stratified = split_off(data, TEST_FRACTION, seed, source, "test")
-    kind = "stratified" if stratified else "random (a class is too rare to stratify)"
+    kind = "stratified" if stratified else _unstratified(data)
     notes.append(f"{reason}: carved a {kind} {TEST_FRACTION * 100:g}% test split (seed {seed}), "
                  f"{len(test)} of {len(data)} images")
     return rest, test
@@ -173,7 +173,7 @@ def make_bundle(name: str, train_all: Split, test: Split | None, class_names: li
                 notes: list[str], val_fraction: float, seed: int) -> Bundle:
     """Carve validation out of the training data and assemble the Bundle."""
     train, val, stratified = split_off(train_all, val_fraction, seed, name, "validation")
-    kind = "stratified" if stratified else "random (a class is too rare to stratify)"
+    kind = "stratified" if stratified else _unstratified(train_all)
     notes.append(f"validation: {kind} {val_fraction * 100:g}% of the training data (seed {seed}), "
                  f"{len(train)} train / {len(val)} val")
     return Bundle(name=name, train=train, val=val, test=test,

@@ -68,24 +68,51 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
 
 
 def _candidates(role: str, kind: str) -> list[str]:
-    """File names used in the wild: official ('-idx3-'), unzipped Windows ('.idx3-'), gz or not."""
+    """File names used in the wild: official ('-idx3-'), unzipped Windows ('.idx3-'), gz or not;
+    the test role is 't10k' in MNIST's names and 'test' in EMNIST's."""
     ndim = 3 if kind == "images" else 1
     names = []
-    for sep in ("-", "."):
-        base = f"{role}-{kind}{sep}idx{ndim}-ubyte"
-        names += [base, base + ".gz"]  # plain first: faster, and torchvision keeps both
+    for word in (role, "test") if role == "t10k" else (role,):
+        for sep in ("-", "."):
+            base = f"{word}-{kind}{sep}idx{ndim}-ubyte"
+            names += [base, base + ".gz"]  # plain first: faster, and torchvision keeps both
     return names
 
 
 def find_files(folder: Path) -> dict[str, dict[str, Path | None]]:
-    """{'train': {'images': path|None, 'labels': path|None}, 't10k': {...}} for `folder`."""
+    """{'train': {'images': path|None, 'labels': path|None}, 't10k': {...}} for `folder`: the
+    official names, else the same names after one prefix (EMNIST's emnist-letters-train-...)."""
+    prefix = _prefix(folder)
     found: dict[str, dict[str, Path | None]] = {}
     for role in ROLES:
         found[role] = {}
         for kind in ("images", "labels"):
-            paths = [folder / n for n in _candidates(role, kind)]
+            paths = [folder / f"{prefix}{n}" for n in _candidates(role, kind)]
             found[role][kind] = next((p for p in paths if p.is_file()), None)
     return found
+
+
+def _prefix(folder: Path) -> str:
+    """"" when the folder holds officially named files, else the one prefix its IDX files share;
+    two sets in one folder (emnist-letters-*, emnist-digits-*) are refused."""
+    if not folder.is_dir() or any((folder / n).is_file() for r in ROLES for n in _candidates(r, "images")):
+        return ""
+    names = [n for r in ROLES for n in _candidates(r, "images")]
+    prefixes = sorted({p.name[: -len(n)] for n in names for p in folder.glob(f"*-{n}")})
+    if len(prefixes) > 1:
+        shown = ", ".join(f"{p}*" for p in prefixes)
+        raise UserError(f"{folder}: holds several IDX sets ({shown}); give a folder with one of them")
+    return prefixes[0] if prefixes else ""
+
+
+def is_emnist(folder: Path) -> bool:
+    """EMNIST stores each image transposed; its files' names or its folder's name say it is EMNIST."""
+    files = find_files(folder)
+    return any(files[role]["images"] is not None and _emnist_file(files[role]["images"]) for role in ROLES)
+
+
+def _emnist_file(path: Path) -> bool:
+    return "emnist" in path.name.lower() or "emnist" in path.parent.name.lower()
 
 
 def has_idx(folder: Path, role: str) -> bool:
@@ -100,6 +127,8 @@ def read_pair(images_path: Path, labels_path: Path | None) -> Split:
     if images.shape[1] != images.shape[2]:
         raise UserError(f"{images_path}: images are {images.shape[1]}x{images.shape[2]}, "
                         "only square images are supported; resize them to NxN")
+    if _emnist_file(images_path):
+        images = np.ascontiguousarray(images.transpose(0, 2, 1))
     if labels_path is None:
         return Split(images, None)
     labels = read_idx(labels_path, LABELS_MAGIC).astype(np.int64)
@@ -119,7 +148,8 @@ def load_folder(folder: Path) -> tuple[Split | None, Split | None]:
             splits[role] = None
             continue
         if labels is None:
-            raise UserError(f"{folder}: has {images.name} but no {role}-labels-idx1-ubyte[.gz]; "
+            wanted = images.name.replace("images", "labels").replace("idx3", "idx1")
+            raise UserError(f"{folder}: has {images.name} but no {wanted}; "
                             "add the labels file next to it")
         splits[role] = read_pair(images, labels)
     if splits["train"] is None and splits["t10k"] is None:

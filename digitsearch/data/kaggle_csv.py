@@ -1,5 +1,8 @@
 """Kaggle "Digit Recognizer" CSV files: `label,pixel0,...,pixel783`, values 0-255, ink high.
 
+Labels are kept as written: whole numbers in any range or words (data.labelset maps them to
+classes); Sign Language MNIST's `label,pixel1..pixel784` reads the same way.
+
 A training CSV needs the label column; a test CSV has pixels only (a label column is
 kept when present). Any square number of pixel columns is accepted (64 = 8x8, 784 =
 28x28). Every defect becomes one UserError line naming file, row and fix; checks are
@@ -16,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from digitsearch.data import labelset
 from digitsearch.data.bundle import Split
 from digitsearch.errors import UserError
 
 LABEL = "label"
-MAX_LABEL = 9
 
 
 def _layout(n_pixels: int) -> str:
@@ -127,18 +130,13 @@ def _pixels(path: Path, table: pd.DataFrame, columns: list[str], side: int) -> n
 
 
 def _labels(path: Path, column: pd.Series) -> np.ndarray:
-    """Validated labels as int64: whole numbers 0..MAX_LABEL."""
-    dtype = column.dtype
-    if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
-        raise _first_non_number(path, column, "label")
-    values = column.to_numpy(dtype=np.float64)
-    bad = np.isnan(values) | (values != np.floor(values)) | (values < 0) | (values > MAX_LABEL)
-    if bad.any():
-        i = int(np.argmax(bad))
-        found = "no label" if np.isnan(values[i]) else f"label {values[i]:g}"
-        raise UserError(f"{path}: {_row(i)} has {found}; labels must be whole numbers "
-                        f"0-{MAX_LABEL}")
-    return values.astype(np.int64)
+    """The label column as the user wrote it (data.labelset): int64 whole numbers in any range,
+    or str words; a row without one, a fraction, numbers beside words -> UserError."""
+    missing = column.isna().to_numpy()
+    if missing.any():
+        i = int(np.argmax(missing))
+        raise UserError(f"{path}: {_row(i)} has no label; every row of a training CSV needs one")
+    return labelset.as_values(column, str(path))
 
 
 def read_csv(path: str | Path, *, need_label: bool, expect_pixels: int | None = None,

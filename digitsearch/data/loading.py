@@ -6,17 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from digitsearch.data import addition, digits, idx, kaggle_csv, numbers, svhn
-from digitsearch.data.bundle import (
-    FASHION_CLASSES,
-    Bundle,
-    Split,
-    carve_test,
-    check_fraction,
-    class_names_for,
-    make_bundle,
-)
+from digitsearch.data import addition, class_folders, digits, idx, kaggle_csv, labelset, numbers, svhn
+from digitsearch.data.bundle import Bundle, Split, carve_test, check_fraction, make_bundle
 from digitsearch.data.catalog import DATASETS, MIRROR_SAFE
+from digitsearch.data.class_names import FASHION_CLASSES, KMNIST_CLASSES, Naming, for_classes
 from digitsearch.errors import UserError
 
 
@@ -24,51 +17,64 @@ def _unknown(spec: str) -> UserError:
     if "/" in spec or "\\" in spec or spec.lower().endswith((".csv", ".gz")):
         return UserError(f"{spec}: no such file or folder; check the path")
     return UserError(f"unknown dataset '{spec}'; known: {', '.join(DATASETS)} "
-                     "(or give a path to a folder of IDX files or a Kaggle-style .csv file)")
+                     "(or give a path to a folder of IDX files or class folders, or a Kaggle-style .csv file)")
 
 
-def _guess_class_names(path: Path, labels: list) -> list[str]:
-    # The files carry no class names: recognise the well-known sets by folder name.
+def _folder_naming(path: Path) -> Naming:
+    # IDX files carry no class names: the well-known sets are recognised by folder name
     text = str(path.resolve()).lower()
-    return class_names_for(labels, fashion="fashion" in text, kmnist="kmnist" in text)
+    known = FASHION_CLASSES if "fashion" in text else KMNIST_CLASSES if "kmnist" in text else None
+    return Naming(known, path)
 
 
 def _from_idx_folder(folder: Path, notes: list[str]) -> tuple[Split | None, Split | None]:
     train, t10k = idx.load_folder(folder)
     parts = ([f"{len(train):,} train"] if train else []) + ([f"{len(t10k):,} t10k"] if t10k else [])
     notes.append(f"read IDX files from {folder}: {' + '.join(parts)} images")
+    if idx.is_emnist(folder):
+        notes.append("EMNIST stores its images transposed: turned upright")
     return train, t10k
 
 
+def _from_class_folders(path: Path, notes: list[str]) -> tuple[Split, Split | None]:
+    """Folder names as labels: "0".."9" are numbers, any other name a word (data.labelset)."""
+    train, test = class_folders.load(path, notes)
+    named = [Split(s.images, labelset.as_values(s.labels, str(path), "class folder", mixed_ok=True))
+             for s in (train, test) if s is not None]
+    return named[0], named[1] if test is not None else None
+
+
 def _source(spec: str, data_dir: str | None, notes: list[str]):
-    """(name, train or None, test or None, class names, folder-or-file) for `spec`."""
+    """(name, train or None, test or None, one labelled pool or None, where names come from) for `spec`."""
     if spec == "digits":
         notes.append(digits.NOTE)
-        data = digits.load_digits_split()
-        return "digits", None, None, class_names_for([data.labels]), data
+        return "digits", None, None, digits.load_digits_split(), Naming()
     if spec == "svhn":
         train, test = svhn.load_folder(svhn.locate(data_dir), notes)
-        return "svhn", train, test, class_names_for([]), None
+        return "svhn", train, test, None, Naming()
     if spec in idx.REGISTERED:
         folder = idx.locate(spec, data_dir)
         train, t10k = _from_idx_folder(folder, notes)
-        names = class_names_for([], fashion=spec == "fashion-mnist", kmnist=spec == "kmnist")
-        return spec, train, t10k, names, None
+        known = {"fashion-mnist": FASHION_CLASSES, "kmnist": KMNIST_CLASSES}.get(spec)
+        return spec, train, t10k, None, Naming(known)
     path = Path(spec).expanduser()
-    if path.is_dir() and svhn.has_files(path) and not any(idx.has_idx(path, r) for r in idx.ROLES):
+    idx_files = path.is_dir() and any(idx.has_idx(path, r) for r in idx.ROLES)
+    if path.is_dir() and svhn.has_files(path) and not idx_files:
         train, test = svhn.load_folder(path, notes)
-        return path.resolve().name, train, test, class_names_for([]), None
+        return path.resolve().name, train, test, None, Naming()
+    if path.is_dir() and not idx_files and class_folders.looks_like(path):
+        train, test = _from_class_folders(path, notes)
+        return path.resolve().name, train, test, None, Naming(beside=path)
     if path.is_dir():
         train, t10k = _from_idx_folder(path, notes)
-        labels = [s.labels for s in (train, t10k) if s is not None]
-        return path.resolve().name, train, t10k, _guess_class_names(path, labels), None
+        return path.resolve().name, train, t10k, None, _folder_naming(path)
     if path.is_file():
         if not path.name.lower().endswith((".csv", ".csv.gz")):
-            raise UserError(f"{spec}: not a .csv file or a folder of IDX files; give a Kaggle-"
-                            "style .csv (label,pixel0..pixel783) or a folder with IDX files")
+            raise UserError(f"{spec}: not a .csv file or a dataset folder; give a Kaggle-style .csv "
+                            "(label,pixel0..pixel783), a folder of IDX files or a folder of class folders")
         train = kaggle_csv.read_csv(path, need_label=True)
         notes.append(f"read {len(train):,} labelled images from {path}")
-        return path.name, train, None, None, None
+        return path.name, None, None, train, Naming(beside=path.parent)
     raise _unknown(spec)
 
 
@@ -104,14 +110,16 @@ def load(spec: str = "digits", *, test: str | None = None, data_dir: str | None 
     if spec == "numbers":
         return _numbers(base or numbers.DEFAULT_BASE, data_dir, val_fraction, seed)
     notes: list[str] = []
-    name, train, test_split, class_names, only = _source(spec, data_dir, notes)
-    if only is not None:  # digits: one labelled pool, no separate test set
-        train_all, reason = only, "digits has no separate test set"
+    name, train, test_split, only, naming = _source(spec, data_dir, notes)
+    if only is not None:  # digits or a CSV: one labelled pool, no separate test set
+        train_all, reason = only, f"{name} has no separate test set"
     elif train is None:  # IDX folder with only t10k files (e.g. mnist-10k)
         train_all, test_split, reason = test_split, None, "only t10k files found"
     else:
         train_all, reason = train, f"no test data for {name}"
     _check_classes(spec, train_all)
+    classes = labelset.learn(train_all.labels)
+    train_all = _encoded(train_all, classes, spec)
     if test is not None:
         pixels = train_all.images.shape[1] * train_all.images.shape[2]
         replaced = test_split is not None
@@ -119,17 +127,27 @@ def load(spec: str = "digits", *, test: str | None = None, data_dir: str | None 
         kind = "unlabelled" if test_split.labels is None else "labelled"
         notes.append(f"test split {'replaced' if replaced else 'given'} by {test} "
                      f"({len(test_split):,} {kind} images)")
-        if only is not None or train is None:
-            notes.append(f"{reason}: all {len(train_all):,} labelled images used for "
-                         "train/validation")
-    elif test_split is None:
+        if train is None:
+            notes.append(f"{reason}: all {len(train_all):,} labelled images used for train/validation")
+    if test_split is None:
         train_all, test_split = carve_test(train_all, seed, name, reason, notes)
-    if class_names is None:  # CSV: classes 0..max label seen anywhere
-        class_names = class_names_for([train_all.labels, test_split.labels])
+    else:
+        test_split = _encoded(test_split, classes, test or f"{spec} (its test data)")
+    if not labelset.is_default(classes):
+        notes.append(f"labels kept as written: {labelset.describe(classes)}")
+    class_names = for_classes(classes, naming, notes)
     bundle = make_bundle(name, train_all, test_split, class_names, notes, val_fraction, seed)
+    bundle.user_labels = classes
     # a registered mirror-safe set, or a folder recognised as one by its name (its class names)
     bundle.mirror_safe = name in MIRROR_SAFE or class_names == list(FASHION_CLASSES)
     return bundle
+
+
+def _encoded(split: Split, classes: list, source: str) -> Split:
+    """The split with its labels as class indices (unlabelled splits as they are)."""
+    if split.labels is None:
+        return split
+    return Split(split.images, labelset.encode(split.labels, classes, source))
 
 
 def _numbers(base: str, data_dir: str | None, val_fraction: float, seed: int) -> Bundle:

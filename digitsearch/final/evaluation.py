@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from digitsearch.data import labelset
 from digitsearch.data.bundle import Bundle
 from digitsearch.final.export import write_predictions
 
@@ -34,7 +35,7 @@ def image_outputs(out: Path, bundle: Bundle, predicted: np.ndarray) -> dict:
     """Kaggle predictions; with labels, accuracy, per-class scores and the confusion matrix."""
     from sklearn.metrics import confusion_matrix
 
-    write_predictions(out / PREDICTIONS_FILE, predicted)
+    write_predictions(out / PREDICTIONS_FILE, labelset.decode(predicted, bundle.user_labels))
     if bundle.test.labels is None:
         return {}
     matrix = confusion_matrix(bundle.test.labels, predicted, labels=list(range(bundle.num_classes)))

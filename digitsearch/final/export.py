@@ -24,8 +24,9 @@ FORMAT = "digitsearch-model/1"
 
 def save_model(path: Path, model: nn.Module, *, family: str, model_args: dict, mean: float, std: float,
                class_names: list[str], image_size: int | list[int] | None, task: str = "image",
-               vocab: str | None = None, extra: dict | None = None) -> None:
-    """image_size: int or [height, width] for image models; vocab: the alphabet of sequence models."""
+               vocab: str | None = None, labels: list | None = None, extra: dict | None = None) -> None:
+    """image_size: int or [height, width] for image models; vocab: the alphabet of sequence models;
+    labels: class k's label as the user's data wrote it (data.labelset), what predictions give back."""
     torch.save({
         "format": FORMAT,
         "family": family,
@@ -34,6 +35,7 @@ def save_model(path: Path, model: nn.Module, *, family: str, model_args: dict, m
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "normalisation": {"mean": float(mean), "std": float(std)},
         "class_names": list(class_names),
+        "labels": list(labels) if labels is not None else list(range(len(class_names))),
         "image_size": image_size,
         "vocab": vocab,
         **(extra or {}),
@@ -70,10 +72,11 @@ def _rebuild(meta: dict) -> nn.Module:
 
 def write_predictions(path: Path, labels: np.ndarray, *, files: list[str] | None = None,
                       probs: np.ndarray | None = None, class_names: list[str] | None = None) -> None:
-    """Kaggle's submission format: ImageId from 1, Label; `file,Label` when the images came
-    from named files. probs (N, classes): one prob_<class name> column each (softmax)."""
+    """Kaggle's submission format: ImageId from 1, Label (the user's labels: numbers or words);
+    `file,Label` when the images came from named files. probs (N, classes): one prob_<class name>
+    column each (softmax)."""
     ids = {"file": list(files)} if files is not None else {"ImageId": np.arange(1, len(labels) + 1)}
-    table = pd.DataFrame({**ids, "Label": labels.astype(int)})
+    table = pd.DataFrame({**ids, "Label": np.asarray(labels)})
     if probs is not None:
         names = class_names if class_names and len(class_names) == probs.shape[1] else range(probs.shape[1])
         for column, name in enumerate(names):

@@ -107,7 +107,7 @@ def example_input(meta: dict):
 
 def describe(meta: dict) -> str:
     """What a user of model.ts / model.onnx needs to feed it and read it, as JSON."""
-    keys = ("family", "task", "image_size", "normalisation", "class_names", "vocab", "experiment")
+    keys = ("family", "task", "image_size", "normalisation", "class_names", "labels", "vocab", "experiment")
     described = {key: meta.get(key) for key in keys}
     if meta.get("family") == "ensemble":  # final.ensemble: which nets it averages, over which test-time views
         described["members"] = [{key: m.get(key) for key in ("trial_id", "family", "epochs")} for m in meta["members"]]

@@ -10,7 +10,7 @@ import torch
 
 from digitsearch import data, models
 from digitsearch.core import engine, tasks
-from digitsearch.data import idx, user_images
+from digitsearch.data import idx, labelset, user_images
 from digitsearch.errors import UserError
 from digitsearch.final import export
 
@@ -32,16 +32,25 @@ class Predictor:
         return list(self.meta["class_names"])
 
     @property
+    def labels(self) -> list | None:
+        """Class k's label as the training data wrote it; None in a model file older than labels."""
+        return self.meta.get("labels")
+
+    @property
     def image_hw(self) -> tuple[int, int]:
         return models.image_hw(self.meta["image_size"])
 
     def predict(self, inputs) -> tuple[np.ndarray, np.ndarray]:
-        """Images (N, H, W) or one (H, W), or Kaggle rows (N, H*W) -> labels (N,) and softmax
-        probabilities (N, classes). A sequence model takes symbol ids (N, in_length) and
-        returns ids (N, out_length) and probabilities (N, out_length, vocab)."""
+        """Images (N, H, W) or one (H, W), or Kaggle rows (N, H*W) -> labels (N,), as the training
+        data wrote them (numbers or words), and softmax probabilities (N, classes) in class order
+        (`labels`, `class_names`). A sequence model takes symbol ids (N, in_length) and returns ids
+        (N, out_length) and probabilities (N, out_length, vocab)."""
         x = self._inputs(inputs)
         logits = engine.predict_logits(self.model, x)
-        return self.task.predict(logits).numpy(), torch.softmax(logits, -1).numpy()
+        predicted = self.task.predict(logits).numpy()
+        if self.task.name == "image":
+            predicted = labelset.decode(predicted, self.labels)
+        return predicted, torch.softmax(logits, -1).numpy()
 
     def _inputs(self, inputs) -> torch.Tensor:
         array = np.asarray(inputs)

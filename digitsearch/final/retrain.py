@@ -146,7 +146,7 @@ def _save_model(job: Plan, bundle: data.Bundle, training: TrainData, served: tor
                                                 "epochs": m.epochs, "seed": job.meta["seed"] + m.reseed,
                                                 "config": m.trial["config"]} for m in job.members])
     export.save_model(job.out / MODEL_FILE, served, family=family, model_args=model_args, mean=training.mean,
-                      std=training.std, class_names=bundle.class_names, task=bundle.task,
+                      std=training.std, class_names=bundle.class_names, labels=bundle.user_labels, task=bundle.task,
                       image_size=bundle.image_size if bundle.task == "image" else None, vocab=bundle.vocab, extra=extra)
 
 

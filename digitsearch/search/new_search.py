@@ -70,6 +70,7 @@ def describe_run(req: SearchRequest, space, bundle, folder: Path) -> dict:
         "space_path": str(space.path), "task": bundle.task, "base": absolute(req.base),
         "dataset": absolute(req.dataset), "test": absolute(req.test), "data_dir": absolute(req.data_dir),
         "dataset_name": bundle.name, "dataset_notes": bundle.notes, "class_names": bundle.class_names,
+        "labels": bundle.user_labels,
         "sizes": {"train": len(bundle.train), "val": len(bundle.val), "test": len(bundle.test) if bundle.test else 0,
                   "trial_train": min(len(bundle.train), req.trial_examples or len(bundle.train))},
         "data_fingerprint": fingerprint.of(bundle),
