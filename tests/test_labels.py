@@ -182,3 +182,17 @@ def test_class_folders_with_a_test_folder(tmp_path):
     _class_folders(tmp_path / "data" / "test", ["b"], per_class=2)
     bundle = load(str(tmp_path / "data"))
     assert len(bundle.test) == 2 and bundle.test.labels.tolist() == [1, 1]
+
+
+def test_a_thousand_classes_load_and_draw(tmp_path):
+    """1,000 classes labelled 5000..5999: no class lost, splits too small to stratify say so, and
+    the confusion matrix stays a figure of at most 20 inches with every 17th class named."""
+    from digitsearch.viz import plots
+
+    labels = np.repeat(np.arange(5000, 6000), 3)
+    bundle = load(str(write_kaggle_csv(tmp_path / "many.csv", _images(len(labels)), labels)))
+    assert bundle.num_classes == 1000 and bundle.user_labels[0] == 5000
+    assert any("random (too few images to stratify)" in note for note in bundle.notes)
+    fig = plots.confusion_matrix_figure(np.eye(1000, dtype=np.int64), bundle.class_names)
+    assert max(fig.get_size_inches()) <= plots.MAX_MATRIX_INCHES
+    assert len(fig.axes[0].get_xticks()) == 59

@@ -163,13 +163,15 @@ def _numbers(base: str, data_dir: str | None, val_fraction: float, seed: int) ->
 
 def read_images(path: str, expect_pixels: int | None = None) -> Split:
     """Images to predict on: a Kaggle-style CSV (label column optional), a folder of IDX
-    files (t10k preferred, else train; labels when the labels file is there) or a single
-    *-images-idx3-ubyte[.gz] file. uint8 (N, H, W), ink high.
+    files (t10k preferred, else train; labels when the labels file is there), a single
+    *-images-idx3-ubyte[.gz] file or class folders (labelled by their names). uint8 (N, H, W), ink high.
 
     expect_pixels: the pixel count the model was trained on (H*W); a mismatch is a UserError.
     """
     source = Path(path).expanduser()
-    if source.is_dir():
+    if source.is_dir() and not any(idx.has_idx(source, r) for r in idx.ROLES) and class_folders.looks_like(source):
+        split, _ = _from_class_folders(source, [])  # labelled by folder, like a training set's
+    elif source.is_dir():
         files = idx.find_files(source)
         role = "t10k" if files["t10k"]["images"] is not None else "train"
         if files[role]["images"] is None:

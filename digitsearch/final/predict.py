@@ -10,7 +10,7 @@ import torch
 
 from digitsearch import data, models
 from digitsearch.core import engine, tasks
-from digitsearch.data import idx, labelset, user_images
+from digitsearch.data import class_folders, idx, labelset, user_images
 from digitsearch.errors import UserError
 from digitsearch.final import export
 
@@ -95,8 +95,10 @@ def run(model_path: Path, source: str, output: Path, invert: str | None = None, 
 
 
 def is_image_folder(source: Path) -> bool:
-    """A folder without IDX files: the user's own images (list_images says when there are none)."""
-    return source.is_dir() and not any(idx.has_idx(source, role) for role in idx.ROLES)
+    """A folder without IDX files or class folders: the user's own images (list_images says when
+    there are none)."""
+    return (source.is_dir() and not any(idx.has_idx(source, role) for role in idx.ROLES)
+            and not class_folders.looks_like(source))
 
 
 def _read(source: str, height: int, width: int, invert: str | None):

@@ -21,14 +21,20 @@ def new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height))
 
 
+MAX_MATRIX_INCHES = 20.0  # 256 or 1,000 classes still make a figure a screen and a PNG can hold
+MAX_TICKS = 60  # class names beyond this many overlap: every k-th class is named instead
+
+
 def confusion_matrix_figure(matrix: np.ndarray, class_names: list[str]):
-    size = max(4.0, 0.45 * len(class_names) + 2)
+    size = min(MAX_MATRIX_INCHES, max(4.0, 0.45 * len(class_names) + 2))
     fig = new_figure(size, size * 0.9)
     ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues")
-    ticks = range(len(class_names))
-    ax.set_xticks(ticks, class_names, rotation=90 if len(class_names) > 12 else 0)
-    ax.set_yticks(ticks, class_names)
+    step = max(1, math.ceil(len(class_names) / MAX_TICKS))
+    ticks = range(0, len(class_names), step)
+    names = [class_names[k] for k in ticks]
+    ax.set_xticks(ticks, names, rotation=90 if len(class_names) > 12 else 0)
+    ax.set_yticks(ticks, names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title("confusion matrix (test set)")
