@@ -22,8 +22,20 @@ def test_concurrency_fills_every_cpu():
     assert concurrency(SearchRequest(trials=24, max_concurrent=1), cpus=2, gpus=0) == 1
 
 
-def test_fractional_gpus_pack_trials():
-    assert concurrency(SearchRequest(trials=24, gpus_per_trial=0.25), cpus=16, gpus=1) == 4
+@pytest.mark.parametrize("share, fit", [(1, 1), (0.5, 2), (0.25, 4), (0.2, 5), (0.1, 10), (0.3, 3)])
+def test_fractional_gpus_pack_as_ray_counts(share, fit):
+    """Exact slots: in floating point 1 // 0.2 is 4.0 and 1 // 0.1 is 9.0; Ray's fixed point fits 5 and 10."""
+    assert concurrency(SearchRequest(trials=24, gpus_per_trial=share), cpus=16, gpus=1) == fit
+    assert concurrency(SearchRequest(trials=24, cpus_per_trial=share), cpus=1, gpus=0) == fit
+
+
+def test_a_trial_trains_where_ray_placed_it():
+    """A zero-GPU trial trains on the CPU though the process sees a GPU; a GPU trial on its GPU."""
+    from digitsearch.core.engine import device_for
+
+    assert device_for([], cuda_available=True).type == "cpu"
+    assert device_for(["2"], cuda_available=True).type == "cuda"
+    assert device_for(["2"], cuda_available=False).type == "cpu"  # a fake GPU a local Ray declared
 
 
 def test_too_big_a_trial_is_a_user_error():

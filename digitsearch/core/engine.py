@@ -47,8 +47,16 @@ class Tensors:
 
 
 def default_device() -> torch.device:
-    """The GPU when this process can see one (Ray hides GPUs a trial did not ask for)."""
+    """The GPU when this process can see one: for the retrain and the bench, which run outside Ray.
+    A search trial uses `device_for` what Ray gave it: Ray leaves every GPU visible to a trial
+    that asked for none (CUDA_VISIBLE_DEVICES is not emptied for zero-GPU tasks)."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def device_for(assigned_gpus: list, cuda_available: bool) -> torch.device:
+    """A trial's device: the GPU Ray assigned it (CUDA_VISIBLE_DEVICES then names only that one,
+    so it is cuda:0), else the CPU, whatever GPUs the process can see."""
+    return torch.device("cuda" if assigned_gpus and cuda_available else "cpu")
 
 
 # "0" trains in fp32 on a CPU that has bf16 (to compare, or to reproduce a run made without it)

@@ -271,15 +271,24 @@ def check_resources(req) -> int:
 
 def concurrency(req, cpus: float, gpus: float, trials: int | None = None) -> int:
     """As many trials at once as the resources hold, unless the user asked for fewer."""
-    slots = int(cpus // req.cpus_per_trial)
+    slots = slots_of(cpus, req.cpus_per_trial)
     if req.gpus_per_trial > 0:
-        slots = min(slots, int(gpus // req.gpus_per_trial))
+        slots = min(slots, slots_of(gpus, req.gpus_per_trial))
     if slots < 1:
         raise UserError(
             f"one trial needs {req.cpus_per_trial} CPUs and {req.gpus_per_trial} GPUs "
             f"but this machine has {cpus:g} CPUs and {gpus:g} GPUs; lower --cpus-per-trial/--gpus-per-trial"
         )
     return max(1, min(req.max_concurrent or slots, slots, trials or req.trials))
+
+
+RESOURCE_UNIT = 10_000  # Ray keeps resource amounts in fixed point, to 1/10,000 of a unit
+
+
+def slots_of(total: float, each: float) -> int:
+    """How many shares of `each` fit in `total`, as Ray counts them: in fixed point, so 1 GPU
+    holds 5 trials of 0.2 (in floating point 1 // 0.2 is 4.0) and 10 of 0.1 (not 9)."""
+    return int(round(total * RESOURCE_UNIT)) // max(1, int(round(each * RESOURCE_UNIT)))
 
 
 def stop() -> None:

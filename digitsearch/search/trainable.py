@@ -142,13 +142,15 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
     except feasible.BUILD_ERRORS as err:
         # e.g. a feature map pooled to nothing, or ImageNet weights this machine cannot get
         return _report_unusable(feasible.INFEASIBLE, str(err))
-    device = engine.default_device()
     task = tasks.for_bundle(bundle)
-    train = engine.to_tensors(bundle.train.images, bundle.train.labels, mean, std, device, task)
-    val = engine.to_tensors(bundle.val.images, bundle.val.labels, mean, std, device, task)
-    if (within := _costs_within_budget(model, train.x[:1], runtime, cfg.family)) is None:
+    # the guard measures on one CPU example: a refused config never moves data to the device
+    example = engine.to_tensors(bundle.train.images[:1], bundle.train.labels[:1], mean, std, "cpu", task).x
+    if (within := _costs_within_budget(model, example, runtime, cfg.family)) is None:
         return
     params, mflops, measured = within
+    device = engine.device_for(ray.get_gpu_ids(), torch.cuda.is_available())
+    train = engine.to_tensors(bundle.train.images, bundle.train.labels, mean, std, device, task)
+    val = engine.to_tensors(bundle.val.images, bundle.val.labels, mean, std, device, task)
     model = engine.prepare_model(model, device)
     optimizer = engine.make_optimizer(model, cfg.train)
     # planned over the trial's max epochs: ASHA's rungs compare trials part-way through their schedule
