@@ -92,9 +92,37 @@ def present_token(kept: KeptUp) -> None:
     settings from the environment once per process and caches them, so a process that imported
     Ray before (a test runner, a notebook, the Python API) has them read again (ray._raylet's
     Config and token cache: pinned in tests/test_ray_pins.py)."""
+    os.environ["RAY_AUTH_TOKEN"] = kept.token
+    _token_mode()
+
+
+def user_token() -> str | None:
+    """Where the token a user has for their cluster is, in Ray's order: RAY_AUTH_TOKEN,
+    RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token; None when there is none."""
+    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
+        return "RAY_AUTH_TOKEN"
+    for path in (os.environ.get("RAY_AUTH_TOKEN_PATH"), Path.home() / ".ray" / "auth_token"):
+        if path and Path(path).expanduser().is_file() and Path(path).expanduser().read_text().strip():
+            return str(path)
+    return None
+
+
+def present_user_token() -> str | None:
+    """A driver joining a cluster by its address sends the token the user has, as Ray itself does
+    only for `address="auto"` (RAY_AUTH_MODE unset and a token present: Ray 2.60's default for a
+    cluster started with `ray start`). RAY_AUTH_MODE set by the user is left as it is. Returns
+    where the token came from, or None."""
+    found = user_token()
+    if found is None or os.environ.get("RAY_AUTH_MODE") is not None:
+        return None
+    _token_mode()
+    return found
+
+
+def _token_mode() -> None:
     from ray._raylet import AuthenticationTokenLoader, Config
 
-    os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": kept.token})
+    os.environ["RAY_AUTH_MODE"] = "token"
     Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()
 

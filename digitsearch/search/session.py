@@ -53,13 +53,25 @@ def connect(address: str | None, verbose: bool):
         _ready_for_trials(ray)
     if target is None:
         return ray
+    token = None if target.startswith(RAY_CLIENT) else local_ray.present_user_token()
     try:
         ray.init(address=target, log_to_driver=verbose, logging_level=level, configure_logging=True,
                  runtime_env=_shipped_code(target))
+    except ray.exceptions.AuthenticationError:
+        raise UserError(_token_refused(target, token)) from None
     except (ConnectionError, RuntimeError, ValueError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot reach the Ray cluster at {target!r}: {message}") from None
     return ray
+
+
+def _token_refused(target: str, token: str | None) -> str:
+    if local_ray.user_token() is None:
+        return (f"the Ray cluster at {target!r} wants an authentication token and this machine has none: copy the "
+                "head's ~/.ray/auth_token here (or set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH)")
+    mode = os.environ.get("RAY_AUTH_MODE")
+    return (f"the Ray cluster at {target!r} refused this driver (token from {token or local_ray.user_token()}, "
+            f"RAY_AUTH_MODE={mode}): use the head's ~/.ray/auth_token, with RAY_AUTH_MODE=token or unset")
 
 
 def _init_local(verbose: bool) -> None:
