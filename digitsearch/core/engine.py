@@ -100,10 +100,11 @@ def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 def autocast(device: torch.device, training: bool = False):
-    """bf16 autocast on a GPU that has it (no loss scaling, unlike fp16); on a CPU only for
-    training steps where cpu_bf16 says it pays. Evaluation on a CPU stays fp32: val_acc and the
+    """bf16 autocast on a GPU that computes it natively (Ampere and later: no loss scaling, unlike
+    fp16); a T4 or V100 only emulates bf16, slower than fp32, so it trains in fp32. On a CPU only
+    for training steps where cpu_bf16 says it pays. Evaluation on a CPU stays fp32: val_acc and the
     exported model (ONNX, TorchScript) then compute the same numbers."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+    if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     if device.type == "cpu" and training and cpu_bf16():
         return torch.autocast("cpu", dtype=torch.bfloat16)
