@@ -88,7 +88,8 @@ def _chosen_trials(folder: Path, meta: dict, trial: str | None, count: int,
         chosen = ranking.top_trials(folder, count) or [experiments.read_best(folder)]
         _say_pick(folder, meta, chosen[0], note)
         if len(chosen) < count:
-            note(_reseeded_note(count, chosen))
+            best = experiments.read_best(folder)
+            note(_reseeded_note(count, chosen, ranking.margin(best["val_acc"], ranking.val_images(meta))))
     for found in chosen:
         if found.get("status") not in (*TRAINED_STATUSES, None):  # best.json holds only trained trials
             why = f": {found['note']}" if found.get("note") else ""
@@ -109,11 +110,12 @@ def _say_pick(folder: Path, meta: dict, first: dict, note: Callable[[str], None]
          f"{'s' * (images != 1)} apart is within the validation noise, and the space orders its starting points")
 
 
-def _reseeded_note(count: int, chosen: list[dict]) -> str:
+def _reseeded_note(count: int, chosen: list[dict], margin: float) -> str:
     best, others, copies = chosen[0], len(chosen) - 1, count - len(chosen)
     near = (f"{others} other trained config{'s' * (others != 1)} come{'s' * (others == 1)}"
             if others else "no other trained config comes")
-    return (f"note: --ensemble {count}: {near} within {ranking.WITHIN * 100:g} val point of the best "
+    points = f"{margin * 100:.2g}"
+    return (f"note: --ensemble {count}: {near} within {points} val point{'s' * (points != '1')} of the best "
             f"(trial {best['trial_id']}, val_acc {best['val_acc']:.4f}); {copies} member{'s' * (copies != 1)} "
             f"{'are' if copies != 1 else 'is'} that config again under another seed")
 
