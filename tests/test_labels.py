@@ -196,3 +196,12 @@ def test_a_thousand_classes_load_and_draw(tmp_path):
     fig = plots.confusion_matrix_figure(np.eye(1000, dtype=np.int64), bundle.class_names)
     assert max(fig.get_size_inches()) <= plots.MAX_MATRIX_INCHES
     assert len(fig.axes[0].get_xticks()) == 59
+
+
+def test_a_40_class_idx_folder_labelled_1_to_40(tmp_path):
+    labels = np.tile(np.arange(1, 41), 5)
+    _write_idx(tmp_path / "train-images-idx3-ubyte.gz", _images(len(labels), side=28), 0x803)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels, 0x801)
+    bundle = load(str(tmp_path))
+    assert bundle.num_classes == 40 and bundle.user_labels == list(range(1, 41))
+    assert bundle.class_names[0] == "1" and not any("transposed" in note for note in bundle.notes)

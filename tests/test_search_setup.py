@@ -175,3 +175,13 @@ def _decisions(asha, trial, curve: list[float]) -> list[str]:
         if decisions[-1] == TrialScheduler.STOP:
             break
     return decisions
+
+
+def test_without_gpus_per_trial_a_gpu_machine_packs_small_nets_four_to_a_gpu():
+    from digitsearch.search.session import gpu_share
+
+    assert gpu_share(("cnn",), 0) == (0.0, None)  # no GPU: CPU trials, nothing to say
+    share, said = gpu_share(("cnn", "lenet"), 1)
+    assert share == 0.25 and "4 share a GPU" in said and "--gpus-per-trial 0" in said
+    assert gpu_share(("cnn", "transfer"), 2)[0] == 1.0  # an ImageNet backbone takes a GPU of its own
+    assert concurrency(SearchRequest(trials=24), cpus=2, gpus=0) == 2  # unset: no GPU asked for

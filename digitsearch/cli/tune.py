@@ -49,7 +49,8 @@ REDUCTION = "ASHA: R, the rung-to-rung factor; the best 1/R of each rung go on."
 SCHEDULER = "asha (early stopping) or fifo (every trial runs all epochs)."
 SEARCH = "optuna (TPE, half the trials local steps from the best so far) or random."
 CPUS = "CPUs per trial (also its torch threads); above 0."
-GPUS = "GPUs per trial; fractions pack several trials on one GPU."
+GPUS = ("GPUs per trial; fractions pack several trials on one GPU (default: 0.25 where Ray has GPUs, 1 for "
+        "transfer backbones, 0 without GPUs; 0 keeps trials on the CPUs).")
 CONCURRENT = "Trials at once (default: as many as the CPUs/GPUs hold)."
 MAX_PARAMS = ("Configs with more trainable parameters are recorded as over budget, not trained "
               "(default: the space's limits:, else 3000000).")
@@ -110,7 +111,7 @@ def tune(
     scheduler: Annotated[Scheduler, typer.Option(help=SCHEDULER)] = Scheduler(DEFAULT.scheduler),
     search: Annotated[Searcher, typer.Option(help=SEARCH)] = Searcher(DEFAULT.search),
     cpus_per_trial: Annotated[float, typer.Option(help=CPUS)] = DEFAULT.cpus_per_trial,
-    gpus_per_trial: Annotated[float, typer.Option(min=0, help=GPUS)] = DEFAULT.gpus_per_trial,
+    gpus_per_trial: Annotated[Optional[float], typer.Option(min=0, help=GPUS, show_default=False)] = None,
     max_concurrent: Annotated[Optional[int], typer.Option(min=1, help=CONCURRENT)] = DEFAULT.max_concurrent,
     max_params: Annotated[Optional[int], typer.Option(min=1, help=MAX_PARAMS)] = DEFAULT.max_params,
     max_mflops: Annotated[Optional[float], typer.Option(help=MAX_MFLOPS)] = DEFAULT.max_mflops,

@@ -26,7 +26,7 @@ def run(req: SearchRequest, deadline: Deadline | None, echo: Callable[[str], Non
         earliest_stop: Deadline | None = None) -> SearchOutcome:
     chatter = (lambda line: None) if req.quiet else echo
     space, bundle = _prepare(req, echo, chatter)
-    session.check_resources(req)  # Ray up: a trial the machine cannot hold is refused here
+    session.check_resources(req, space.families, chatter)  # Ray up: a trial the machine cannot hold is refused here
     folder = experiments.create(req.results, req.name or experiments.default_name(space.name, req.dataset))
     meta = describe_run(req, space, bundle, folder.resolve())
     meta["space_fingerprint"] = trials.experiment_space(meta).fingerprint()  # as --resume will read it

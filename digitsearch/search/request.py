@@ -82,7 +82,7 @@ class SearchRequest:
     scheduler: str = Scheduler.asha.value
     search: str = Searcher.optuna.value
     cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
+    gpus_per_trial: float | None = None  # None: session.gpu_share's rule where Ray has GPUs, else 0
     max_concurrent: int | None = None
     max_params: int | None = None  # None: the space's `limits:`, else DEFAULT_LIMITS
     max_mflops: float | None = None
@@ -113,7 +113,7 @@ class SearchRequest:
         self._check_budget()
         _one_of(self.scheduler, Scheduler, "--scheduler")
         _one_of(self.search, Searcher, "--search")
-        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
+        if self.cpus_per_trial <= 0 or (self.gpus_per_trial or 0) < 0:
             raise UserError("--cpus-per-trial must be above 0 and --gpus-per-trial at least 0")
         if (self.max_params is not None and self.max_params < 1) or \
                 (self.max_mflops is not None and self.max_mflops <= 0):

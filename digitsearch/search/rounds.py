@@ -114,7 +114,7 @@ def tune_round(req, space, bundle, meta: dict, ledger: Ledger, progress: SearchP
                            stop_at_chance=req.scheduler != "fifo")
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, bundle=for_trials(req, bundle, echo), runtime=runtime),
-        {"cpu": req.cpus_per_trial, "gpu": req.gpus_per_trial},
+        {"cpu": req.cpus_per_trial, "gpu": req.gpus_per_trial or 0},
     )
     # the ledger first: callbacks run in list order, and the printer reads the ledger's counts
     callbacks = [ledger, progress, TrialBoard(folder, space), CSVLoggerCallback(), JsonLoggerCallback(),

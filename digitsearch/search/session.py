@@ -16,6 +16,7 @@ import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 from digitsearch.errors import UserError
 from digitsearch.search import local_ray
@@ -274,17 +275,37 @@ def start(address: str | None, verbose: bool):
     return ray
 
 
-def check_resources(req) -> int:
+def check_resources(req, families: tuple[str, ...] = (), echo: Callable[[str], None] = print) -> int:
     """Ray up (started or joined), and the trials it can run at once; a trial bigger than the
-    machine or cluster is refused here, before an experiment folder is written."""
+    machine or cluster is refused here, before an experiment folder is written. Without
+    --gpus-per-trial, the GPU share of a trial is decided here (gpu_share) and said in a line."""
     resources = start(req.address, req.verbose).cluster_resources()
+    if req.gpus_per_trial is None:
+        req.gpus_per_trial, said = gpu_share(families, resources.get("GPU", 0))
+        if said:
+            echo(said)
     return concurrency(req, resources.get("CPU", 1), resources.get("GPU", 0))
+
+
+GPU_SHARES = {"transfer": 1.0}  # an ImageNet backbone (up to 224 px inputs) takes a GPU of its own
+SMALL_NET_SHARE = 0.25  # the other families' nets on 28x28 images: four trials share a GPU
+
+
+def gpu_share(families: tuple[str, ...], gpus: float) -> tuple[float, str | None]:
+    """A trial's GPU share where the user gave none: 0 without GPUs; on GPUs the rule of
+    GPU_SHARES (the largest share of the space's families), and the line that says so."""
+    if gpus <= 0:
+        return 0.0, None
+    share = max((GPU_SHARES.get(family, SMALL_NET_SHARE) for family in families), default=SMALL_NET_SHARE)
+    per_gpu = slots_of(1, share)
+    return share, (f"gpus: {gpus:g} GPU{'s' * (gpus != 1)} and no --gpus-per-trial: {share:g} GPU a trial "
+                   f"({per_gpu} share a GPU); --gpus-per-trial 0 keeps the trials on the CPUs")
 
 
 def concurrency(req, cpus: float, gpus: float, trials: int | None = None) -> int:
     """As many trials at once as the resources hold, unless the user asked for fewer."""
     slots = slots_of(cpus, req.cpus_per_trial)
-    if req.gpus_per_trial > 0:
+    if (req.gpus_per_trial or 0) > 0:
         slots = min(slots, slots_of(gpus, req.gpus_per_trial))
     if slots < 1:
         raise UserError(
