@@ -61,15 +61,28 @@ def connect(address: str | None, verbose: bool):
     except ray.exceptions.AuthenticationError:
         raise UserError(_token_refused(target, token)) from None
     except (ConnectionError, RuntimeError, ValueError) as err:
+        if not target.startswith(RAY_CLIENT) and local_ray.user_token() is None and _answers(target):
+            # the head's port answers yet the driver is turned away: Ray 2.60 says so as a failed connection
+            raise UserError(_token_refused(target, None)) from None
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot reach the Ray cluster at {target!r}: {message}") from None
     return ray
 
 
+def _answers(target: str) -> bool:
+    host, _, port = target.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _token_refused(target: str, token: str | None) -> str:
     if local_ray.user_token() is None:
-        return (f"the Ray cluster at {target!r} wants an authentication token and this machine has none: copy the "
-                "head's ~/.ray/auth_token here (or set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH)")
+        return (f"the Ray cluster at {target!r} answers but turned this driver away, and this machine has no Ray "
+                "authentication token: if the cluster uses one (Ray 2.60's default), copy the head's "
+                "~/.ray/auth_token here (or set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH)")
     mode = os.environ.get("RAY_AUTH_MODE")
     return (f"the Ray cluster at {target!r} refused this driver (token from {token or local_ray.user_token()}, "
             f"RAY_AUTH_MODE={mode}): use the head's ~/.ray/auth_token, with RAY_AUTH_MODE=token or unset")
