@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: install demo lint test test-all check-timing bench bench-quick clean-venv
+.PHONY: install demo lint test test-all check-timing bench bench-quick gpu-check clean-venv
 
 install: $(VENV)/.installed
 
@@ -50,6 +50,10 @@ bench: install
 
 bench-quick: install
 	$(BIN)/digitsearch bench --quick
+
+# The five-minute check of the GPU path (docs/benchmark.md), on a machine with a CUDA GPU
+gpu-check: install
+	$(BIN)/digitsearch bench --gpu
 
 clean-venv:
 	rm -rf $(VENV)

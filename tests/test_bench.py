@@ -333,3 +333,24 @@ def test_a_py_spy_that_waits_on_after_the_search_is_told_to_stop_and_its_samples
     raw = tmp_path / "startup.raw"
     bench_profile.record(["true"], raw)
     assert raw.read_text() == "x;y 1\n" and os.path.getsize(raw) > 0
+
+
+def test_the_gpu_check_refuses_a_machine_without_a_gpu_in_one_line(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: `make gpu-check` runs the check itself")
+    ran = run_in_process("bench", "--gpu", "--out", str(tmp_path / "out"))
+    assert ran.returncode == 2 and "no CUDA GPU" in ran.stderr and "Traceback" not in ran.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_gpu_checks_table(tmp_path):
+    from digitsearch.bench import gpu_check
+
+    rows = [gpu_check.Row("visibility", True, {"0 GPU": "cpu"}), gpu_check.Row("syncs", False, {"per_batch": 3.0},
+                                                                                "a note")]
+    written = gpu_check.write(rows, tmp_path)
+    text = written.read_text()
+    assert "| visibility | ok | 0 GPU cpu |  |" in text and "| syncs | FAILED | per_batch 3.0 | a note |" in text
+    assert json.loads(written.with_suffix(".json").read_text())[1]["ok"] is False

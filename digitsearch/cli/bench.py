@@ -31,6 +31,9 @@ SPACES = "With --anytime: the product's --space, once per arm (repeat the option
 SEED = "With --baseline: seeds the data split and the net."
 SET = "With --baseline: change a setting of the recipe net, NAME=VALUE (repeatable), e.g. --set augment=light."
 SETTINGS = "With --fidelity: the ASHA settings, GRACExREDUCTION pairs (grace epochs x reduction factor)."
+GPU = ("Instead: the five-minute GPU check (device placement, host syncs, packed and default searches, an ensemble "
+       "retrain against the CPU, a time-limited retrain, the adder): <out>/gpu-check-<host>-<date>.md and .json. "
+       "Without a CUDA GPU: one line, exit 2.")
 
 
 @app.command()
@@ -49,14 +52,20 @@ def bench(
     space: Annotated[Optional[list[str]], typer.Option(help=SPACES + " [default: cnn]")] = None,
     seed: Annotated[int, typer.Option(help=SEED)] = 0,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help=SET)] = None,
+    gpu: Annotated[bool, typer.Option("--gpu", help=GPU)] = False,
 ):
     """Measure trial efficiency vs bare PyTorch, search overhead, make demo vs a bare Optuna loop, ASHA+TPE vs
     FIFO+random, and start-up; or (--anytime) the one command against the recipe net and a plain Optuna loop at
     equal wall time."""
     from digitsearch.bench import suite
 
-    if sum(x is not None for x in (baseline, fidelity, anytime)) > 1:
-        raise UserError("--baseline, --fidelity and --anytime are separate runs: ask for one at a time")
+    if sum(x is not None for x in (baseline, fidelity, anytime)) + gpu > 1:
+        raise UserError("--baseline, --fidelity, --anytime and --gpu are separate runs: ask for one at a time")
+    if gpu:
+        from digitsearch.bench import gpu_check
+
+        typer.echo(f"gpu-check: table in {gpu_check.run(out, echo=typer.echo)}")
+        return
     if set_ and baseline is None:
         raise UserError("--set goes with --baseline DURATION")
     if space is not None and anytime is None:
