@@ -206,3 +206,43 @@ def test_mirrored_test_views_only_for_nets_trained_with_flips(digits_bundle):
     # the time plan costs the widest views the data allow: the members it keeps may allow them all
     assert retrain.ensemble_views(clothes, True)[-1] == ensemble.FLIP
     assert ensemble.FLIP not in retrain.ensemble_views(digits_bundle, True)
+
+
+def test_an_epoch_draws_its_randomness_on_the_datas_device_and_syncs_once():
+    """Every random draw of an epoch (shuffle, class sampling, shifts, flips, erasing) names the
+    generator's device, so on a GPU none is made on the host and copied per batch; the epoch's own
+    code reads its figures back from the device once, at its end (two .item() calls, no .cpu() or
+    .tolist())."""
+    import sys
+    from pathlib import Path
+
+    from torch.overrides import TorchFunctionMode
+
+    from digitsearch.core import engine
+    from digitsearch.models import create
+
+    ours = str(Path(engine.__file__).parents[1])  # the digitsearch package
+    drawing = {torch.rand, torch.randint, torch.randperm, torch.multinomial}
+    reading = {torch.Tensor.item, torch.Tensor.cpu, torch.Tensor.tolist, torch.Tensor.numpy}
+    draws, reads = [], []
+
+    class Watch(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func in drawing:
+                draws.append((func.__name__, kwargs.get("device")))
+            if func in reading and sys._getframe(1).f_code.co_filename.startswith(ours):  # not torch's optimizer
+                reads.append(func.__name__)
+            return func(*args, **kwargs)
+
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (96, 28, 28), dtype=np.uint8), np.repeat(np.arange(3), 32)
+    data = engine.to_tensors(images, labels, 0.1, 0.3)
+    model = create("cnn", num_classes=3, image_size=28, depth=1, filters=[4], dense_layers=0)
+    s = TrainSettings(batch_size=32, augment="shift", flip=True, erasing=0.5, balance="oversample")
+    generator = engine.generator_for("cpu", 0)
+    with Watch():
+        engine.train_epoch(model, engine.make_optimizer(model, s), data, s, generator)
+    assert {name for name, _ in draws} >= {"rand", "randint", "multinomial"}
+    assert all(device == generator.device for name, device in draws if name != "multinomial"), draws
+    assert reads == ["item", "item"]

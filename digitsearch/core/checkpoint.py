@@ -35,7 +35,10 @@ def restore(state: dict, model: nn.Module, optimizer, scheduler, generator: torc
     """Load `state` into the training objects; (next epoch, best val_acc, best epoch)."""
     model.load_state_dict(state["state_dict"])
     optimizer.load_state_dict(state["optimizer"])
-    generator.set_state(state["generator"])
+    try:
+        generator.set_state(state["generator"])
+    except (RuntimeError, ValueError):  # saved on another kind of device (a CPU trial resumed on a GPU)
+        pass  # the random stream goes on from the run's seed: shuffles and augmentation differ, nothing else
     metrics = state["metrics"]
     # the schedule is a function of the step alone: put it at the saved epoch's end, which also
     # serves checkpoints written by the per-epoch StepLR of earlier versions

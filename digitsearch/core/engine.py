@@ -53,6 +53,13 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def generator_for(device: torch.device | str, seed: int) -> torch.Generator:
+    """The random stream of a training run, on the device its data are on: shuffles, class
+    sampling and augmentation draws are made where they are used, no copy from the host per batch
+    (on a CPU the same stream as a plain torch.Generator)."""
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def device_for(assigned_gpus: list, cuda_available: bool) -> torch.device:
     """A trial's device: the GPU Ray assigned it (CUDA_VISIBLE_DEVICES then names only that one,
     so it is cuda:0), else the CPU, whatever GPUs the process can see."""
@@ -149,7 +156,7 @@ def class_balance(y: Tensor, balance: str, generator) -> tuple[Tensor | None, Te
     present = counts > 0
     if balance == "oversample":
         per_sample = (1.0 / counts.clamp(min=1))[y]
-        return torch.multinomial(per_sample.cpu(), len(y), replacement=True, generator=generator), None
+        return torch.multinomial(per_sample.to(generator.device), len(y), replacement=True, generator=generator), None
     weight = torch.zeros_like(counts)
     weight[present] = counts.sum() / (present.sum() * counts[present])
     return None, weight
@@ -165,7 +172,7 @@ def train_epoch(model, optimizer, data: Tensors, s: TrainSettings, generator, sc
     task = data.task
     order, class_weight = class_balance(data.y, s.balance, generator) if task.name == "image" else (None, None)
     if order is None:
-        order = torch.randperm(len(data), generator=generator)
+        order = torch.randperm(len(data), generator=generator, device=generator.device)
     order = order.to(data.x.device)
     total_loss = torch.zeros((), device=data.x.device)
     correct = torch.zeros((), device=data.x.device, dtype=torch.long)
@@ -247,7 +254,7 @@ def fit(
     `epoch_seconds`, which replan and stop go by, is read from (train_epoch).
     Returns each trained epoch's metrics, the interrupted one included; the last says
     `schedule_refitted` when the run ended early on a refitted schedule."""
-    generator = torch.Generator().manual_seed(seed)
+    generator = generator_for(train.x.device, seed)
     optimizer = make_optimizer(model, s)
     scheduler = make_scheduler(optimizer, s, epochs, len(train))
     history, planned = [], epochs

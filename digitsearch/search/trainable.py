@@ -155,7 +155,7 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
     optimizer = engine.make_optimizer(model, cfg.train)
     # planned over the trial's max epochs: ASHA's rungs compare trials part-way through their schedule
     scheduler = engine.make_scheduler(optimizer, cfg.train, runtime.max_epochs, len(train))
-    generator = torch.Generator().manual_seed(runtime.seed)
+    generator = engine.generator_for(device, runtime.seed)
     start, best_acc, best_epoch, saved = _restore(model, optimizer, scheduler, generator,
                                                   schedules.steps_per_epoch(len(train), cfg.train.batch_size))
     if start > runtime.max_epochs:
