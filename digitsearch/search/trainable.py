@@ -149,6 +149,8 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
         return
     params, mflops, measured = within
     device = engine.device_for(ray.get_gpu_ids(), torch.cuda.is_available())
+    if device.type == "cuda":  # a reused actor still caches the previous trial's blocks: free them for the neighbours
+        torch.cuda.empty_cache()
     train = engine.to_tensors(bundle.train.images, bundle.train.labels, mean, std, device, task)
     val = engine.to_tensors(bundle.val.images, bundle.val.labels, mean, std, device, task)
     model = engine.prepare_model(model, device)
