@@ -1,6 +1,7 @@
 """A cluster started the way Ray 2.60 starts one (`ray start --head` with a token in
-~/.ray/auth_token: token authentication on) is reached by `--address HOST:PORT` from a plain
-environment, the token read where the user has it; without one, one line says what to do."""
+~/.ray/auth_token: token authentication on) is reached by `--address HOST:PORT` and by `submit`'s
+job client from a plain environment, the token read where the user has it; without one, one
+line says what to do."""
 from __future__ import annotations
 
 import os
@@ -18,13 +19,15 @@ pytestmark = pytest.mark.e2e
 DRIVER = """
 import sys
 from digitsearch.errors import UserError
+from digitsearch.launch import jobs
 from digitsearch.search import session
 try:
-    ray = session.connect(sys.argv[1], False)
+    if sys.argv[1].startswith("http"):
+        print("jobs", len(jobs.client(sys.argv[1]).list_jobs()))
+    else:
+        print("CPUs", session.connect(sys.argv[1], False).cluster_resources()["CPU"])
 except UserError as err:
     print("error:", err)
-else:
-    print("CPUs", ray.cluster_resources()["CPU"])
 """
 
 
@@ -45,6 +48,7 @@ def test_a_token_cluster_is_reached_with_the_users_token(tmp_path):
     try:
         cluster._start(head=True)
         assert _driver(cluster.gcs_address, cluster.env) == "CPUs 1.0"
+        assert _driver(cluster.dashboard_url, cluster.env) == "jobs 0"  # `submit` reaches the job server too
         elsewhere = tmp_path / "elsewhere"
         elsewhere.mkdir()
         line = _driver(cluster.gcs_address, {**plain, "HOME": str(elsewhere)})

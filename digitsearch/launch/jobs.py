@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from digitsearch.errors import UserError
+from digitsearch.store import ray_token
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # digitsearch/
@@ -35,10 +36,14 @@ def client(address: str | None):
     from ray.job_submission import JobSubmissionClient
 
     target = address_of(address)
+    ray_token.use_user_token()  # a token-authenticated head's job server wants it (Ray 2.60's default)
     try:
         return JobSubmissionClient(target)
     except Exception as err:  # connection refused, auth, not a Ray dashboard: one line, exit 2
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "auth" in first.lower() and ray_token.user_token() is None:
+            raise UserError(f"the Ray job server at {target} wants an authentication token and this machine has "
+                            "none: copy the head's ~/.ray/auth_token here (or set RAY_AUTH_TOKEN)") from None
         raise UserError(f"cannot reach the Ray job server at {target} ({first}); is the head's dashboard "
                         f"running (`ray start --head --dashboard-host ...`, needs ray[default])?") from None
 

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from digitsearch.errors import UserError
+from digitsearch.store import ray_token
 from digitsearch.store.kept_ray import NOT_KEPT, STATE_FILE_ENV, KeptUp, read_state, state_file, write_state
 
 WORKER_NICENESS = "RAY_worker_niceness"  # read by the raylet when it starts a worker (ray_constants)
@@ -96,33 +97,20 @@ def present_token(kept: KeptUp) -> None:
     _token_mode()
 
 
-def user_token() -> str | None:
-    """Where the token a user has for their cluster is, in Ray's order: RAY_AUTH_TOKEN,
-    RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token; None when there is none."""
-    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
-        return "RAY_AUTH_TOKEN"
-    for path in (os.environ.get("RAY_AUTH_TOKEN_PATH"), Path.home() / ".ray" / "auth_token"):
-        if path and Path(path).expanduser().is_file() and Path(path).expanduser().read_text().strip():
-            return str(path)
-    return None
-
-
 def present_user_token() -> str | None:
-    """A driver joining a cluster by its address sends the token the user has, as Ray itself does
-    only for `address="auto"` (RAY_AUTH_MODE unset and a token present: Ray 2.60's default for a
-    cluster started with `ray start`). RAY_AUTH_MODE set by the user is left as it is. Returns
-    where the token came from, or None."""
-    found = user_token()
-    if found is None or os.environ.get("RAY_AUTH_MODE") is not None:
-        return None
-    _token_mode()
+    """A driver joining a cluster by its address sends the token the user has (store.ray_token),
+    as Ray itself does only for `address="auto"`; where it came from, or None."""
+    found = ray_token.use_user_token()
+    if found is not None:
+        _token_mode()
     return found
 
 
 def _token_mode() -> None:
+    """Token mode, read again by a Ray that read its settings before (ray._raylet's caches)."""
     from ray._raylet import AuthenticationTokenLoader, Config
 
-    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ[ray_token.AUTH_MODE] = "token"
     Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()
 

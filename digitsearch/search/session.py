@@ -20,6 +20,7 @@ from typing import Callable
 
 from digitsearch.errors import UserError
 from digitsearch.search import local_ray
+from digitsearch.store import ray_token
 from digitsearch.store.layout import is_uri
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # digitsearch/, shipped to a cluster's workers
@@ -61,7 +62,7 @@ def connect(address: str | None, verbose: bool):
     except ray.exceptions.AuthenticationError:
         raise UserError(_token_refused(target, token)) from None
     except (ConnectionError, RuntimeError, ValueError) as err:
-        if not target.startswith(RAY_CLIENT) and local_ray.user_token() is None and _answers(target):
+        if not target.startswith(RAY_CLIENT) and ray_token.user_token() is None and _answers(target):
             # the head's port answers yet the driver is turned away: Ray 2.60 says so as a failed connection
             raise UserError(_token_refused(target, None)) from None
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -79,12 +80,12 @@ def _answers(target: str) -> bool:
 
 
 def _token_refused(target: str, token: str | None) -> str:
-    if local_ray.user_token() is None:
+    if ray_token.user_token() is None:
         return (f"the Ray cluster at {target!r} answers but turned this driver away, and this machine has no Ray "
                 "authentication token: if the cluster uses one (Ray 2.60's default), copy the head's "
                 "~/.ray/auth_token here (or set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH)")
     mode = os.environ.get("RAY_AUTH_MODE")
-    return (f"the Ray cluster at {target!r} refused this driver (token from {token or local_ray.user_token()}, "
+    return (f"the Ray cluster at {target!r} refused this driver (token from {token or ray_token.user_token()}, "
             f"RAY_AUTH_MODE={mode}): use the head's ~/.ray/auth_token, with RAY_AUTH_MODE=token or unset")
 
 
