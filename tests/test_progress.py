@@ -161,3 +161,18 @@ def test_the_ledger_is_written_as_trials_end_and_read_back_by_a_resumed_driver(t
 def test_quiet_and_verbose_exclude_each_other():
     with pytest.raises(UserError, match="--quiet and --verbose"):
         SearchRequest(quiet=True, verbose=True).check()
+
+
+def test_retrain_lines_in_a_log_are_each_members_first_and_last_epoch_and_one_every_30_s(capsys):
+    from digitsearch.cli.best import _EpochLines
+
+    metrics = {"train_loss": 0.5, "train_acc": 0.9, "images_per_second": 1000.0}
+    readings = iter([1.0, 10.0, 31.0, 45.0, 55.0, 70.0])  # epochs 1..6 end at these seconds
+    with _EpochLines() as lines:
+        lines.clock, lines.began = lambda: next(readings), 0.0
+        lines.on_member(1, 1, "abc")
+        lines.start(6)
+        for epoch in range(1, 7):
+            lines.on_epoch(epoch, metrics)
+    said = [line.split(":")[1].strip() for line in capsys.readouterr().out.splitlines()]
+    assert said == ["epoch 1/6", "epoch 3/6", "epoch 6/6"]  # 1 (the first), 3 (30 s on), 6 (the last)

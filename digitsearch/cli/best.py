@@ -204,12 +204,16 @@ class _Bars:
 
 
 class _EpochLines:
-    """`retrain: member 1/2 epoch 3/23: loss 0.4123 acc 0.8911 812 examples/s, 2m10s elapsed`."""
+    """`retrain: member 1/2 epoch 3/23: loss 0.4123 acc 0.8911 812 examples/s, 2m10s elapsed`: a member's
+    first and last epoch, and in between one every EVERY_S (a log or a notebook, not 300 lines)."""
+
+    EVERY_S = 30.0
 
     def __enter__(self):
         import time
 
         self.clock, self.began, self.member, self.total = time.monotonic, time.monotonic(), "", None
+        self.said = -self.EVERY_S
         return self
 
     def __exit__(self, *exc):
@@ -224,8 +228,12 @@ class _EpochLines:
     def on_epoch(self, epoch: int, metrics: dict) -> None:
         from digitsearch.core.timebudget import shown
 
+        now = self.clock()
+        if epoch not in (1, self.total) and now - self.said < self.EVERY_S:
+            return
+        self.said = now
         typer.echo(f"retrain: {self.member}epoch {epoch}/{self.total}: {_epoch_info(metrics)}, "
-                   f"{shown(self.clock() - self.began)} elapsed")
+                   f"{shown(now - self.began)} elapsed")
 
 
 def _outcome(metrics: dict) -> str:
