@@ -57,6 +57,8 @@ def test_refused_label_columns(raw, needle):
 def test_folder_names_may_mix_digits_and_letters():
     values = labelset.as_values(np.array(["0", "A", "9"]), "folder", mixed_ok=True)
     assert labelset.learn(values) == ["0", "9", "A"]
+    two = labelset.as_values(np.array(["1", "01"]), "folder", mixed_ok=True)  # two folders stay two classes
+    assert labelset.learn(two) == ["01", "1"]
 
 
 def test_a_label_the_training_data_lacks_is_refused():

@@ -27,6 +27,8 @@ def as_values(raw, source: str, what: str = "label", mixed_ok: bool = False) -> 
         row = int(np.argmax(series.isna().to_numpy()))
         raise UserError(f"{source}: row {row + 1} has no {what}; every image needs one")
     numbers = pd.to_numeric(series.map(_numeric_text), errors="coerce")
+    if mixed_ok and numbers.notna().all() and numbers.nunique() < series.map(str).nunique():
+        numbers[:] = np.nan  # names "1" and "01" are two folders, two classes: kept as words
     if numbers.notna().all():
         whole = numbers.to_numpy(dtype=np.float64)
         fraction = whole != np.floor(whole)
