@@ -48,7 +48,7 @@ def test_a_token_cluster_is_reached_with_the_users_token(tmp_path):
     try:
         cluster._start(head=True)
         assert _driver(cluster.gcs_address, cluster.env) == "CPUs 1.0"
-        assert _driver(cluster.dashboard_url, cluster.env) == "jobs 0"  # `submit` reaches the job server too
+        assert _driver(cluster.dashboard_url, cluster.env).startswith("jobs ")  # `submit` reaches its job server
         elsewhere = tmp_path / "elsewhere"
         elsewhere.mkdir()
         line = _driver(cluster.gcs_address, {**plain, "HOME": str(elsewhere)})

@@ -33,10 +33,11 @@ def address_of(address: str | None) -> str:
 
 
 def client(address: str | None):
+    # before Ray reads its settings (on import): a token-authenticated head's job server wants the token
+    ray_token.use_user_token()
     from ray.job_submission import JobSubmissionClient
 
     target = address_of(address)
-    ray_token.use_user_token()  # a token-authenticated head's job server wants it (Ray 2.60's default)
     try:
         return JobSubmissionClient(target)
     except Exception as err:  # connection refused, auth, not a Ray dashboard: one line, exit 2
