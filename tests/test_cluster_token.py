@@ -14,7 +14,7 @@ from raycluster import LocalCluster
 
 from conftest import ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.extended]  # a head of its own: 28 s, beyond the gating tier's 5 minutes
 
 DRIVER = """
 import sys
