@@ -119,6 +119,11 @@ def has_idx(folder: Path, role: str) -> bool:
     return folder.is_dir() and find_files(folder)[role]["images"] is not None
 
 
+def holds_idx(folder: Path) -> bool:
+    """Whether `folder` holds IDX images of either role (one look at its files)."""
+    return folder.is_dir() and any(found["images"] is not None for found in find_files(folder).values())
+
+
 def read_pair(images_path: Path, labels_path: Path | None) -> Split:
     """Images (+ labels when a labels file exists) as a Split; checks they agree."""
     images = read_idx(images_path, IMAGES_MAGIC)

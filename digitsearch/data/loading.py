@@ -58,7 +58,7 @@ def _source(spec: str, data_dir: str | None, notes: list[str]):
         known = {"fashion-mnist": FASHION_CLASSES, "kmnist": KMNIST_CLASSES}.get(spec)
         return spec, train, t10k, None, Naming(known)
     path = Path(spec).expanduser()
-    idx_files = path.is_dir() and any(idx.has_idx(path, r) for r in idx.ROLES)
+    idx_files = idx.holds_idx(path)
     if path.is_dir() and svhn.has_files(path) and not idx_files:
         train, test = svhn.load_folder(path, notes)
         return path.resolve().name, train, test, None, Naming()
@@ -169,7 +169,7 @@ def read_images(path: str, expect_pixels: int | None = None) -> Split:
     expect_pixels: the pixel count the model was trained on (H*W); a mismatch is a UserError.
     """
     source = Path(path).expanduser()
-    if source.is_dir() and not any(idx.has_idx(source, r) for r in idx.ROLES) and class_folders.looks_like(source):
+    if source.is_dir() and not idx.holds_idx(source) and class_folders.looks_like(source):
         split, _ = _from_class_folders(source, [])  # labelled by folder, like a training set's
     elif source.is_dir():
         files = idx.find_files(source)

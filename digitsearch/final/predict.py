@@ -97,7 +97,7 @@ def run(model_path: Path, source: str, output: Path, invert: str | None = None, 
 def is_image_folder(source: Path) -> bool:
     """A folder without IDX files or class folders: the user's own images (list_images says when
     there are none)."""
-    return (source.is_dir() and not any(idx.has_idx(source, role) for role in idx.ROLES)
+    return (source.is_dir() and not idx.holds_idx(source)
             and not class_folders.looks_like(source))
 
 
