@@ -78,14 +78,22 @@ def kept_up() -> KeptUp | None:
 
 def _alive(kept: KeptUp) -> bool:
     """Its `ray start` process runs and its head's port answers."""
-    if not _pid_alive(kept.pid):
-        return False
+    return _pid_alive(kept.pid) and answers(kept.address, timeout=1.0)
+
+
+def answers(address: str, timeout: float) -> bool:
+    """Whether HOST:PORT accepts a TCP connection within `timeout`."""
+    host, _, port = address.rpartition(":")
+    return port.isdigit() and connect_error(host, int(port), timeout) is None
+
+
+def connect_error(host: str, port: int, timeout: float) -> OSError | None:
+    """Why HOST:PORT does not accept a TCP connection within `timeout`, or None when it does."""
     try:
-        host, port = kept.address.rsplit(":", 1)
-        socket.create_connection((host, int(port)), timeout=1).close()
-    except (OSError, ValueError):
-        return False
-    return True
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        return err
+    return None
 
 
 def present_token(kept: KeptUp) -> None:

@@ -11,7 +11,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import sys
 import threading
 from contextlib import contextmanager
@@ -62,21 +61,13 @@ def connect(address: str | None, verbose: bool):
     except ray.exceptions.AuthenticationError:
         raise UserError(_token_refused(target, token)) from None
     except (ConnectionError, RuntimeError, ValueError) as err:
-        if not target.startswith(RAY_CLIENT) and ray_token.user_token() is None and _answers(target):
+        tokenless = not target.startswith(RAY_CLIENT) and ray_token.user_token() is None
+        if tokenless and local_ray.answers(target, timeout=2.0):
             # the head's port answers yet the driver is turned away: Ray 2.60 says so as a failed connection
             raise UserError(_token_refused(target, None)) from None
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot reach the Ray cluster at {target!r}: {message}") from None
     return ray
-
-
-def _answers(target: str) -> bool:
-    host, _, port = target.rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=2).close()
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 def _token_refused(target: str, token: str | None) -> str:
@@ -213,11 +204,10 @@ def check_reachable(address: str | None, timeout: float = 5.0) -> None:
     host, _, port = target.removeprefix(RAY_CLIENT).rpartition(":")
     if not host or not port.isdigit():
         raise UserError(f"--address {target!r}: write auto, HOST:PORT (e.g. 10.0.0.5:6379) or ray://HOST:10001")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as err:
+    err = local_ray.connect_error(host, int(port), timeout)
+    if err is not None:
         raise UserError(f"cannot reach the Ray cluster at {target!r} ({err.strerror or err}); is `ray start --head` "
-                        f"running there, and is the port open?") from None
+                        f"running there, and is the port open?")
 
 
 def _shipped_code(target: str) -> dict:
