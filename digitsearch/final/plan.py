@@ -85,10 +85,10 @@ def _chosen_trials(folder: Path, meta: dict, trial: str | None, count: int,
     if trial:
         chosen = [read_trial(folder, trial)]
     else:
-        chosen = ranking.top_trials(folder, count) or [experiments.read_best(folder)]
-        _say_pick(folder, meta, chosen[0], note)
+        best = experiments.read_best(folder)
+        chosen = ranking.top_trials(folder, count) or [best]
+        _say_pick(best, meta, chosen[0], note)
         if len(chosen) < count:
-            best = experiments.read_best(folder)
             note(_reseeded_note(count, chosen, ranking.margin(best["val_acc"], ranking.val_images(meta))))
     for found in chosen:
         if found.get("status") not in (*TRAINED_STATUSES, None):  # best.json holds only trained trials
@@ -99,9 +99,8 @@ def _chosen_trials(folder: Path, meta: dict, trial: str | None, count: int,
     return [(found, 0) for found in chosen] + copies
 
 
-def _say_pick(folder: Path, meta: dict, first: dict, note: Callable[[str], None]) -> None:
-    """A line when the retrain's first trial is not best.json's: a starting point tied with it."""
-    best = experiments.read_best(folder)
+def _say_pick(best: dict, meta: dict, first: dict, note: Callable[[str], None]) -> None:
+    """A line when the retrain's first trial is not `best` (best.json's): a starting point tied with it."""
     if first["trial_id"] == best["trial_id"]:
         return
     images = round((best["val_acc"] - first["val_acc"]) * ranking.val_images(meta))
