@@ -19,7 +19,7 @@ from digitsearch.errors import UserError
 
 USAGE_EXIT = 2  # bad input, whoever caught it (click's own convention)
 # `digitsearch --help` lists the everyday commands first, in the order a search goes
-ORDER = ("tune", "best", "predict", "report", "dashboard", "spaces", "datasets", "models", "ray", "submit",
+ORDER = ("tune", "best", "predict", "report", "dashboard", "spaces", "portfolio", "datasets", "models", "ray", "submit",
          "cluster", "bench")
 
 

@@ -71,6 +71,10 @@ ADDRESS = ("Run on an existing Ray cluster: auto, HOST:6379 or ray://HOST:10001 
 STORAGE = ("Where trials and checkpoints go: a folder every node sees, or a URI (s3://..., gs://...) "
            "(default: the experiment folder).")
 RESUME = "Finish the search --name left unfinished (a killed driver, Ctrl-C); its stored settings are used."
+PORTFOLIO = ("Configs learned from earlier searches that go first, before the space's own starting points: "
+             "builtin (the built-in spaces only), none, or a portfolio file (`digitsearch portfolio build`).")
+WARM_START = ("An earlier experiment (name or folder) to start from: its 3 best configs go first and, on the same "
+              "data, its finished trials join the new study.")
 ADD_TRIALS = "With --resume: then search this many more trials, continuing the same Optuna study."
 
 
@@ -127,6 +131,8 @@ def tune(
     storage: Annotated[Optional[str], typer.Option(help=STORAGE)] = None,
     resume: Annotated[bool, typer.Option(help=RESUME)] = False,
     add_trials: Annotated[int, typer.Option(min=0, help=ADD_TRIALS)] = 0,
+    portfolio: Annotated[str, typer.Option(help=PORTFOLIO)] = DEFAULT.portfolio,
+    warm_start: Annotated[Optional[str], typer.Option(help=WARM_START)] = None,
     retrain: Annotated[bool, typer.Option("--retrain", help=RETRAIN)] = False,
     ensemble: Annotated[int, typer.Option(min=1, help=ENSEMBLE)] = 1,
     tta: Annotated[bool, typer.Option("--tta", help=TTA)] = False,
@@ -145,7 +151,7 @@ def tune(
         max_concurrent=max_concurrent, max_params=max_params, max_mflops=max_mflops, seed=seed, name=name,
         max_latency_ms=max_latency_ms, objective=objective,
         results=results, verbose=verbose, quiet=quiet, address=address, storage=storage, resume=resume,
-        add_trials=add_trials, time_limit=search_limit,
+        add_trials=add_trials, time_limit=search_limit, portfolio=portfolio, warm_start=warm_start,
     )
     if resume:
         refuse_fixed_options(ctx, request)

@@ -15,9 +15,10 @@ from typing import Callable
 from digitsearch import spaces
 from digitsearch.core.timebudget import Deadline
 from digitsearch.data import fingerprint
-from digitsearch.search import preflight, rounds, session, validate
+from digitsearch.search import preflight, rounds, session, validate, warm_start
 from digitsearch.search.request import SearchRequest, resolve_limits
 from digitsearch.search.rounds import SearchOutcome
+from digitsearch.spaces import portfolio
 from digitsearch.store import experiments, trials
 from digitsearch.store.layout import FIRST_ROUND, tune_root
 
@@ -25,12 +26,15 @@ from digitsearch.store.layout import FIRST_ROUND, tune_root
 def run(req: SearchRequest, deadline: Deadline | None, echo: Callable[[str], None],
         earliest_stop: Deadline | None = None) -> SearchOutcome:
     chatter = (lambda line: None) if req.quiet else echo
-    space, bundle = _prepare(req, echo, chatter)
+    space, bundle, points, warm = _prepare(req, echo, chatter)
     session.check_resources(req, space.families, chatter)  # Ray up: a trial the machine cannot hold is refused here
     folder = experiments.create(req.results, req.name or experiments.default_name(space.name, req.dataset))
     meta = describe_run(req, space, bundle, folder.resolve())
+    meta["starting_points"] = points  # the portfolio's and the warm start's included: --resume reads them
     meta["space_fingerprint"] = trials.experiment_space(meta).fingerprint()  # as --resume will read it
     experiments.write_meta(folder, meta)
+    if warm is not None:
+        _add_warm_trials(req, warm, space, folder.resolve(), meta, chatter)
     ledger, progress = rounds.watchers(req, folder.resolve(), chatter, deadline)
     rounds.tune_round(req, space, bundle, meta, ledger, progress, chatter, deadline=deadline,
                       earliest_stop=earliest_stop)
@@ -38,11 +42,14 @@ def run(req: SearchRequest, deadline: Deadline | None, echo: Callable[[str], Non
 
 
 def _prepare(req: SearchRequest, echo, chatter):
-    """The space (with --set and its budget) and the data, checked against each other."""
+    """The space (with --set, its budget and the configs that go first) and the data, checked
+    against each other; and the starting points as experiment.json keeps them."""
     space = spaces.load(req.space)
     if req.overrides:
         space = space.fixed(req.overrides)
     resolve_limits(req, space)
+    space, warm = _seeded(req, space, chatter)
+    points = [dict(p) for p in space.starting_points]
     configs = validate.check_space(space, req.overrides, req.seed)  # a typo (or an unknown family) costs a line
     bundle = rounds.load_data(req)
     # bad pairings fail here, not in every trial
@@ -54,7 +61,38 @@ def _prepare(req: SearchRequest, echo, chatter):
         ("images", f"{bundle.num_classes} classes")
     tests = len(bundle.test) if bundle.test else 0
     chatter(f"data: {len(bundle.train)} train / {len(bundle.val)} val / {tests} test {unit}, {classes}")
-    return space, bundle
+    return space, bundle, points, warm
+
+
+def _seeded(req: SearchRequest, space, chatter):
+    """The space whose first starting points are the warm start's best configs, then the
+    portfolio's for its families, then its own; and the warm start (or None)."""
+    first: list[dict] = []
+    warm = None
+    if req.warm_start:
+        warm = warm_start.read(req.warm_start, req.results, space)
+        first += warm.points
+        left_out = f"; left out (not searched by '{space.name}'): {', '.join(warm.dropped)}" if warm.dropped else ""
+        chatter(f"warm start: the {len(warm.points)} best configs of {warm.folder.name} go first{left_out}")
+    chosen = portfolio.load(req.portfolio)
+    if chosen is not None and portfolio.applies(req.portfolio, space):
+        learned, _ = portfolio.fitted(list(chosen.configs), space)
+        first += learned
+        if learned:
+            chatter(f"portfolio: {len(learned)} configs learned from earlier searches go first "
+                    f"({'the built-in portfolio' if req.portfolio == portfolio.BUILTIN else req.portfolio})")
+    return (portfolio.seeded(space, first) if first else space), warm
+
+
+def _add_warm_trials(req: SearchRequest, warm, space, folder: Path, meta: dict, chatter) -> None:
+    if not warm_start.same_data(warm, meta["data_fingerprint"]):
+        chatter(f"warm start: the data differ from {warm.folder.name}'s, so its trials' values do not carry over: "
+                "only its best configs go first")
+        return
+    _, modes = req.study_metrics
+    directions = ["maximize" if m == "max" else "minimize" for m in ([modes] if isinstance(modes, str) else modes)]
+    added = warm_start.add_finished_trials(warm, space, folder, meta["study_name"], directions)
+    chatter(f"warm start: {added} finished trials of {warm.folder.name} added to the study (the same data)")
 
 
 def describe_run(req: SearchRequest, space, bundle, folder: Path) -> dict:

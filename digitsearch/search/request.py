@@ -106,6 +106,12 @@ class SearchRequest:
     storage: str | None = None  # where Tune keeps trials and checkpoints (a shared folder or a URI)
     resume: bool = False  # finish (or with add_trials, extend) the experiment `name`
     add_trials: int = 0
+    # the configs evaluated first (spaces/portfolio.py): "builtin" (the built-in spaces only),
+    # "none", or a portfolio file, which seeds any space
+    portfolio: str = "builtin"
+    # an earlier experiment (folder or name): its best configs go first, and on the same data its
+    # finished trials join the study (search/warm_start.py)
+    warm_start: str | None = None
 
     def check(self) -> None:
         """Refuse a bad request before anything is loaded or written. The CLI's own range
@@ -127,6 +133,8 @@ class SearchRequest:
             raise UserError("--quiet and --verbose exclude each other; pick one")
         if self.add_trials < 0 or (self.add_trials and not self.resume):
             raise UserError("--add-trials K extends a finished search: use it with --resume --name NAME, K >= 1")
+        if self.warm_start and self.resume:
+            raise UserError("--warm-start starts a new search from an earlier one; --resume finishes the same one")
         if self.resume and not self.name:
             raise UserError("--resume needs --name NAME: the experiment to finish or extend")
         if Path(self.results).exists() and not Path(self.results).is_dir():

@@ -2,6 +2,7 @@
 best.json describes the best, and which trials were the space's hand-made starting points."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from digitsearch import spaces
@@ -61,9 +62,13 @@ def space_source(meta: dict) -> str:
 
 def experiment_space(meta: dict) -> spaces.SearchSpace:
     """The space the experiment searched: its file (absolute in experiment.json) with the
-    command line's --set overrides applied again."""
+    command line's --set overrides applied again, and the starting points it evaluated first
+    (the warm start's and the portfolio's before the file's own)."""
     space = spaces.load(space_source(meta))
-    return space.fixed(meta["overrides"]) if meta.get("overrides") else space
+    space = space.fixed(meta["overrides"]) if meta.get("overrides") else space
+    if meta.get("starting_points") is not None:
+        space = dataclasses.replace(space, starting_points=tuple(dict(p) for p in meta["starting_points"]))
+    return space
 
 
 def space_changes(meta: dict) -> str:

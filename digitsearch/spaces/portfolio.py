@@ -1,0 +1,110 @@
+"""The portfolio: configs learned from real searches (`digitsearch portfolio build`), which a
+search evaluates first, in priority order, before its space's own starting points.
+
+A portfolio file (search_spaces/portfolio/portfolio.yaml ships with the package) lists full
+configs, each with its `family`. A space takes the configs of its families, each fitted to
+it: values the space cannot take (a parameter it does not search, a value outside its range)
+are left to the sampler, and `family` is kept only in a space across families. Then come the
+space's own `start:` points, less those an earlier point already covers, so that nothing is
+trained twice.
+
+The built-in portfolio seeds the built-in spaces; a space of the user's own takes one only
+when `--portfolio FILE` names it.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from digitsearch.errors import UserError
+from digitsearch.spaces._util import one_line, same
+from digitsearch.spaces.folder import BUILTIN_DIR
+from digitsearch.spaces.include import usable_points
+from digitsearch.spaces.model import MIXED, SearchSpace
+
+PORTFOLIO_DIR = BUILTIN_DIR / "portfolio"
+BUILTIN_PORTFOLIO = PORTFOLIO_DIR / "portfolio.yaml"
+BUILTIN, NONE = "builtin", "none"
+# left out of a portfolio's configs: a search sets flips on mirror-safe data only (search/preflight.py)
+DATA_DECIDED = ("flip",)
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    source: str  # "builtin" or the file as given
+    configs: tuple[dict, ...]  # full configs with `family`, in priority order
+
+
+def load(choice: str) -> Portfolio | None:
+    """`builtin`, `none` (None) or a portfolio file's path; a bad file is a one-line UserError."""
+    if choice == NONE:
+        return None
+    path = BUILTIN_PORTFOLIO if choice == BUILTIN else Path(choice).expanduser()
+    if not path.is_file():
+        if choice == BUILTIN:  # a checkout without the file: nothing learned yet
+            return None
+        raise UserError(f"--portfolio {choice}: no such file; give a portfolio YAML file "
+                        f"(`digitsearch portfolio build` writes one), '{BUILTIN}' or '{NONE}'")
+    return Portfolio(choice, _configs(path, choice))
+
+
+def _configs(path: Path, shown: str) -> tuple[dict, ...]:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise UserError(f"{shown}: cannot be read as a portfolio YAML file ({one_line(err)})") from None
+    entries = raw.get("configs") if isinstance(raw, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise UserError(f"{shown}: a portfolio file needs a non-empty 'configs:' list of "
+                        "{id: ..., config: {family: ..., ...}} entries")
+    configs = []
+    for k, entry in enumerate(entries, start=1):
+        config = entry.get("config") if isinstance(entry, dict) else None
+        if not isinstance(config, dict) or not isinstance(config.get("family"), str):
+            raise UserError(f"{shown}: config {k} needs a 'config:' mapping with its 'family'")
+        configs.append(dict(config))
+    return tuple(configs)
+
+
+def applies(choice: str, space: SearchSpace) -> bool:
+    """Whether `--portfolio choice` seeds `space`: a named file always, the built-in one the
+    built-in spaces only."""
+    if choice == NONE:
+        return False
+    return choice != BUILTIN or space.path.resolve().parent == BUILTIN_DIR.resolve()
+
+
+def fitted(configs: list[dict], space: SearchSpace) -> tuple[list[dict], list[str]]:
+    """The configs of the space's families as starting points of `space`, and the names of the
+    values left out (not searched by the space, or outside its range), for one line."""
+    mixed = space.family == MIXED
+    constants = {p.name for p in space.entries if p.is_constant}
+    points, dropped = [], []
+    for config in configs:
+        family = config.get("family")
+        if family is not None and family not in space.families:
+            continue
+        values = {k: v for k, v in config.items() if (mixed or k != "family") and k not in DATA_DECIDED}
+        clean = usable_points([values], list(space.entries))[0]
+        dropped += [k for k in values if k not in clean and k not in constants]
+        if clean:
+            points.append(clean)
+    return points, sorted(set(dropped))
+
+
+def seeded(space: SearchSpace, first: list[dict]) -> SearchSpace:
+    """`space` whose starting points are `first`, then its own not covered by an earlier one."""
+    points: list[dict] = []
+    for point in [*first, *space.starting_points]:
+        if not any(_covers(kept, point) for kept in points):
+            points.append(dict(point))
+    return dataclasses.replace(space, starting_points=tuple(points))
+
+
+def _covers(kept: dict, point: dict) -> bool:
+    """Whether `kept` fixes every value `point` fixes, the same way (`flip` aside: the data decide
+    it, search/preflight.py)."""
+    return all(key in kept and same(kept[key], value) for key, value in point.items() if key not in DATA_DECIDED)

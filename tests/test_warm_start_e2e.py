@@ -1,0 +1,62 @@
+"""`tune --warm-start` and `--portfolio` through the CLI: an earlier search's best configs go
+first, its finished trials join the new study on the same data only, and a portfolio file's
+configs are the first starting points."""
+from __future__ import annotations
+
+import json
+
+import optuna
+import pandas as pd
+import pytest
+
+from conftest import assert_one_line_error, run_in_process, tiny_search_in_process
+from digitsearch import spaces
+from digitsearch.search.warm_start import WARM_ATTR
+from digitsearch.store import study
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("ray_per_file")]
+
+
+def _study_trials(folder):
+    loaded = optuna.load_study(study_name=study.name(folder), storage=study.storage(folder))
+    return loaded.get_trials(deepcopy=False)
+
+
+def test_a_warm_start_begins_where_the_earlier_search_ended(tmp_path):
+    results = tmp_path / "results"
+    earlier, _ = tiny_search_in_process(results, "first", "--portfolio", "none", trials=3)
+    best = earlier.sort_values("val_acc", ascending=False, kind="stable").iloc[0]["trial_id"]
+    best_config = json.loads(next((results / "first" / "tune").rglob(f"*{best}*/params.json")).read_text())
+
+    table, run = tiny_search_in_process(results, "again", "--warm-start", "first", "--portfolio", "none")
+    assert "warm start: the 3 best configs of first go first" in run.stdout
+    assert "3 finished trials of first added to the study (the same data)" in run.stdout
+    meta = json.loads((results / "again" / "experiment.json").read_text())
+    first_point = meta["starting_points"][0]
+    assert all(best_config[k] == v for k, v in first_point.items())
+    # the first search trained the space's starts 1-3: they come back as the warm points, not twice
+    assert len(meta["starting_points"]) == len(spaces.load("cnn").starting_points)
+    warm = [t for t in _study_trials(results / "again") if WARM_ATTR in t.user_attrs]
+    assert len(warm) == 3 and all(t.user_attrs[WARM_ATTR].startswith("first/") for t in warm)
+    assert table.loc[table["origin"] == "start 1"].shape[0] == 1
+
+    _, run = tiny_search_in_process(results, "other", "--warm-start", str(results / "first"), "--seed", "1",
+                                    "--portfolio", "none")
+    assert "the data differ from first's" in run.stdout  # another split: its values do not carry over
+    assert not [t for t in _study_trials(results / "other") if WARM_ATTR in t.user_attrs]
+
+    ran = run_in_process("tune", "--results", str(results), "--warm-start", "nowhere")
+    assert ran.returncode == 2
+    assert_one_line_error(ran.stderr, "--warm-start nowhere")
+
+
+def test_a_portfolio_file_goes_first(tmp_path):
+    lenet = next(p for p in spaces.load("all").starting_points if p["family"] == "lenet")
+    mine = tmp_path / "portfolio.yaml"
+    mine.write_text(json.dumps({"configs": [{"id": "mine", "config": {**lenet, "lr": 0.004}}]}))
+    results = tmp_path / "results"
+    table, run = tiny_search_in_process(results, "seeded", "--space", "lenet", "--portfolio", str(mine), trials=1)
+    assert "portfolio: 1 configs learned from earlier searches go first" in run.stdout
+    config = json.loads(next((results / "seeded" / "tune").rglob("params.json")).read_text())
+    assert config["lr"] == 0.004 and config["lenet.flavour"] == lenet["lenet.flavour"]
+    assert pd.api.types.is_string_dtype(table["origin"]) and table["origin"].iloc[0] == "start 1"
