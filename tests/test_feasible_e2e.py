@@ -26,7 +26,7 @@ MAX_PARAMS = 60_000
 
 def test_configs_over_the_budget_are_skipped_before_they_become_trials(tmp_path):
     results = tmp_path / "results"
-    _, run = tiny_search_in_process(results, "budget", "--space", "cnn", "--dataset", "digits",
+    _, run = tiny_search_in_process(results, "budget", "--space", "cnn", "--dataset", "digits", "--portfolio", "none",
                                     "--max-params", str(MAX_PARAMS), "--seed", "0", trials=TRIALS, epochs=2)
     table = pd.read_csv(results / "budget" / "leaderboard.csv", dtype={"trial_id": str})
     sampled = table[~table["origin"].str.startswith("start")]

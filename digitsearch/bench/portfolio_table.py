@@ -2,8 +2,9 @@
 
 1. Candidates: the hand-made starting points of the image families `all` searches (cnn, lenet,
    vgg, resnet, lstm; transfer's ImageNet backbones need downloaded weights and hours of CPU)
-   and the best completed configs of the earlier searches given (`--experiments`: searches
-   run on any of the datasets), each once.
+   and, of each earlier search given (`--experiments`: searches run on any of the datasets),
+   its two best completed configs and its best completed sampled one (not a starting point),
+   each once.
 2. On every dataset (bench/portfolio_data.py) one search evaluates exactly the candidates:
    `digitsearch tune --space all --portfolio candidates.yaml --trials N --scheduler fifo`, each
    for the same epochs on the same number of training examples, so one row per (candidate,
@@ -47,7 +48,8 @@ def candidates(experiments: list[Path]) -> list[tuple[str, str, dict]]:
         table = leaderboard.read(folder)
         done = table[table["status"] == "completed"].sort_values("val_acc", ascending=False, kind="stable")
         configs = trials.configs(folder, list(done["trial_id"]))
-        for trial_id in list(done["trial_id"])[:TOP_PER_EXPERIMENT]:
+        sampled = done[~done["origin"].fillna("").astype(str).str.startswith("start")]
+        for trial_id in [*list(done["trial_id"])[:TOP_PER_EXPERIMENT], *list(sampled["trial_id"])[:1]]:
             config = {"family": meta.get("family"), **configs.get(trial_id, {})}
             if config["family"] in FAMILIES:
                 found.append((_id(config), f"trial {trial_id} of {meta.get('dataset_name')} search {folder.name}",

@@ -17,7 +17,8 @@ TABLE = "The table to learn from (default: the built-in search_spaces/portfolio/
 SIZE = "How many configs the portfolio keeps."
 WITHOUT = "Leave this dataset's results out (repeatable): a leave-one-dataset-out portfolio."
 OUT_BUILD = "Where the portfolio goes (default: print it)."
-EXPERIMENTS = "Finished searches whose 2 best configs join the candidates (repeatable; folders)."
+EXPERIMENTS = ("Finished searches whose 2 best configs and best sampled one join the candidates (repeatable; "
+               "folders).")
 DATASETS = "Datasets to search the candidates on, comma-separated (default: all of them)."
 EPOCHS = "Epochs every candidate trains on every dataset."
 EXAMPLES = "Training examples a candidate trains on (a stratified subset; validation uses all)."

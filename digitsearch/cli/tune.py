@@ -146,13 +146,11 @@ def tune(
         space=space, dataset=dataset, base=base, test=test, overrides=parse_overrides(set_ or []),
         data_dir=data_dir, val_fraction=val_fraction, trials=trials, max_epochs=max_epochs,
         search_examples=search_examples, grace_epochs=grace_epochs, reduction_factor=reduction_factor,
-        scheduler=scheduler.value,
-        search=search.value, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+        scheduler=scheduler.value, search=search.value, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
         max_concurrent=max_concurrent, max_params=max_params, max_mflops=max_mflops, seed=seed, name=name,
-        max_latency_ms=max_latency_ms, objective=objective,
+        max_latency_ms=max_latency_ms, objective=objective, portfolio=portfolio, warm_start=warm_start,
         results=results, verbose=verbose, quiet=quiet, address=address, storage=storage, resume=resume,
-        add_trials=add_trials, time_limit=search_limit, portfolio=portfolio, warm_start=warm_start,
-    )
+        add_trials=add_trials, time_limit=search_limit)
     if resume:
         refuse_fixed_options(ctx, request)
     outcome = run_search(request, echo=typer.echo, earliest_stop_s=earliest)
