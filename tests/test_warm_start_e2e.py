@@ -24,20 +24,23 @@ def _study_trials(folder):
 
 def test_a_warm_start_begins_where_the_earlier_search_ended(tmp_path):
     results = tmp_path / "results"
-    earlier, _ = tiny_search_in_process(results, "first", "--portfolio", "none", trials=3)
-    best = earlier.sort_values("val_acc", ascending=False, kind="stable").iloc[0]["trial_id"]
-    best_config = json.loads(next((results / "first" / "tune").rglob(f"*{best}*/params.json")).read_text())
+    earlier, _ = tiny_search_in_process(results, "first", "--portfolio", "none", trials=5)
+    done = earlier[earlier["status"] == "completed"].sort_values("val_acc", ascending=False, kind="stable")
+    best_config = json.loads(next((results / "first" / "tune").rglob(f"*{done.iloc[0]['trial_id']}*/params.json"))
+                             .read_text())
 
     table, run = tiny_search_in_process(results, "again", "--warm-start", "first", "--portfolio", "none")
     assert "warm start: the 3 best configs of first go first" in run.stdout
-    assert "3 finished trials of first added to the study (the same data)" in run.stdout
+    assert f"{len(done)} finished trials of first added to the study (the same data)" in run.stdout
     meta = json.loads((results / "again" / "experiment.json").read_text())
     first_point = meta["starting_points"][0]
     assert all(best_config[k] == v for k, v in first_point.items())
-    # the first search trained the space's starts 1-3: they come back as the warm points, not twice
-    assert len(meta["starting_points"]) == len(spaces.load("cnn").starting_points)
+    # the first search trained the space's four starts: its best three come back first, the
+    # others are not trained again
+    assert "starting points first trained on the same data are not trained again" in run.stdout
+    assert len(meta["starting_points"]) == 3
     warm = [t for t in _study_trials(results / "again") if WARM_ATTR in t.user_attrs]
-    assert len(warm) == 3 and all(t.user_attrs[WARM_ATTR].startswith("first/") for t in warm)
+    assert len(warm) == len(done) and all(t.user_attrs[WARM_ATTR].startswith("first/") for t in warm)
     assert table.loc[table["origin"] == "start 1"].shape[0] == 1
 
     _, run = tiny_search_in_process(results, "other", "--warm-start", str(results / "first"), "--seed", "1",
@@ -60,3 +63,21 @@ def test_a_portfolio_file_goes_first(tmp_path):
     config = json.loads(next((results / "seeded" / "tune").rglob("params.json")).read_text())
     assert config["lr"] == 0.004 and config["lenet.flavour"] == lenet["lenet.flavour"]
     assert pd.api.types.is_string_dtype(table["origin"]) and table["origin"].iloc[0] == "start 1"
+
+
+@pytest.mark.extended
+def test_the_portfolio_table_searches_every_candidate_on_a_dataset(tmp_path):
+    """`portfolio table` on the digits: one real search of exactly the candidates (the image
+    families' hand-made points and an earlier search's best), a row each, then `build`."""
+    results = tmp_path / "results"
+    tiny_search_in_process(results, "earlier", "--portfolio", "none", trials=2)
+    table = tmp_path / "table.csv"
+    ran = run_in_process("portfolio", "table", "--experiments", str(results / "earlier"), "--datasets", "digits",
+                         "--epochs", "1", "--examples", "300", "--work", str(tmp_path / "work"), "--out", str(table))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    rows = pd.read_csv(table)
+    families = {p["family"] for p in spaces.load("all").starting_points} - {"transfer"}
+    assert set(rows["config_id"].str.split("-").str[0]) == families and (rows["dataset"] == "digits").all()
+    assert rows["val_acc"].notna().sum() >= len(rows) - 1 and rows["config_id"].is_unique
+    ran = run_in_process("portfolio", "build", "--table", str(table), "--size", "2")
+    assert ran.returncode == 0 and ran.stdout.count("\n- id: ") == 2 and "best on digits" in ran.stdout

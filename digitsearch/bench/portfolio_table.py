@@ -54,11 +54,11 @@ def candidates(experiments: list[Path]) -> list[tuple[str, str, dict]]:
             if config["family"] in FAMILIES:
                 found.append((_id(config), f"trial {trial_id} of {meta.get('dataset_name')} search {folder.name}",
                               config))
-    points, _ = fitted([c for _, _, c in found], space)
     unique: list[tuple[str, str, dict]] = []
-    for (_, source, _), point in zip(found, points):
-        if not any(point == kept for _, _, kept in unique):
-            unique.append((_id(point), source, point))
+    for _, source, config in found:
+        point = fitted([config], space)[0]  # as `all` takes it: flip left to the data
+        if point and not any(point[0] == kept for _, _, kept in unique):
+            unique.append((_id(point[0]), source, point[0]))
     return unique
 
 

@@ -20,6 +20,7 @@ STATS_OUT = "Where to write the bar chart (default: results/datasets/<name>-clas
 def spaces(show: Annotated[Optional[str], typer.Option(help=SHOW)] = None):
     """List the built-in search spaces (or show one)."""
     from digitsearch import spaces as space_lib
+    from digitsearch.spaces import portfolio
 
     if not show:
         for space_name, description in space_lib.list_spaces().items():
@@ -34,8 +35,20 @@ def spaces(show: Annotated[Optional[str], typer.Option(help=SHOW)] = None):
         typer.echo(f"  limits of {family} trials (its space's): " + ", ".join(f"{k} {v:,}" for k, v in own.items()))
     for line in loaded.describe():
         typer.echo(f"  {line}")
-    for number, point in enumerate(loaded.starting_points, start=1):
-        typer.echo(f"  start {number}: " + ", ".join(f"{k}={v}" for k, v in point.items()))
+    learned = _portfolio_points(loaded)
+    for number, point in enumerate(portfolio.seeded(loaded, learned).starting_points, start=1):
+        tag = " (portfolio)" if point in learned else ""
+        typer.echo(f"  start {number}{tag}: " + ", ".join(f"{k}={v}" for k, v in point.items()))
+
+
+def _portfolio_points(space) -> list[dict]:
+    """The built-in portfolio's configs a search of `space` evaluates first (tune's default)."""
+    from digitsearch.spaces import portfolio
+
+    chosen = portfolio.load(portfolio.BUILTIN)
+    if chosen is None or not portfolio.applies(portfolio.BUILTIN, space):
+        return []
+    return portfolio.fitted(list(chosen.configs), space)[0]
 
 
 @app.command()

@@ -49,9 +49,14 @@ def _prepare(req: SearchRequest, echo, chatter):
         space = space.fixed(req.overrides)
     resolve_limits(req, space)
     space, warm = _seeded(req, space, chatter)
-    points = [dict(p) for p in space.starting_points]
     configs = validate.check_space(space, req.overrides, req.seed)  # a typo (or an unknown family) costs a line
     bundle = rounds.load_data(req)
+    if warm is not None and warm_start.same_data(warm, fingerprint.of(bundle)):
+        space, skipped = warm_start.untried(space, warm)
+        if skipped:
+            chatter(f"warm start: {skipped} starting points {warm.folder.name} trained on the same data are not "
+                    "trained again")
+    points = [dict(p) for p in space.starting_points]
     # bad pairings fail here, not in every trial
     space = preflight.check(space, bundle.task, bundle.name, echo, bundle.mirror_safe, note=chatter)
     validate.check_builds(space, configs, bundle)

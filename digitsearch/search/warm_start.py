@@ -1,7 +1,10 @@
 """`tune --warm-start EXPERIMENT`: a new search that starts where an earlier one ended.
 
 - The earlier search's best completed configs (TOP of them, best first) are the new search's
-  first starting points: trained in full before anything else, like the space's own.
+  first starting points: trained in full before anything else, like the space's own, so that
+  the new leaderboard holds them for its final pick. On the same data, the other starting
+  points (the portfolio's, the space's own) that the earlier search trained to the end are not
+  trained again.
 - Where the data are the same (the data fingerprints in the two experiment.json match: the
   same images, split and validation set), every complete trial of the earlier study is added
   to the new one (Optuna's add_trial) with its value: TPE models them from its first
@@ -14,13 +17,14 @@ the new space could not have sampled is not added.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 from digitsearch.errors import UserError
 from digitsearch.spaces import SearchSpace
 from digitsearch.spaces.model import MIXED
-from digitsearch.spaces.portfolio import fitted
+from digitsearch.spaces.portfolio import covers, fitted
 from digitsearch.store import leaderboard, study, trials
 from digitsearch.store.experiments import EXPERIMENT_FILE, read_meta
 
@@ -68,6 +72,19 @@ def _with_family(config: dict, meta: dict) -> dict:
 
 def same_data(warm: WarmStart, fingerprint: str) -> bool:
     return bool(fingerprint) and warm.meta.get("data_fingerprint") == fingerprint
+
+
+def untried(space: SearchSpace, warm: WarmStart) -> tuple[SearchSpace, int]:
+    """On the same data: `space` without the starting points (the portfolio's, its own) that
+    the earlier search already trained to the end, and how many went. Its best configs, first,
+    stay: the new search's leaderboard holds the candidates its final pick chooses from."""
+    table = leaderboard.read(warm.folder)
+    done = list(table.loc[table["status"] == "completed", "trial_id"])
+    configs = trials.configs(warm.folder, done)
+    trained, _ = fitted([_with_family(configs[t], warm.meta) for t in done if configs.get(t)], space)
+    first, rest = space.starting_points[:len(warm.points)], space.starting_points[len(warm.points):]
+    kept = [p for p in rest if not any(covers(t, p) for t in trained)]
+    return dataclasses.replace(space, starting_points=(*first, *kept)), len(rest) - len(kept)
 
 
 def add_finished_trials(warm: WarmStart, space: SearchSpace, folder: Path, study_name: str,

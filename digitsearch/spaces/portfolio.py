@@ -99,12 +99,12 @@ def seeded(space: SearchSpace, first: list[dict]) -> SearchSpace:
     """`space` whose starting points are `first`, then its own not covered by an earlier one."""
     points: list[dict] = []
     for point in [*first, *space.starting_points]:
-        if not any(_covers(kept, point) for kept in points):
+        if not any(covers(kept, point) for kept in points):
             points.append(dict(point))
     return dataclasses.replace(space, starting_points=tuple(points))
 
 
-def _covers(kept: dict, point: dict) -> bool:
+def covers(kept: dict, point: dict) -> bool:
     """Whether `kept` fixes every value `point` fixes, the same way (`flip` aside: the data decide
     it, search/preflight.py)."""
     return all(key in kept and same(kept[key], value) for key, value in point.items() if key not in DATA_DECIDED)
