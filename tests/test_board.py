@@ -142,7 +142,7 @@ def test_retrain_writes_curves_and_pictures(retrained):
     for tag in tags:
         picture = Image.open(io.BytesIO(events.Images(tag)[-1].encoded_image_string))
         picture.load()  # decodes: a real PNG
-        assert picture.width >= 400 and picture.height >= 300
+        assert picture.width >= 400 and picture.height >= 150  # 32 filters in two rows: 800 x 180
 
 
 def _free_port() -> int:

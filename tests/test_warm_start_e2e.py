@@ -4,6 +4,7 @@ configs are the first starting points."""
 from __future__ import annotations
 
 import json
+import re
 
 import optuna
 import pandas as pd
@@ -31,7 +32,8 @@ def test_a_warm_start_begins_where_the_earlier_search_ended(tmp_path):
 
     table, run = tiny_search_in_process(results, "again", "--warm-start", "first", "--portfolio", "none")
     assert "warm start: the 3 best configs of first go first" in run.stdout
-    assert f"{len(done)} finished trials of first added to the study (the same data)" in run.stdout
+    added = int(re.search(r"warm start: (\d+) finished trials of first added to the study \(the same data\)",
+                          run.stdout).group(1))
     meta = json.loads((results / "again" / "experiment.json").read_text())
     first_point = meta["starting_points"][0]
     assert all(best_config[k] == v for k, v in first_point.items())
@@ -40,7 +42,7 @@ def test_a_warm_start_begins_where_the_earlier_search_ended(tmp_path):
     assert "starting points first trained on the same data are not trained again" in run.stdout
     assert len(meta["starting_points"]) == 3
     warm = [t for t in _study_trials(results / "again") if WARM_ATTR in t.user_attrs]
-    assert len(warm) == len(done) and all(t.user_attrs[WARM_ATTR].startswith("first/") for t in warm)
+    assert len(warm) == added >= 3 and all(t.user_attrs[WARM_ATTR].startswith("first/") for t in warm)
     assert table.loc[table["origin"] == "start 1"].shape[0] == 1
 
     _, run = tiny_search_in_process(results, "other", "--warm-start", str(results / "first"), "--seed", "1",

@@ -55,8 +55,9 @@ def searcher(req: SearchRequest, space: SearchSpace, folder: Path, meta: dict, s
     return ResumableOptunaSearch(
         space=space.define_by_run, metric=metric, mode=mode, max_latency_ms=req.max_latency_ms,
         sampler=sampler(req), storage=study.storage(folder), study_name=study.name(folder, meta),
-        # the space's hand-made nets go first; a later round (--add-trials) continues the study
-        points_to_evaluate=(space.points_to_evaluate() or None) if starting_points else None,
+        # the portfolio's and the space's hand-made nets go first; a later round (--add-trials)
+        # continues the study
+        points_to_evaluate=_first_points(req, space) if starting_points else None,
         # a trial that ends before them (ASHA, a time limit) is PRUNED in the study, not COMPLETE
         max_epochs=req.max_epochs,
         # a trial that ran unseen by Tune's last snapshot before a kill counts toward the round's trials
@@ -64,6 +65,13 @@ def searcher(req: SearchRequest, space: SearchSpace, folder: Path, meta: dict, s
         probe=(Probe.of(space.family, bundle, Budget(req.max_params, req.max_mflops, req.family_limits))
                if bundle is not None else None),
     )
+
+
+def _first_points(req: SearchRequest, space: SearchSpace) -> list[dict] | None:
+    """The starting points the study gets: no more than the search's trials, since Ray's
+    OptunaSearch enqueues them all at once and the rest would wait in the study forever."""
+    points = space.points_to_evaluate()
+    return (points if req.uncapped else points[:req.trials]) or None
 
 
 def scheduler(req: SearchRequest, starting_points: Sequence[Mapping] = ()):
