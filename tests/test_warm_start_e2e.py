@@ -55,6 +55,7 @@ def test_a_warm_start_begins_where_the_earlier_search_ended(tmp_path):
     assert_one_line_error(ran.stderr, "--warm-start nowhere")
 
 
+@pytest.mark.extended  # the built-in portfolio going first is gating (test_search_e2e)
 def test_a_portfolio_file_goes_first(tmp_path):
     lenet = next(p for p in spaces.load("all").starting_points if p["family"] == "lenet")
     mine = tmp_path / "portfolio.yaml"
