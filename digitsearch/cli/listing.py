@@ -35,20 +35,10 @@ def spaces(show: Annotated[Optional[str], typer.Option(help=SHOW)] = None):
         typer.echo(f"  limits of {family} trials (its space's): " + ", ".join(f"{k} {v:,}" for k, v in own.items()))
     for line in loaded.describe():
         typer.echo(f"  {line}")
-    learned = _portfolio_points(loaded)
+    learned = portfolio.points_for(portfolio.BUILTIN, loaded)  # tune's default
     for number, point in enumerate(portfolio.seeded(loaded, learned).starting_points, start=1):
         tag = " (portfolio)" if point in learned else ""
         typer.echo(f"  start {number}{tag}: " + ", ".join(f"{k}={v}" for k, v in point.items()))
-
-
-def _portfolio_points(space) -> list[dict]:
-    """The built-in portfolio's configs a search of `space` evaluates first (tune's default)."""
-    from digitsearch.spaces import portfolio
-
-    chosen = portfolio.load(portfolio.BUILTIN)
-    if chosen is None or not portfolio.applies(portfolio.BUILTIN, space):
-        return []
-    return portfolio.fitted(list(chosen.configs), space)[0]
 
 
 @app.command()

@@ -79,13 +79,11 @@ def _seeded(req: SearchRequest, space, chatter):
         first += warm.points
         left_out = f"; left out (not searched by '{space.name}'): {', '.join(warm.dropped)}" if warm.dropped else ""
         chatter(f"warm start: the {len(warm.points)} best configs of {warm.folder.name} go first{left_out}")
-    chosen = portfolio.load(req.portfolio)
-    if chosen is not None and portfolio.applies(req.portfolio, space):
-        learned, _ = portfolio.fitted(list(chosen.configs), space)
-        first += learned
-        if learned:
-            chatter(f"portfolio: {len(learned)} configs learned from earlier searches go first "
-                    f"({'the built-in portfolio' if req.portfolio == portfolio.BUILTIN else req.portfolio})")
+    learned = portfolio.points_for(req.portfolio, space)
+    first += learned
+    if learned:
+        chatter(f"portfolio: {len(learned)} configs learned from earlier searches go first "
+                f"({'the built-in portfolio' if req.portfolio == portfolio.BUILTIN else req.portfolio})")
     return (portfolio.seeded(space, first) if first else space), warm
 
 

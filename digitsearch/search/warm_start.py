@@ -36,8 +36,13 @@ WARM_ATTR = "warm_from"  # user attr of an added trial: "<earlier experiment>/<i
 class WarmStart:
     folder: Path
     meta: dict
-    points: tuple[dict, ...]  # its best configs fitted to the new space, best first
+    trained: tuple[dict, ...]  # its completed configs fitted to the new space, best first
     dropped: tuple[str, ...]  # the values the new space does not take
+
+    @property
+    def points(self) -> tuple[dict, ...]:
+        """The best configs that go first."""
+        return self.trained[:TOP]
 
 
 def find(name_or_path: str, results: Path) -> Path:
@@ -63,7 +68,7 @@ def read(name_or_path: str, results: Path, space: SearchSpace) -> WarmStart:
     if not points:
         raise UserError(f"--warm-start {name_or_path}: none of its configs is of a family space '{space.name}' "
                         f"searches ({', '.join(space.families)}); warm-start from a search of the same family")
-    return WarmStart(folder, meta, tuple(points[:TOP]), tuple(dropped))
+    return WarmStart(folder, meta, tuple(points), tuple(dropped))
 
 
 def _with_family(config: dict, meta: dict) -> dict:
@@ -78,12 +83,8 @@ def untried(space: SearchSpace, warm: WarmStart) -> tuple[SearchSpace, int]:
     """On the same data: `space` without the starting points (the portfolio's, its own) that
     the earlier search already trained to the end, and how many went. Its best configs, first,
     stay: the new search's leaderboard holds the candidates its final pick chooses from."""
-    table = leaderboard.read(warm.folder)
-    done = list(table.loc[table["status"] == "completed", "trial_id"])
-    configs = trials.configs(warm.folder, done)
-    trained, _ = fitted([_with_family(configs[t], warm.meta) for t in done if configs.get(t)], space)
     first, rest = space.starting_points[:len(warm.points)], space.starting_points[len(warm.points):]
-    kept = [p for p in rest if not any(covers(t, p) for t in trained)]
+    kept = [p for p in rest if not any(covers(t, p) for t in warm.trained)]
     return dataclasses.replace(space, starting_points=(*first, *kept)), len(rest) - len(kept)
 
 
@@ -119,18 +120,13 @@ def _params_in(space: SearchSpace, params: dict, family: str | None) -> dict | N
         values.setdefault("family", family)
     elif values.pop("family", family) != space.family:
         return None
-    seen: dict[str, object] = {}
-    out: dict[str, object] = {}
-    for p in space.entries:
-        if not p.active(seen):
-            continue
-        if p.is_constant:
-            seen[p.name] = p.value
-            continue
-        if p.name not in values or not _contains(space, p.name, values[p.name]):
-            return None
-        seen[p.name] = out[p.name] = values[p.name]
-    return out
+    try:
+        config = space.config_from_params(values)  # the active parameters, as define-by-run walks them
+    except UserError:
+        return None  # one the new space asks for has no value
+    searched = {p.name for p in space.params}
+    out = {name: value for name, value in config.items() if name in searched}
+    return out if all(_contains(space, name, value) for name, value in out.items()) else None
 
 
 def _contains(space: SearchSpace, name: str, value: object) -> bool:

@@ -77,6 +77,14 @@ def applies(choice: str, space: SearchSpace) -> bool:
     return choice != BUILTIN or space.path.resolve().parent == BUILTIN_DIR.resolve()
 
 
+def points_for(choice: str, space: SearchSpace) -> list[dict]:
+    """The configs `--portfolio choice` puts first in a search of `space` (before `seeded`)."""
+    chosen = load(choice)
+    if chosen is None or not applies(choice, space):
+        return []
+    return fitted(list(chosen.configs), space)[0]
+
+
 def fitted(configs: list[dict], space: SearchSpace) -> tuple[list[dict], list[str]]:
     """The configs of the space's families as starting points of `space`, and the names of the
     values left out (not searched by the space, or outside its range), for one line."""
