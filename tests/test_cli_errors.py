@@ -273,3 +273,19 @@ def test_bad_pairings_are_one_line(args, needles, tmp_path):
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
     assert_one_line_error(result.stderr, *needles)
     assert not tmp_path.exists() or not any(tmp_path.iterdir()), "nothing is written for a refused search"
+
+
+def test_a_missing_portfolio_file_is_refused_before_anything_starts(results, tmp_path):
+    expect_error(*tune(results, "--portfolio", str(tmp_path / "mine.yaml")),
+                 needles=("--portfolio", "mine.yaml: no such file"))
+    assert not results.exists()
+
+
+def test_a_warm_start_with_resume_is_refused(results):
+    expect_error(*tune(results, "--warm-start", "old", "--resume", "--name", "new"),
+                 needles=("--warm-start starts a new search",))
+
+
+def test_portfolio_build_of_a_missing_table_is_one_line(tmp_path):
+    expect_error("portfolio", "build", "--table", str(tmp_path / "table.csv"),
+                 needles=("table.csv: cannot be read as a portfolio table",))

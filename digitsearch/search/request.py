@@ -133,6 +133,9 @@ class SearchRequest:
             raise UserError("--quiet and --verbose exclude each other; pick one")
         if self.add_trials < 0 or (self.add_trials and not self.resume):
             raise UserError("--add-trials K extends a finished search: use it with --resume --name NAME, K >= 1")
+        from digitsearch.spaces import portfolio  # not at import: the CLI's start-up loads no space code
+
+        portfolio.check_choice(self.portfolio)
         if self.warm_start and self.resume:
             raise UserError("--warm-start starts a new search from an earlier one; --resume finishes the same one")
         if self.resume and not self.name:

@@ -40,15 +40,18 @@ class Portfolio:
 
 def load(choice: str) -> Portfolio | None:
     """`builtin`, `none` (None) or a portfolio file's path; a bad file is a one-line UserError."""
-    if choice == NONE:
+    check_choice(choice)
+    if choice == NONE or (choice == BUILTIN and not BUILTIN_PORTFOLIO.is_file()):  # nothing learned yet
         return None
     path = BUILTIN_PORTFOLIO if choice == BUILTIN else Path(choice).expanduser()
-    if not path.is_file():
-        if choice == BUILTIN:  # a checkout without the file: nothing learned yet
-            return None
+    return Portfolio(choice, _configs(path, choice))
+
+
+def check_choice(choice: str) -> None:
+    """A `--portfolio` that names no file is refused (SearchRequest.check: before Ray starts)."""
+    if choice not in (BUILTIN, NONE) and not Path(choice).expanduser().is_file():
         raise UserError(f"--portfolio {choice}: no such file; give a portfolio YAML file "
                         f"(`digitsearch portfolio build` writes one), '{BUILTIN}' or '{NONE}'")
-    return Portfolio(choice, _configs(path, choice))
 
 
 def _configs(path: Path, shown: str) -> tuple[dict, ...]:
