@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import yaml
 
@@ -134,3 +135,36 @@ def test_a_warm_trial_joins_a_space_that_could_have_sampled_it():
     assert warm_start._params_in(cnn, {**recipe, "family": "cnn"}, None) == recipe
     assert warm_start._params_in(cnn, {**recipe, "lr": 5.0}, "cnn") is None  # outside the new range
     assert warm_start._params_in(cnn, recipe, "lenet") is None  # another family
+
+
+def test_a_search_orders_the_members_that_train_on_its_data():
+    """The file's first member may be first only because the others could not train on one
+    dataset; where they all train, the greedy over the datasets they all trained on decides."""
+    niche = {**KERAS, "lr": 0.002}
+    chosen = portfolio.Portfolio("mine", (niche, CNN), ({"a": 0.90, "b": 0.93, "n": 0.80},
+                                                        {"a": 0.99, "b": 0.94, "n": None}))
+    assert chosen.for_data() == [CNN, niche]  # over a and b: the recipe is the generalist
+    assert chosen.for_data(lambda config: config is niche) == [niche]  # numbers-like data: the one that trains
+    assert portfolio.Portfolio("old", (niche, CNN)).for_data() == [niche, CNN]  # no evidence: the file's order
+
+
+def test_on_28x28_digits_the_built_in_portfolio_starts_from_the_recipe_and_on_numbers_from_what_fits():
+    from digitsearch.data.bundle import Bundle, Split
+    from digitsearch.search.feasible import Budget, trains_within
+    from digitsearch.search.request import SearchRequest, resolve_limits
+
+    cnn = spaces.load("cnn")
+    req = SearchRequest(space="cnn")
+    resolve_limits(req, cnn)
+    budget = Budget(req.max_params, req.max_mflops, req.family_limits)
+    recipe = {k: v for k, v in CNN.items() if k != "family"}
+
+    def data(width: int) -> Bundle:
+        pixels = np.zeros((20, 28, width), dtype=np.uint8)
+        labels = np.arange(20) % 10
+        return Bundle("toy", Split(pixels, labels), Split(pixels[:10], labels[:10]), None, [str(k) for k in range(10)])
+
+    mnist = portfolio.points_for(portfolio.BUILTIN, cnn, trains_within(budget, data(28)))
+    assert portfolio.covers(mnist[0], recipe) and len(mnist) == 5
+    numbers = portfolio.points_for(portfolio.BUILTIN, cnn, trains_within(budget, data(84)))
+    assert numbers and not any(portfolio.covers(point, recipe) for point in numbers)  # 3x the MFLOPs: over cnn's

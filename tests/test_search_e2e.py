@@ -68,17 +68,22 @@ def test_leaderboard_has_one_row_per_trial(digits_search):
     assert best["config"]["cnn.depth"] >= 1 and "lr" in best["config"]
 
 
-def test_starting_points_run_first(digits_search):
+def test_starting_points_run_first(digits_search, search_bundle):
     """The starting points experiment.json records are the study's first trials: the built-in
-    portfolio's cnn configs, then the space's hand-made nets not among them (on the digits
-    without the flip key: preflight fixed it off, not mirror-safe)."""
+    portfolio's cnn configs that train on these data, in the order for them, then the space's
+    hand-made nets not among them (on the digits without the flip key: preflight fixed it off,
+    not mirror-safe)."""
     from digitsearch import spaces
+    from digitsearch.search.feasible import Budget, trains_within
     from digitsearch.spaces import portfolio
 
     _, folder, _ = digits_search
-    recorded = json.loads((folder / "experiment.json").read_text())["starting_points"]
-    learned, _ = portfolio.fitted(list(portfolio.load(portfolio.BUILTIN).configs), spaces.load("cnn"))
-    assert recorded == [dict(p) for p in portfolio.seeded(spaces.load("cnn"), learned).starting_points]
+    meta = json.loads((folder / "experiment.json").read_text())
+    recorded = meta["starting_points"]
+    cnn = spaces.load("cnn")
+    budget = Budget(meta["max_params"], meta["max_mflops"], meta["family_limits"])
+    learned = portfolio.points_for(portfolio.BUILTIN, cnn, trains_within(budget, search_bundle))
+    assert recorded == [dict(p) for p in portfolio.seeded(cnn, learned).starting_points]
     study = optuna.load_study(study_name=folder.name, storage=f"sqlite:///{folder / 'optuna.db'}")
     first_two = sorted(study.trials, key=lambda t: t.number)[:2]
     for trial, point in zip(first_two, recorded):

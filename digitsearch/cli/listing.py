@@ -35,7 +35,7 @@ def spaces(show: Annotated[Optional[str], typer.Option(help=SHOW)] = None):
         typer.echo(f"  limits of {family} trials (its space's): " + ", ".join(f"{k} {v:,}" for k, v in own.items()))
     for line in loaded.describe():
         typer.echo(f"  {line}")
-    learned = portfolio.points_for(portfolio.BUILTIN, loaded)  # tune's default
+    learned = portfolio.points_for(portfolio.BUILTIN, loaded)  # tune's default, ordered for data every member trains on
     for number, point in enumerate(portfolio.seeded(loaded, learned).starting_points, start=1):
         tag = " (portfolio)" if point in learned else ""
         typer.echo(f"  start {number}{tag}: " + ", ".join(f"{k}={v}" for k, v in point.items()))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
@@ -118,6 +119,18 @@ class Probe:
         params, mflops = size_of(model, example)
         over = self.budget.of_family(cfg.family).exceeded(params, mflops)
         return None if over is None else Skip(OVER_BUDGET, over, params, mflops)
+
+
+def trains_within(budget: Budget, bundle: Bundle) -> Callable[[dict], bool]:
+    """Whether a full config (with its `family`) builds for `bundle`'s data within `budget`: the
+    searcher would skip one that does not before training it (the portfolio's test of a config)."""
+    probes: dict[str, Probe] = {}
+
+    def trains(config: dict) -> bool:
+        family = config["family"]
+        probe = probes.setdefault(family, Probe.of(family, bundle, budget))
+        return probe.skip(config) is None
+    return trains
 
 
 def _first(split: Split) -> Split:

@@ -15,7 +15,8 @@ from typing import Callable
 from digitsearch import spaces
 from digitsearch.core.timebudget import Deadline
 from digitsearch.data import fingerprint
-from digitsearch.search import preflight, rounds, session, validate, warm_start
+from digitsearch.search import feasible, preflight, rounds, session, validate, warm_start
+from digitsearch.search.feasible import Budget
 from digitsearch.search.request import SearchRequest, resolve_limits
 from digitsearch.search.rounds import SearchOutcome
 from digitsearch.spaces import portfolio
@@ -48,9 +49,11 @@ def _prepare(req: SearchRequest, echo, chatter):
     if req.overrides:
         space = space.fixed(req.overrides)
     resolve_limits(req, space)
-    space, warm = _seeded(req, space, chatter)
-    configs = validate.check_space(space, req.overrides, req.seed)  # a typo (or an unknown family) costs a line
+    validate.check_space(space, req.overrides, req.seed)  # a typo costs a line before any data is read
+    warm = warm_start.read(req.warm_start, req.results, space) if req.warm_start else None
     bundle = rounds.load_data(req)
+    space = _seeded(req, space, warm, bundle, chatter)
+    configs = validate.check_space(space, req.overrides, req.seed)  # the points that go first, filled in
     if warm is not None and warm_start.same_data(warm, fingerprint.of(bundle)):
         space, skipped = warm_start.untried(space, warm)
         if skipped:
@@ -69,22 +72,21 @@ def _prepare(req: SearchRequest, echo, chatter):
     return space, bundle, points, warm
 
 
-def _seeded(req: SearchRequest, space, chatter):
+def _seeded(req: SearchRequest, space, warm, bundle, chatter):
     """The space whose first starting points are the warm start's best configs, then the
-    portfolio's for its families, then its own; and the warm start (or None)."""
+    portfolio's that can train on these data (in the order for them), then its own."""
     first: list[dict] = []
-    warm = None
-    if req.warm_start:
-        warm = warm_start.read(req.warm_start, req.results, space)
+    if warm is not None:
         first += warm.points
         left_out = f"; left out (not searched by '{space.name}'): {', '.join(warm.dropped)}" if warm.dropped else ""
         chatter(f"warm start: the {len(warm.points)} best configs of {warm.folder.name} go first{left_out}")
-    learned = portfolio.points_for(req.portfolio, space)
+    budget = Budget(req.max_params, req.max_mflops, req.family_limits)
+    learned = portfolio.points_for(req.portfolio, space, feasible.trains_within(budget, bundle))
     first += learned
     if learned:
         chatter(f"portfolio: {len(learned)} configs learned from earlier searches go first "
                 f"({'the built-in portfolio' if req.portfolio == portfolio.BUILTIN else req.portfolio})")
-    return (portfolio.seeded(space, first) if first else space), warm
+    return portfolio.seeded(space, first) if first else space
 
 
 def _add_warm_trials(req: SearchRequest, warm, space, folder: Path, meta: dict, chatter) -> None:

@@ -122,6 +122,8 @@ def portfolio_yaml(rows: list[Row], chosen: list[tuple[str, float]], table_name:
             "evidence": (f"mean regret {sum(table[config_id].values()) / len(datasets):.3f}; portfolio loss "
                          f"{loss:.3f} with it; best on {', '.join(best_on) or 'none'}; val_acc "
                          + ", ".join(f"{d} {acc.get((config_id, d), float('nan')):.4f}" for d in datasets)),
+            # what a search orders the members by for its own data (portfolio.for_data); null: could not train
+            "val_acc": {d: _plain(acc.get((config_id, d))) for d in datasets},
             "config": by_id[config_id].config,
         })
     header = (f"# Learned by `digitsearch portfolio build --table {table_name}"
@@ -129,3 +131,7 @@ def portfolio_yaml(rows: list[Row], chosen: list[tuple[str, float]], table_name:
               "# over the datasets below (spaces/portfolio_build.py); searches evaluate these configs first.\n")
     body = {"table": table_name, "datasets": datasets, "configs": configs}
     return header + yaml.safe_dump(body, sort_keys=False, width=120)
+
+
+def _plain(value: float | None) -> float | None:
+    return None if value is None or value != value else round(float(value), 5)
