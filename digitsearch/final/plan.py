@@ -16,7 +16,7 @@ from digitsearch.errors import UserError
 from digitsearch.final import formats, options, ranking
 from digitsearch.store import experiments
 from digitsearch.store.layout import final_dir
-from digitsearch.store.leaderboard import TRAINED_STATUSES
+from digitsearch.store.leaderboard import NEAR_BEST, TRAINED_STATUSES
 from digitsearch.store.trials import read_trial
 
 
@@ -89,7 +89,7 @@ def _chosen_trials(folder: Path, meta: dict, trial: str | None, count: int,
         chosen = ranking.top_trials(folder, count) or [best]
         _say_pick(best, meta, chosen[0], note)
         if len(chosen) < count:
-            note(_reseeded_note(count, chosen, ranking.margin(best["val_acc"], ranking.val_images(meta))))
+            note(_reseeded_note(count, chosen, ranking.margin(ranking.score(chosen[0]), ranking.val_images(meta))))
     for found in chosen:
         if found.get("status") not in (*TRAINED_STATUSES, None):  # best.json holds only trained trials
             why = f": {found['note']}" if found.get("note") else ""
@@ -100,12 +100,20 @@ def _chosen_trials(folder: Path, meta: dict, trial: str | None, count: int,
 
 
 def _say_pick(best: dict, meta: dict, first: dict, note: Callable[[str], None]) -> None:
-    """A line when the retrain's first trial is not `best` (best.json's): a starting point tied with it."""
+    """A line when the retrain's first trial is not `best` (best.json's, the best val_acc): its
+    epochs around their best did better, or a starting point is tied with it."""
     if first["trial_id"] == best["trial_id"]:
         return
-    images = round((best["val_acc"] - first["val_acc"]) * ranking.val_images(meta))
-    note(f"retrain: trial {first['trial_id']} (val_acc {first['val_acc']:.4f}), a starting point of the space, goes "
-         f"before the leader {best['trial_id']} ({best['val_acc']:.4f}): {images} validation image"
+    lead, behind = ranking.score(first), ranking.score(best)
+    if lead > behind + 1e-9:
+        note(f"retrain: trial {first['trial_id']} goes before the leader {best['trial_id']}: its "
+             f"{NEAR_BEST} epochs around its best averaged val_acc {lead:.4f} against {behind:.4f} "
+             f"(best epochs {first['val_acc']:.4f} and {best['val_acc']:.4f}: a best epoch is one draw of a "
+             "noisy curve)")
+        return
+    images = round(abs(behind - lead) * ranking.val_images(meta))
+    note(f"retrain: trial {first['trial_id']} ({lead:.4f} around its best epoch), a starting point of the space, "
+         f"goes before the leader {best['trial_id']} ({behind:.4f}): {images} validation image"
          f"{'s' * (images != 1)} apart is within the validation noise, and the space orders its starting points")
 
 
