@@ -78,6 +78,59 @@ def test_cpu_with_bf16_trains_in_bf16_channels_last_and_evaluates_in_fp32(monkey
     assert engine.predict_logits(model, data.x).dtype == torch.float32
 
 
+def test_a_gpu_computes_in_bf16_where_native_in_fp16_before_and_in_fp32_on_request(monkeypatch):
+    monkeypatch.delenv(engine.GPU_AMP_ENV, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an A100, H100
+    assert engine.gpu_dtype() == torch.bfloat16
+    assert engine.loss_scaler(torch.optim.SGD([torch.zeros(1, requires_grad=True)]), torch.device("cuda")) is None
+    # a T4 or V100: bf16 only emulated (slower than fp32), so fp16, with a loss scaler per optimizer
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert engine.gpu_dtype() == torch.float16
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)])
+    scaler = engine.loss_scaler(optimizer, torch.device("cuda"))
+    assert isinstance(scaler, torch.amp.GradScaler) and engine.loss_scaler(optimizer, torch.device("cuda")) is scaler
+    assert engine.loss_scaler(optimizer, torch.device("cpu")) is None  # the CPU trains in bf16 or fp32: no scaling
+    monkeypatch.setenv(engine.GPU_AMP_ENV, "fp32")
+    assert engine.gpu_dtype() is None
+    with engine.autocast(torch.device("cuda")):
+        assert not torch.is_autocast_enabled("cuda")
+
+
+class _CountingScaler(torch.amp.GradScaler):
+    steps = 0
+
+    def step(self, optimizer, *args, **kwargs):
+        type(self).steps += 1
+        return super().step(optimizer, *args, **kwargs)
+
+
+def test_fp16_steps_go_through_the_optimizer_s_loss_scaler_and_an_overflow_skips_the_step(monkeypatch):
+    """The fp16 path on the CPU (a CPU GradScaler stands in for the card's): every batch's step
+    goes through the scaler, one scaler for all epochs; a scale so large that the gradients
+    overflow skips the step and leaves the weights as they were."""
+    monkeypatch.setenv(engine.CPU_BF16_ENV, "0")
+    monkeypatch.setattr(_CountingScaler, "steps", 0)
+    scalers: dict = {}
+
+    def scaler_of(optimizer, device):  # an infinite scale: every gradient overflows
+        return scalers.setdefault(optimizer, _CountingScaler("cpu", init_scale=float("inf")))
+    monkeypatch.setattr(engine, "loss_scaler", scaler_of)
+    model = engine.prepare_model(models.create("cnn", depth=1, filters=[4], pool="max"), torch.device("cpu"))
+    data = engine.to_tensors(np.random.default_rng(0).integers(0, 255, (64, 28, 28), np.uint8), np.arange(64) % 10,
+                             0.5, 0.3)
+    settings = TrainSettings(batch_size=64, optimizer="sgd", lr=0.1)  # one batch an epoch
+    optimizer = engine.make_optimizer(model, settings)
+    before = [p.detach().clone() for p in model.parameters()]
+    engine.train_epoch(model, optimizer, data, settings, torch.Generator().manual_seed(0))
+    scaler = scalers[optimizer]
+    assert _CountingScaler.steps == 1  # through the scaler, which found the gradients overflowed: skipped
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    scaler.update(new_scale=1024.0)
+    engine.train_epoch(model, optimizer, data, settings, torch.Generator().manual_seed(1))
+    assert list(scalers) == [optimizer] and _CountingScaler.steps == 2
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # in range: the steps applied
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (checked on the GPU machine when one is lent)")
 def test_gpu_training_uses_bf16_and_channels_last():
     cuda = torch.device("cuda")
@@ -86,7 +139,7 @@ def test_gpu_training_uses_bf16_and_channels_last():
     assert conv.weight.is_contiguous(memory_format=torch.channels_last) and torch.backends.cudnn.benchmark
     data = engine.to_tensors(np.zeros((64, 28, 28), np.uint8), np.arange(64) % 10, 0.0, 1.0, cuda)
     with engine.autocast(cuda):
-        assert model(data.x[:4]).dtype == torch.bfloat16
+        assert model(data.x[:4]).dtype == engine.gpu_dtype()  # bf16 on Ampere and later, fp16 before
     metrics = engine.train_epoch(model, engine.make_optimizer(model, TrainSettings(batch_size=32)), data,
                                  TrainSettings(batch_size=32), torch.Generator().manual_seed(0))
     assert engine.is_finite(metrics) and engine.predict_logits(model, data.x).dtype == torch.float32

@@ -4,7 +4,8 @@ The Ray trainable and `best --retrain` both drive these functions, and tests run
 directly. Data become float tensors once; an epoch slices a permutation; augmentation is
 batched on the tensors' device (core.augment); the LR schedule steps per batch (core.schedules);
 evaluation runs under inference_mode at a large batch; the host syncs once per epoch, not per step.
-On a GPU (prepare_model, autocast): channels_last weights, cudnn.benchmark and bf16 autocast.
+On a GPU (prepare_model, autocast): channels_last weights, cudnn.benchmark and autocast in the
+card's mixed precision (gpu_dtype: bf16 on Ampere and later, fp16 with a loss scaler before).
 On a CPU with bf16 instructions (cpu_bf16): channels_last and bf16 autocast for the training
 steps of image nets, which more than doubles their speed here; evaluation and predictions stay fp32.
 """
@@ -16,6 +17,7 @@ import math
 import os
 import re
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -106,13 +108,38 @@ def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
     return model
 
 
+# "fp32" trains and predicts on a GPU in full precision (to compare, or where a net misbehaves in fp16)
+GPU_AMP_ENV = "DIGITSEARCH_GPU_AMP"
+
+
+def gpu_dtype() -> torch.dtype | None:
+    """What autocast computes in on this process's GPU: bf16 where the card has it natively
+    (Ampere and later; `is_bf16_supported` alone counts emulation, slower than fp32 on a T4 or
+    V100), else fp16, whose narrow range needs the loss scaled (loss_scaler); None (fp32) when
+    DIGITSEARCH_GPU_AMP=fp32."""
+    if os.environ.get(GPU_AMP_ENV, "").strip().lower() in ("fp32", "0", "off", "no"):
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+
+
+_SCALERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def loss_scaler(optimizer: torch.optim.Optimizer, device: torch.device) -> torch.amp.GradScaler | None:
+    """The GradScaler the optimizer's fp16 steps go through, kept with the optimizer so that its
+    scale, found once, carries over from epoch to epoch; None where steps need none (bf16, fp32).
+    It checks each batch's gradients for overflow on the host: the fp16 path syncs once a batch."""
+    if device.type != "cuda" or gpu_dtype() != torch.float16:
+        return None
+    return _SCALERS.setdefault(optimizer, torch.amp.GradScaler("cuda"))
+
+
 def autocast(device: torch.device, training: bool = False):
-    """bf16 autocast on a GPU that computes it natively (Ampere and later: no loss scaling, unlike
-    fp16); a T4 or V100 only emulates bf16, slower than fp32, so it trains in fp32. On a CPU only
-    for training steps where cpu_bf16 says it pays. Evaluation on a CPU stays fp32: val_acc and the
+    """On a GPU, autocast in gpu_dtype (training and evaluation alike). On a CPU only for
+    training steps where cpu_bf16 says it pays. Evaluation on a CPU stays fp32: val_acc and the
     exported model (ONNX, TorchScript) then compute the same numbers."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cuda" and (dtype := gpu_dtype()) is not None:
+        return torch.autocast("cuda", dtype=dtype)
     if device.type == "cpu" and training and cpu_bf16():
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -177,6 +204,7 @@ def train_epoch(model, optimizer, data: Tensors, s: TrainSettings, generator, sc
     total_loss = torch.zeros((), device=data.x.device)
     correct = torch.zeros((), device=data.x.device, dtype=torch.long)
     seen, interrupted = 0, False
+    scaler = loss_scaler(optimizer, data.x.device)
     for first in range(0, len(data), s.batch_size):
         if seen and interrupt is not None and interrupt():
             interrupted = True
@@ -193,8 +221,7 @@ def train_epoch(model, optimizer, data: Tensors, s: TrainSettings, generator, sc
         # the loss in fp32 whatever the net computed in: bf16's 8-bit mantissa would blur class weights
         loss = task.loss(logits.float(), yb, class_weight, s.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        _step(loss, optimizer, scaler)
         if scheduler is not None:
             scheduler.step()
         total_loss += loss.detach() * len(idx)
@@ -208,6 +235,16 @@ def train_epoch(model, optimizer, data: Tensors, s: TrainSettings, generator, sc
         "images_per_second": seen / seconds,
         **({"interrupted": True} if interrupted else {}),
     }
+
+
+def _step(loss: Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)  # skipped when the fp16 gradients overflowed; the scale then shrinks
+    scaler.update()
 
 
 def predict_logits(model: nn.Module, x: Tensor, batch_size: int = EVAL_BATCH) -> Tensor:
