@@ -18,7 +18,7 @@ import ray
 import torch
 from ray import tune
 
-from digitsearch.core import checkpoint, cost, engine, schedules, tasks
+from digitsearch.core import checkpoint, cost, engine, gpu_memory, schedules, tasks
 from digitsearch.core.build import build_model
 from digitsearch.core.config import TrialConfig
 from digitsearch.data.bundle import Bundle
@@ -151,6 +151,7 @@ def train_trial(config: dict, bundle: Bundle, runtime: TrialRuntime) -> None:
     device = engine.device_for(ray.get_gpu_ids(), torch.cuda.is_available())
     if device.type == "cuda":  # a reused actor still caches the previous trial's blocks: free them for the neighbours
         torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()  # the peak an out-of-memory wait asks room for is this trial's
     train = engine.to_tensors(bundle.train.images, bundle.train.labels, mean, std, device, task)
     val = engine.to_tensors(bundle.val.images, bundle.val.labels, mean, std, device, task)
     model = engine.prepare_model(model, device)
@@ -184,17 +185,13 @@ def _train_epochs(model, optimizer, scheduler, generator, train, val, cfg: Trial
     """The epochs from `restored` (next epoch, best val_acc, best epoch) to --max-epochs, each
     reported; with `chance_bar`, a first epoch that leaves the net at chance is its last."""
     start, best_acc, best_epoch = restored
+    out_of_memory = OutOfMemory(train.x.device)
     for epoch in range(start, runtime.max_epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         began = time.time()
-        try:
-            metrics = engine.train_epoch(model, optimizer, train, cfg.train, generator, scheduler)
-            metrics.update(engine.evaluate(model, val))
-        except torch.OutOfMemoryError as err:
-            # recorded, not retried: the same config would run out of memory again
-            first = str(err).strip().splitlines()[0] if str(err).strip() else "CUDA"
-            return tune.report({"val_acc": 0.0, "best_val_acc": 0.0, "epoch": epoch, **fixed,
-                                "note": f"out of memory: {first[:150]}"})
+        metrics = _run_epoch(model, optimizer, scheduler, generator, train, val, cfg, out_of_memory)
+        if isinstance(metrics, str):
+            return tune.report({"val_acc": 0.0, "best_val_acc": 0.0, "epoch": epoch, **fixed, "note": metrics})
         if not engine.is_finite(metrics):
             # a diverged trial is recorded, not retried: the config, not the machine, is at fault
             return tune.report({**metrics, "val_acc": 0.0, "best_val_acc": 0.0, "epoch": epoch, **fixed,
@@ -213,6 +210,52 @@ def _train_epochs(model, optimizer, scheduler, generator, train, val, cfg: Trial
         faults.after_epoch(runtime.fault, epoch, restored=start > 1, node_id=fixed["node"])
         if note:
             return
+
+
+def _run_epoch(model, optimizer, scheduler, generator, train, val, cfg: TrialConfig,
+               out_of_memory: OutOfMemory) -> dict | str:
+    """One epoch's metrics, or the note the trial ends with. An epoch that runs out of GPU memory
+    runs again once `out_of_memory` finds room: from the epoch's first step of the LR schedule and
+    draw of the random stream, on the weights as the failed batches left them."""
+    mark = (scheduler.state_dict() if scheduler is not None else None), generator.get_state()
+    while True:
+        try:
+            metrics = engine.train_epoch(model, optimizer, train, cfg.train, generator, scheduler)
+            metrics.update(engine.evaluate(model, val))
+            return metrics
+        except torch.OutOfMemoryError as err:
+            message = str(err)
+        # out of the except block: the failed batch's tensors, which its traceback held, are free
+        note = out_of_memory.note(message)
+        if note:
+            return note
+        if scheduler is not None:
+            scheduler.load_state_dict(mark[0])
+        generator.set_state(mark[1])
+
+
+class OutOfMemory:
+    """What a trial does when it runs out of memory: on a GPU it shares, wait for the neighbours
+    to leave room and try the epoch again (core/gpu_memory.py); elsewhere, or when that fails,
+    the note it ends with."""
+
+    def __init__(self, device: torch.device, share: float | None = None):
+        self.device, self.tries = device, 0
+        self.share = _gpu_share() if share is None and device.type == "cuda" else (share or 0.0)
+
+    def note(self, message: str) -> str | None:
+        """None: run the epoch again; else the trial's note. `message`: torch's error."""
+        if self.device.type != "cuda":
+            first = message.strip().splitlines()[0] if message.strip() else "out of memory"
+            return f"out of memory: {first[:150]}"
+        torch.cuda.empty_cache()
+        self.tries += 1
+        return gpu_memory.after_oom(torch.cuda.max_memory_reserved(self.device), self.share,
+                                    gpu_memory.RETRIES - self.tries + 1)
+
+
+def _gpu_share() -> float:
+    return float(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
 
 
 def _stop_note(epoch: int, metrics: dict, runtime: TrialRuntime, chance_bar: float | None,
