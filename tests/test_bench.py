@@ -345,6 +345,14 @@ def test_the_gpu_check_refuses_a_machine_without_a_gpu_in_one_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_the_gpu_check_s_checkpoint_round_trip_holds_on_the_cpu(tmp_path):
+    """The check's own code, on the device this machine has: what it compares does compare equal."""
+    from digitsearch.bench import gpu_check
+
+    row = gpu_check.checkpoint_round_trip(tmp_path, device="cpu")
+    assert row.ok and row.figures == {"weights": True, "stream": True, "predictions": True}
+
+
 def test_the_gpu_checks_table(tmp_path):
     from digitsearch.bench import gpu_check
 

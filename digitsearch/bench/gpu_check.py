@@ -12,8 +12,13 @@ Each row is the product doing one thing on the GPU, through its own commands whe
   ensemble      `best --retrain --ensemble 2 --tta --export onnx`, then `predict` on the CPU:
                 how many of the GPU-trained model's test predictions the CPU gives again;
   time limit    `best --retrain --time-limit 45s`: its wall time;
-  seq2seq       one trial of the LSTM adder.
-Not in the check yet: a checkpoint round trip, a transfer trial, the out-of-memory path.
+  seq2seq       one trial of the LSTM adder;
+  transfer      one trial of the transfer space (resnet18 from scratch: the machine may be offline);
+  checkpoint    a trial's checkpoint written on the GPU and restored there: the same weights,
+                the same next draw of the random stream, the same predictions;
+  out of memory a trial whose neighbour process holds most of the card waits for it to leave
+                (core/gpu_memory.py, on the card's own readings); one larger than the card is
+                over budget.
 Without a CUDA GPU the command says so in one line and exits 2.
 """
 from __future__ import annotations
@@ -60,7 +65,8 @@ def run(out: Path, echo: Callable[[str], None] = print) -> Path:
     work = Path(tempfile.mkdtemp(prefix="digitsearch-gpu-check-"))
     rows = []
     try:
-        for check in (environment, visibility, syncs, packed, default_share, ensemble, time_limit, seq2seq):
+        for check in (environment, visibility, syncs, packed, default_share, ensemble, time_limit, seq2seq,
+                      transfer, checkpoint_round_trip, out_of_memory):
             rows.append(_timed(check, work))
             echo(_line(rows[-1]))
     finally:
@@ -103,11 +109,14 @@ def environment(work: Path) -> Row:
 
     import torch
 
+    from digitsearch.core import engine
+
     props = torch.cuda.get_device_properties(0)
     return Row("environment", None, {
         "card": props.name, "capability": f"{props.major}.{props.minor}",
         "memory_gib": round(props.total_memory / 2**30, 1), "cards": torch.cuda.device_count(),
         "bf16_native": torch.cuda.is_bf16_supported(including_emulation=False),
+        "autocast": str(engine.gpu_dtype() or "fp32").replace("torch.", ""),
         "torch": torch.__version__, "cuda": torch.version.cuda, "ray": version("ray")})
 
 
@@ -137,31 +146,22 @@ def syncs(work: Path) -> Row:
 
     import torch
 
-    from digitsearch import data
-    from digitsearch.bench.baseline import recipe
     from digitsearch.core import engine
-    from digitsearch.core.build import build_model
-    from digitsearch.core.config import TrialConfig
 
-    bundle = data.load("digits")
-    cfg = TrialConfig.from_flat(recipe(), "cnn")
-    mean, std = bundle.normalisation()
-    device = torch.device("cuda")
-    model = engine.prepare_model(build_model(cfg, bundle, mean, std), device)
-    train = engine.to_tensors(bundle.train.images, bundle.train.labels, mean, std, device)
-    optimizer = engine.make_optimizer(model, cfg.train)
-    generator = torch.Generator().manual_seed(0)
-    engine.train_epoch(model, optimizer, train, cfg.train, generator)  # warm-up: cudnn.benchmark picks once
+    # after one epoch: cudnn.benchmark has picked its algorithms
+    (model, optimizer, scheduler, generator), _, train = _recipe_run(torch.device("cuda"))
+    settings = _recipe_settings()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode(1)
         try:
-            engine.train_epoch(model, optimizer, train, cfg.train, generator)
+            engine.train_epoch(model, optimizer, train, settings, generator, scheduler)
         finally:
             torch.cuda.set_sync_debug_mode(0)
-    batches = -(-len(train) // cfg.train.batch_size)
+    batches = -(-len(train) // settings.batch_size)
     per_batch = round(len(caught) / batches, 2)
-    return Row("syncs", per_batch == 0, {"syncs": len(caught), "batches": batches, "per_batch": per_batch},
+    allowed = 1 if engine.gpu_dtype() == torch.float16 else 0  # fp16's loss scaler reads its overflow flag
+    return Row("syncs", per_batch <= allowed, {"syncs": len(caught), "batches": batches, "per_batch": per_batch},
                note=str(caught[0].message).split("\n")[0][:120] if caught else "")
 
 
@@ -220,6 +220,92 @@ def seq2seq(work: Path) -> Row:
     ran, peaks = _cli_watched(work, "tune", "--space", "seq2seq", "--dataset", "addition", "--trials", "1",
                               "--max-epochs", "1", "--name", "adder")
     return Row("seq2seq", ran.returncode == 0, peaks, note=_failure(ran))
+
+
+def transfer(work: Path) -> Row:
+    ran, peaks = _cli_watched(work, "tune", "--space", "transfer", "--dataset", "digits", "--trials", "1",
+                              "--max-epochs", "1", "--set", "transfer.init=scratch", "--set",
+                              "transfer.backbone=resnet18", "--name", "transfer")
+    return Row("transfer", ran.returncode == 0, peaks, note=_failure(ran))
+
+
+def checkpoint_round_trip(work: Path, device: str = "cuda") -> Row:
+    import torch
+
+    from digitsearch.core import checkpoint, engine
+
+    device = torch.device(device)
+    saved, _, data = _recipe_run(device)
+    checkpoint.save(work / "model.pt", *saved, {"epoch": 1, "val_acc": 0.0})
+    restored, _, _ = _recipe_run(device, epochs=0)
+    checkpoint.restore(checkpoint.load(work / "model.pt"), *restored)
+    same_weights = all(torch.equal(a, b) for a, b in zip(saved[0].state_dict().values(),
+                                                        restored[0].state_dict().values()))
+    same_stream = torch.equal(torch.rand(4, generator=saved[3], device=device),
+                              torch.rand(4, generator=restored[3], device=device))
+    same_predictions = torch.equal(engine.predict_logits(saved[0], data.x).argmax(1),
+                                   engine.predict_logits(restored[0], data.x).argmax(1))
+    return Row("checkpoint", same_weights and same_stream and same_predictions,
+               {"weights": same_weights, "stream": same_stream, "predictions": same_predictions})
+
+
+def _recipe_settings():
+    from digitsearch.bench.baseline import recipe
+    from digitsearch.core.config import TrialConfig
+
+    return TrialConfig.from_flat(recipe(), "cnn").train
+
+
+def _recipe_run(device, epochs: int = 1):
+    """(model, optimizer, scheduler, generator) of the recipe net on the digits after `epochs`
+    of a 2-epoch schedule, the bundle and its training tensors."""
+    from digitsearch import data
+    from digitsearch.bench.baseline import recipe
+    from digitsearch.core import engine
+    from digitsearch.core.build import build_model
+    from digitsearch.core.config import TrialConfig
+
+    bundle = data.load("digits")
+    cfg = TrialConfig.from_flat(recipe(), "cnn")
+    mean, std = bundle.normalisation()
+    model = engine.prepare_model(build_model(cfg, bundle, mean, std), device)
+    train = engine.to_tensors(bundle.train.images, bundle.train.labels, mean, std, device)
+    optimizer = engine.make_optimizer(model, cfg.train)
+    scheduler = engine.make_scheduler(optimizer, cfg.train, 2, len(train))
+    generator = engine.generator_for(device, 0)
+    for _ in range(epochs):
+        engine.train_epoch(model, optimizer, train, cfg.train, generator, scheduler)
+    return (model, optimizer, scheduler, generator), bundle, train
+
+
+NEIGHBOUR = """
+import sys, time, torch
+block = torch.empty(int(sys.argv[1]), dtype=torch.uint8, device="cuda")
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def out_of_memory(work: Path) -> Row:
+    import torch
+
+    from digitsearch.core import gpu_memory
+
+    free, total = torch.cuda.mem_get_info()
+    neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR, str(int(free * 0.6))], stdout=subprocess.PIPE,
+                                 text=True)
+    try:
+        neighbour.stdout.readline()  # "held": the card now has about 0.4 of what was free
+        threading.Timer(5.0, neighbour.kill).start()
+        started = time.perf_counter()
+        waited = gpu_memory.after_oom(int(free * 0.6), 0.25, gpu_memory.RETRIES, wait_s=60)  # asks 0.75 of it
+        waited_s = time.perf_counter() - started
+    finally:
+        neighbour.kill()
+    too_big = gpu_memory.after_oom(total, 0.25, gpu_memory.RETRIES) or ""
+    ok = waited is None and waited_s >= 4 and too_big.startswith("over budget: GPU memory")
+    return Row("out of memory", ok, {"waited_s": round(waited_s, 1), "card_gib": round(total / 2**30, 1)},
+               note=too_big if ok else f"{waited or 'room'} after {waited_s:.1f} s; {too_big}")
 
 
 # --- running the product ------------------------------------------------------------------------
