@@ -35,6 +35,7 @@ def _driver(address: str, env: dict) -> str:
     ran = subprocess.run([sys.executable, "-c", DRIVER, address], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=180)
     assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "InvalidAuthToken" not in ran.stderr and "Traceback" not in ran.stderr, ran.stderr[-3000:]  # Ray's own lines
     return ran.stdout.strip().splitlines()[-1]
 
 

@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,8 +57,9 @@ def connect(address: str | None, verbose: bool):
         return ray
     token = None if target.startswith(RAY_CLIENT) else local_ray.present_user_token()
     try:
-        ray.init(address=target, log_to_driver=verbose, logging_level=level, configure_logging=True,
-                 runtime_env=_shipped_code(target))
+        with _core_lines_held_back(verbose):
+            ray.init(address=target, log_to_driver=verbose, logging_level=level, configure_logging=True,
+                     runtime_env=_shipped_code(target))
     except ray.exceptions.AuthenticationError:
         raise UserError(_token_refused(target, token)) from None
     except (ConnectionError, RuntimeError, ValueError) as err:
@@ -68,6 +70,29 @@ def connect(address: str | None, verbose: bool):
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot reach the Ray cluster at {target!r}: {message}") from None
     return ray
+
+
+@contextmanager
+def _core_lines_held_back(verbose: bool):
+    """Ray's C++ core writes to file descriptor 2 itself, past Python's logging: a driver that a
+    token cluster turns away prints an `InvalidAuthToken` line a second for about 20 seconds.
+    Without --verbose, what it writes while the driver connects goes to a scratch file; connect()
+    says in one line what happened."""
+    if verbose:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as held:
+            os.dup2(held.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 def _token_refused(target: str, token: str | None) -> str:
