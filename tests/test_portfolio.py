@@ -168,3 +168,25 @@ def test_on_28x28_digits_the_built_in_portfolio_starts_from_the_recipe_and_on_nu
     assert portfolio.covers(mnist[0], recipe) and len(mnist) == 5
     numbers = portfolio.points_for(portfolio.BUILTIN, cnn, trains_within(budget, data(84)))
     assert numbers and not any(portfolio.covers(point, recipe) for point in numbers)  # 3x the MFLOPs: over cnn's
+
+
+def test_a_warm_start_on_other_data_carries_its_configs_but_not_its_trials(tmp_path, monkeypatch, digits_bundle):
+    """Another split of the same images is other data: the earlier search's validation figures
+    were measured on images the new search trains on, so none joins the new study."""
+    from digitsearch.data import fingerprint, load
+    from digitsearch.search import new_search
+    from digitsearch.search.request import SearchRequest
+
+    other_split = load("digits", seed=1)
+    assert fingerprint.of(other_split) != fingerprint.of(digits_bundle)
+    earlier = warm_start.WarmStart(tmp_path / "first", {"data_fingerprint": fingerprint.of(digits_bundle)}, (), ())
+    added = []
+    monkeypatch.setattr(warm_start, "add_finished_trials", lambda *args, **kwargs: added.append(args) or 0)
+    lines: list[str] = []
+    meta = {"data_fingerprint": fingerprint.of(other_split), "study_name": "other"}
+    new_search._add_warm_trials(SearchRequest(space="cnn"), earlier, spaces.load("cnn"), tmp_path, meta, lines.append)
+    assert lines == ["warm start: the data differ from first's, so its trials' values do not carry over: only its "
+                     "best configs go first"] and not added
+    meta["data_fingerprint"] = fingerprint.of(digits_bundle)
+    new_search._add_warm_trials(SearchRequest(space="cnn"), earlier, spaces.load("cnn"), tmp_path, meta, lines.append)
+    assert len(added) == 1 and lines[-1] == "warm start: 0 finished trials of first added to the study (the same data)"
