@@ -149,8 +149,7 @@ def syncs(work: Path) -> Row:
     from digitsearch.core import engine
 
     # after one epoch: cudnn.benchmark has picked its algorithms
-    (model, optimizer, scheduler, generator), _, train = _recipe_run(torch.device("cuda"))
-    settings = _recipe_settings()
+    (model, optimizer, scheduler, generator), settings, train = _recipe_run(torch.device("cuda"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode(1)
@@ -249,16 +248,9 @@ def checkpoint_round_trip(work: Path, device: str = "cuda") -> Row:
                {"weights": same_weights, "stream": same_stream, "predictions": same_predictions})
 
 
-def _recipe_settings():
-    from digitsearch.bench.baseline import recipe
-    from digitsearch.core.config import TrialConfig
-
-    return TrialConfig.from_flat(recipe(), "cnn").train
-
-
 def _recipe_run(device, epochs: int = 1):
     """(model, optimizer, scheduler, generator) of the recipe net on the digits after `epochs`
-    of a 2-epoch schedule, the bundle and its training tensors."""
+    of a 2-epoch schedule, its training settings and its training tensors."""
     from digitsearch import data
     from digitsearch.bench.baseline import recipe
     from digitsearch.core import engine
@@ -275,7 +267,7 @@ def _recipe_run(device, epochs: int = 1):
     generator = engine.generator_for(device, 0)
     for _ in range(epochs):
         engine.train_epoch(model, optimizer, train, cfg.train, generator, scheduler)
-    return (model, optimizer, scheduler, generator), bundle, train
+    return (model, optimizer, scheduler, generator), cfg.train, train
 
 
 NEIGHBOUR = """

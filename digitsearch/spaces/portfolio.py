@@ -120,10 +120,10 @@ def points_for(choice: str, space: SearchSpace, runs: Callable[[dict], bool] | N
     chosen = load(choice)
     if chosen is None or not applies(choice, space):
         return []
-    mine = [config for config in chosen.configs if config.get("family") in space.families]
-    ours = dataclasses.replace(chosen, configs=tuple(mine),
-                               val_acc=tuple(e for c, e in zip(chosen.configs, chosen.val_acc) if c in mine))
-    return fitted(ours.for_data(runs), space)[0]
+
+    def here(config: dict) -> bool:  # of the space's families, and trains on the data
+        return config.get("family") in space.families and (runs is None or runs(config))
+    return fitted(chosen.for_data(here), space)[0]
 
 
 def fitted(configs: list[dict], space: SearchSpace) -> tuple[list[dict], list[str]]:

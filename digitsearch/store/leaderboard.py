@@ -18,8 +18,8 @@ from digitsearch.store.pareto import TRAINED_STATUSES  # noqa: F401  (defined be
 COST_COLUMNS = ["latency_ms", "images_per_s", "model_kb"]
 # val_near_best: the mean val_acc of the NEAR_BEST epochs around the best one (final/ranking.py orders by it)
 SUMMARY_COLUMNS = ["trial_id", "family", "status", "origin", "val_acc", "val_near_best", "best_epoch", "epochs",
-                   "n_params", "mflops",
-                   *COST_COLUMNS, "pareto", "seconds", "note", "node", "cost_threads", "cost_cpu", "checkpoint"]
+                   "n_params", "mflops", *COST_COLUMNS, "pareto", "seconds", "note", "node", "cost_threads", "cost_cpu",
+                   "checkpoint"]
 # what the terminal's top table shows beside each config
 TOP_COLUMNS = ["trial_id", "family", "status", "origin", "val_acc", "best_epoch", "epochs", "n_params", "latency_ms",
                "pareto", "seconds"]
@@ -69,10 +69,9 @@ def near_best(curve: Sequence[float], window: int = NEAR_BEST) -> float:
     from the one before its best on (the best and what followed it), shifted back to fit inside
     the curve (all of it when shorter): the last `window` where the curve peaks at its end.
 
-    A best epoch is the luckiest of a noisy curve's draws: on MNIST-10k's 800 validation images a
-    net without batchnorm or augmentation peaked one image above the recipe net while its last
-    five epochs were three images below, and it scored half a point lower on test. A retrain
-    stops near that epoch, not at that draw, so the window is what it can expect."""
+    A best epoch is the luckiest of a noisy curve's draws; a retrain stops near that epoch, not
+    at that draw, so the window is what it can expect (results/README.md, "The pick by the epochs
+    around the best")."""
     values = [float(v) for v in curve if v == v]
     if not values:
         return math.nan
