@@ -125,6 +125,13 @@ def test_a_bad_portfolio_file_is_one_line(tmp_path):
     (tmp_path / "p.yaml").write_text("configs: [{config: {lr: 0.1}}]\n")
     with pytest.raises(UserError, match="config 1 needs"):
         portfolio.load(str(tmp_path / "p.yaml"))
+    (tmp_path / "p.yaml").write_text("configs: [{config: {family: cnn}, val_acc: {digits: high}}]\n")
+    with pytest.raises(UserError, match="config 1's 'val_acc:' must map each dataset to an accuracy or null"):
+        portfolio.load(str(tmp_path / "p.yaml"))
+    ran = run_in_process("tune", "--portfolio", str(tmp_path / "p.yaml"), "--results", str(tmp_path / "r"))
+    assert ran.returncode == 2
+    assert_one_line_error(ran.stderr, "val_acc")
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())  # nothing written
 
 
 def test_a_warm_trial_joins_a_space_that_could_have_sampled_it():
