@@ -6,6 +6,7 @@ These start Rays of their own (DIGITSEARCH_RAY_FILE=none, or a state file of the
 suite's kept-up one (conftest._start_session_ray)."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -39,10 +40,34 @@ def trial(config):
 
 grid = tune.Tuner(trial, tune_config=tune.TuneConfig(num_samples=2, max_concurrent_trials=2),
                   run_config=tune.RunConfig(storage_path=sys.argv[1], verbose=0)).fit()
+
+def kind(proc):  # what a listening process of Ray's is: its binary, its script, or its ray:: title
+    cmd = proc.cmdline() or [""]
+    if proc.pid == os.getpid():
+        return "driver"
+    if cmd[0].startswith("ray::"):
+        return cmd[0] if "Agent" in cmd[0] else "ray::worker"
+    script = next((os.path.basename(c) for c in cmd[1:] if c.endswith(".py")), None)
+    return script or os.path.basename(cmd[0])
+
+def listens(proc):  # (kind, ip, port) of each listening socket; none for a process that has exited meanwhile
+    try:
+        return [(kind(proc), c.laddr.ip, c.laddr.port) for c in proc.net_connections("inet")
+                if c.status == psutil.CONN_LISTEN]
+    except psutil.Error:
+        return []
+
+listening = [found for p in [psutil.Process()] + psutil.Process().children(recursive=True) for found in listens(p)]
 print(json.dumps({"idle": idle, "trials": [r.metrics["pid"] for r in grid],
                   "preloaded": [r.metrics["preloaded"] for r in grid],
-                  "runtime_envs": [r.metrics["runtime_env"] for r in grid]}))
+                  "runtime_envs": [r.metrics["runtime_env"] for r in grid], "listening": listening}))
 """
+
+# What listens beyond 127.0.0.1 during a private Ray's search (docs/scaling-out.md says why):
+# Ray 2.60 binds its gRPC servers on every interface and offers no setting to narrow them
+BEYOND_LOOPBACK = {"driver", "gcs_server", "raylet", "ray::worker", "ray::DashboardAgent", "ray::RuntimeEnvAgent",
+                   "dashboard.py", "monitor.py"}
+DASHBOARD_UI_PORT = 8265
 
 
 def _probe(tmp_path: Path, env: dict) -> dict:
@@ -62,6 +87,15 @@ def test_a_private_rays_trials_can_take_its_prestarted_preloaded_workers(tmp_pat
     assert len(seen["idle"]) >= 2
     assert seen["runtime_envs"] == [{}, {}], seen
     assert all(seen["preloaded"]), seen
+
+
+def test_a_private_ray_listens_beyond_loopback_only_where_the_docs_say(tmp_path):
+    """Every socket listening beyond 127.0.0.1 in a private Ray's process tree belongs to a process
+    docs/scaling-out.md names; the dashboard's web UI is off."""
+    seen = _probe(tmp_path, private_ray_env())
+    beyond = {(kind, port) for kind, ip, port in seen["listening"] if not ipaddress.ip_address(ip).is_loopback}
+    assert {kind for kind, _ in beyond} <= BEYOND_LOOPBACK, beyond
+    assert DASHBOARD_UI_PORT not in {port for _, _, port in seen["listening"]}, seen["listening"]
 
 
 def _ours(marker: str) -> list[psutil.Process]:

@@ -1,6 +1,7 @@
 """Connecting to Ray: a private local instance, or an existing cluster (`--address`).
 
-Local: Ray starts with its dashboard off, so nothing listens beyond 127.0.0.1.
+Local: Ray starts with its dashboard off and token authentication on (its token file mode 600);
+Ray 2.60 binds its gRPC servers on every interface with no setting to narrow them (docs/scaling-out.md).
 Cluster: `auto`, `HOST:6379` or `ray://HOST:10001`; the driver ships this package to the
 workers (runtime_env py_modules) so that every node trains with the driver's code.
 Inside a Ray Job (`digitsearch submit`) RAY_ADDRESS is set and the job's cluster is used.
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from digitsearch.errors import UserError
-from digitsearch.search import local_ray
+from digitsearch.search import local_ray, ray_versions
 from digitsearch.store import ray_token
 from digitsearch.store.layout import is_uri
 
@@ -67,6 +68,9 @@ def connect(address: str | None, verbose: bool):
         if tokenless and local_ray.answers(target, timeout=2.0):
             # the head's port answers yet the driver is turned away: Ray 2.60 says so as a failed connection
             raise UserError(_token_refused(target, None)) from None
+        mismatch = ray_versions.mismatch_line(target, str(err))
+        if mismatch:
+            raise UserError(mismatch) from None
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot reach the Ray cluster at {target!r}: {message}") from None
     return ray
@@ -106,12 +110,14 @@ def _token_refused(target: str, token: str | None) -> str:
 
 
 def _init_local(verbose: bool) -> None:
-    """ray.init of a private local Ray: dashboard off (nothing listens beyond 127.0.0.1), the
+    """ray.init of a private local Ray: dashboard off, its token readable by the user alone (Ray
+    2.60's gRPC servers still listen on every interface: docs/scaling-out.md says which), the
     settings of local_ray.LOCAL_RAY_ENV, Ray's logs streamed to the terminal only with --verbose."""
     import ray
 
     for name, value in local_ray.LOCAL_RAY_ENV.items():
         os.environ.setdefault(name, value)
+    ray_token.keep_token_private()
     # address="local": a new Ray even where `ray start` left /tmp/ray/ray_current_cluster, which a
     # bare ray.init() would join (a Ray of someone else's, without these settings, or one long gone)
     ray.init(address="local", include_dashboard=False, log_to_driver=verbose, configure_logging=True,
