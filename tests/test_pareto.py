@@ -84,9 +84,9 @@ def test_objectives_start_with_accuracy_and_name_known_costs():
     for bad, why in (("latency", "start with accuracy"), ("accuracy,speed", "unknown 'speed'"),
                      ("accuracy,latency,latency", "twice"), ("", "start with accuracy")):
         with pytest.raises(UserError, match=why):
-            SearchRequest(objective=bad).check()
+            SearchRequest(objective=bad).checked()
     with pytest.raises(UserError, match="--max-latency-ms must be above 0"):
-        SearchRequest(max_latency_ms=0).check()
+        SearchRequest(max_latency_ms=0).checked()
 
 
 def test_a_multi_objective_studys_steps_start_from_its_front():

@@ -161,8 +161,7 @@ def test_on_28x28_digits_the_built_in_portfolio_starts_from_the_recipe_and_on_nu
     from digitsearch.search.request import SearchRequest, resolve_limits
 
     cnn = spaces.load("cnn")
-    req = SearchRequest(space="cnn")
-    resolve_limits(req, cnn)
+    req = resolve_limits(SearchRequest(space="cnn"), cnn)
     budget = Budget(req.max_params, req.max_mflops, req.family_limits)
     recipe = {k: v for k, v in CNN.items() if k != "family"}
 

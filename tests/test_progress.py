@@ -160,7 +160,7 @@ def test_the_ledger_is_written_as_trials_end_and_read_back_by_a_resumed_driver(t
 
 def test_quiet_and_verbose_exclude_each_other():
     with pytest.raises(UserError, match="--quiet and --verbose"):
-        SearchRequest(quiet=True, verbose=True).check()
+        SearchRequest(quiet=True, verbose=True).checked()
 
 
 def test_retrain_lines_in_a_log_are_each_members_first_and_last_epoch_and_one_every_30_s(capsys):

@@ -68,7 +68,7 @@ def _rung_epochs(request: SearchRequest) -> tuple[list[int], int | None]:
     """(the epochs a trial can be cut at, the epoch a good trial is stopped at), found by behaviour:
     after one good trial, a trial as good until epoch k, then far worse, is cut at the first rung
     at or after k. A fresh scheduler per k, so that no cut trial lowers the next one's bar."""
-    request.check()
+    request.checked()
     cuts = set()
     for k in range(1, request.max_epochs + 1):
         asha = _scheduler(request)

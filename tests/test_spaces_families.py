@@ -62,16 +62,16 @@ def test_limits_set_the_budget_unless_the_command_line_does(tmp_path):
     transfer = spaces.load("transfer")
     assert transfer.limits == {"max_mflops": 3000, "max_params": 20000000}
     request = SearchRequest(space="transfer")
-    resolve_limits(request, transfer)
+    request = resolve_limits(request, transfer)
     assert (request.max_params, request.max_mflops) == (20_000_000, 3000.0)
     request = SearchRequest(space="transfer", max_mflops=100)
-    resolve_limits(request, transfer)
+    request = resolve_limits(request, transfer)
     assert request.max_mflops == 100.0
     request = SearchRequest()
-    resolve_limits(request, spaces.load("lenet"))
+    request = resolve_limits(request, spaces.load("lenet"))
     assert (request.max_params, request.max_mflops) == (3_000_000, 40.0)
     request = SearchRequest()
-    resolve_limits(request, spaces.load("cnn"))  # raised for its two-convs-a-block recipe net
+    request = resolve_limits(request, spaces.load("cnn"))  # raised for its two-convs-a-block recipe net
     assert (request.max_params, request.max_mflops) == (3_000_000, 120.0)
     with pytest.raises(UserError, match="unknown limit 'max_gpus'"):
         spaces.load(write(tmp_path, "family: cnn\nlimits: {max_gpus: 1}\nparams:\n  lr: 0.1\n"))
@@ -83,20 +83,20 @@ def test_in_a_space_across_families_each_family_keeps_its_own_limits_unless_over
     every = spaces.load("all")
     assert every.family_limits == {"cnn": {"max_mflops": 120}, "transfer": {"max_mflops": 3000, "max_params": 20000000}}
     request = SearchRequest(space="all")
-    resolve_limits(request, every)
+    request = resolve_limits(request, every)
     # the cnn recipe net (59 MFLOPs) trains under --space all as under --space cnn; families
     # whose spaces set no limits keep the defaults
     assert (request.max_params, request.max_mflops) == (3_000_000, 40.0)
     assert request.family_limits == {"cnn": {"max_params": 3_000_000, "max_mflops": 120.0},
                                      "transfer": {"max_params": 20_000_000, "max_mflops": 3000.0}}
     request = SearchRequest(space="all", max_mflops=50)  # the command line holds every family
-    resolve_limits(request, every)
+    request = resolve_limits(request, every)
     assert {own["max_mflops"] for own in request.family_limits.values()} == {50.0}
     assert request.family_limits["transfer"]["max_params"] == 20_000_000
     capped = spaces.load(write(tmp_path, "include: [cnn, lenet]\nlimits: {max_mflops: 10}\n"
                                          "params:\n  lr: {type: loguniform, low: 1.0e-4, high: 1.0e-2}\n"))
     request = SearchRequest()
-    resolve_limits(request, capped)  # the including file's own limits hold its families too
+    request = resolve_limits(request, capped)  # the including file's own limits hold its families too
     assert request.family_limits == {"cnn": {"max_params": 3_000_000, "max_mflops": 10.0}}
     assert capped.fingerprint() != spaces.load(write(tmp_path, "include: [lenet]\nlimits: {max_mflops: 10}\n"
                                                                "params:\n  lr: 0.01\n", "one.yaml")).fingerprint()

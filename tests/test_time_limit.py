@@ -76,7 +76,29 @@ def test_trials_train_on_a_part_of_large_data_under_a_time_limit():
     assert SearchRequest(time_limit=60, search_examples=0).trial_examples is None  # 0: all, asked for
     assert SearchRequest(search_examples=500).trial_examples == 500
     with pytest.raises(UserError, match="--search-examples"):
-        SearchRequest(search_examples=-1).check()
+        SearchRequest(search_examples=-1).checked()
+
+
+def test_a_checked_request_is_a_new_value_and_a_time_limit_alone_leaves_the_count_open(tmp_path):
+    """checked() settles the trial count without touching the request; "as many as fit" is None,
+    in the request and in experiment.json (a file from before, with its never-reached 100,000, reads the same)."""
+    import dataclasses
+
+    from digitsearch.search.request import DEFAULT_TRIALS, SearchRequest
+    from digitsearch.store import experiments
+
+    asked = SearchRequest(trials=None)
+    assert asked.checked().trials == DEFAULT_TRIALS and asked.trials is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        asked.trials = 3
+    timed = SearchRequest(trials=None, time_limit=600).checked()
+    assert timed.trials is None and timed.uncapped
+    assert not SearchRequest(trials=20, time_limit=600).checked().uncapped
+    (tmp_path / "experiment.json").write_text(json.dumps(
+        {"name": "old", "time_limit": 600.0, "trials": 100_000, "rounds": [{"dir": "tune", "trials": 100_000}],
+         "tune_root": str(tmp_path)}))
+    meta = experiments.read_meta(tmp_path)
+    assert meta["trials"] is None and meta["rounds"] == [{"dir": "tune", "trials": None}]
 
 
 def test_the_search_subset_is_stratified_and_leaves_validation_alone():

@@ -91,7 +91,7 @@ def refuse_fixed_options(ctx: typer.Context, request: SearchRequest) -> None:
     own checks (--resume needs --name) and the experiment's existence come first."""
     from digitsearch.store import experiments
 
-    request.check()
+    request.checked()
     experiments.resolve(request.results, request.name)
     changeable = {f"--{name.replace('_', '-')}" for name in RUNTIME_FIELDS}
     refuse_on_resume([option for option in given_on_command_line(ctx) if option not in changeable])

@@ -28,7 +28,7 @@ def sampler(req: SearchRequest):
         # parallel trials from proposing the same point while others are still running
         tpe = optuna.samplers.TPESampler(
             seed=req.seed, multivariate=True, group=True, constant_liar=True,
-            n_startup_trials=max(4, min(10, req.trials // 3)),
+            n_startup_trials=max(4, min(10, req.trials // 3)) if req.trials else 10,
         )
     # half the trials after the first complete one are local steps from the best (mutation.py):
     # TPE alone never beat the space's starting points in a time-limited search

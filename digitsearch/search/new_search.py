@@ -27,8 +27,9 @@ from digitsearch.store.layout import FIRST_ROUND, tune_root
 def run(req: SearchRequest, deadline: Deadline | None, echo: Callable[[str], None],
         earliest_stop: Deadline | None = None) -> SearchOutcome:
     chatter = (lambda line: None) if req.quiet else echo
-    space, bundle, points, warm = _prepare(req, echo, chatter)
-    session.check_resources(req, space.families, chatter)  # Ray up: a trial the machine cannot hold is refused here
+    req, space, bundle, points, warm = _prepare(req, echo, chatter)
+    # Ray up: a trial the machine cannot hold is refused here, and a trial's GPU share settled
+    req = session.check_resources(req, space.families, chatter)
     folder = experiments.create(req.results, req.name or experiments.default_name(space.name, req.dataset))
     meta = describe_run(req, space, bundle, folder.resolve())
     meta["starting_points"] = points  # the portfolio's and the warm start's included: --resume reads them
@@ -43,12 +44,12 @@ def run(req: SearchRequest, deadline: Deadline | None, echo: Callable[[str], Non
 
 
 def _prepare(req: SearchRequest, echo, chatter):
-    """The space (with --set, its budget and the configs that go first) and the data, checked
-    against each other; and the starting points as experiment.json keeps them."""
+    """The request with its budget settled, the space (with --set and the configs that go first)
+    and the data, checked against each other; and the starting points as experiment.json keeps them."""
     space = spaces.load(req.space)
     if req.overrides:
         space = space.fixed(req.overrides)
-    resolve_limits(req, space)
+    req = resolve_limits(req, space)
     validate.check_space(space, req.overrides, req.seed)  # a typo costs a line before any data is read
     warm = warm_start.read(req.warm_start, req.results, space) if req.warm_start else None
     bundle = rounds.load_data(req)
@@ -69,7 +70,7 @@ def _prepare(req: SearchRequest, echo, chatter):
         ("images", f"{bundle.num_classes} classes")
     tests = len(bundle.test) if bundle.test else 0
     chatter(f"data: {len(bundle.train)} train / {len(bundle.val)} val / {tests} test {unit}, {classes}")
-    return space, bundle, points, warm
+    return req, space, bundle, points, warm
 
 
 def _seeded(req: SearchRequest, space, warm, bundle, chatter):

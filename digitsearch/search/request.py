@@ -6,13 +6,12 @@ CLI can take its defaults and choices from it at import time.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digitsearch.errors import UserError
-from digitsearch.store.experiments import UNCAPPED_TRIALS
 from digitsearch.store.objectives import OBJECTIVES, parse_objective
 
 if TYPE_CHECKING:
@@ -57,15 +56,17 @@ def _one_of(value: str, choices: type[Enum], option: str) -> str:
     return value
 
 
-@dataclass
+@dataclass(frozen=True)
 class SearchRequest:
+    """A search as asked; `checked()` gives the value the search runs (refused in one line if bad)."""
+
     space: str = "cnn"
     dataset: str = "digits"
     base: str | None = None  # the digit set `--dataset numbers` builds its numbers from
     test: str | None = None
     data_dir: str | None = None
     val_fraction: float = 0.1
-    trials: int | None = DEFAULT_TRIALS  # None: DEFAULT_TRIALS, or under a time limit as many as fit
+    trials: int | None = DEFAULT_TRIALS  # None: DEFAULT_TRIALS, or under a time limit as many as fit (uncapped)
     # seconds the whole search may take (`--time-limit 30m`): no trial starts that cannot reach its
     # first rung in the time left, and running trials stop at an epoch boundary (search.deadline)
     time_limit: float | None = None
@@ -113,9 +114,10 @@ class SearchRequest:
     # finished trials join the study (search/warm_start.py)
     warm_start: str | None = None
 
-    def check(self) -> None:
-        """Refuse a bad request before anything is loaded or written. The CLI's own range
-        checks (Typer's min=) catch most of these first; the Python API relies on this."""
+    def checked(self) -> SearchRequest:
+        """This request with its trial count settled (DEFAULT_TRIALS where none was given and no
+        time limit ends the search), or a UserError before anything is loaded or written. The
+        CLI's own range checks (Typer's min=) catch most of these first; the Python API relies on this."""
         self._check_budget()
         _one_of(self.scheduler, Scheduler, "--scheduler")
         _one_of(self.search, Searcher, "--search")
@@ -143,6 +145,8 @@ class SearchRequest:
         if Path(self.results).exists() and not Path(self.results).is_dir():
             raise UserError(f"--results {self.results} is a file; give the folder experiments go in "
                             f"(it is made if missing)")
+        settled = DEFAULT_TRIALS if self.trials is None and self.time_limit is None else self.trials
+        return replace(self, trials=settled)
 
     @property
     def trial_examples(self) -> int | None:
@@ -167,14 +171,12 @@ class SearchRequest:
     @property
     def uncapped(self) -> bool:
         """A time-limited search with no trial count of its own: the limit alone ends it."""
-        return self.trials == UNCAPPED_TRIALS
+        return self.trials is None and self.time_limit is not None
 
     def _check_budget(self) -> None:
         if self.time_limit is not None and not self.time_limit > 0:
             raise UserError(f"--time-limit must be above zero (got {self.time_limit} s)")
-        if self.trials is None:
-            self.trials = DEFAULT_TRIALS if self.time_limit is None else UNCAPPED_TRIALS
-        if self.trials < 1:
+        if self.trials is not None and self.trials < 1:
             raise UserError(f"--trials must be at least 1 (got {self.trials})")
         if self.max_epochs < 1:
             raise UserError(f"--max-epochs must be at least 1 (got {self.max_epochs})")
@@ -210,16 +212,17 @@ def fixed_on_resume(req: SearchRequest) -> list[str]:
             if f.name not in RUNTIME_FIELDS and getattr(req, f.name) != getattr(default, f.name)]
 
 
-def resolve_limits(req: SearchRequest, space: SearchSpace) -> None:
-    """Budget: the command line's, else the space's `limits:`, else DEFAULT_LIMITS. In a space
-    that includes others, a family whose own space sets a limit is held to it where neither the
-    command line nor the including space sets that one: `--space all` trains the cnn recipe net
-    as `--space cnn` does."""
+def resolve_limits(req: SearchRequest, space: SearchSpace) -> SearchRequest:
+    """The request with its budget settled: the command line's, else the space's `limits:`, else
+    DEFAULT_LIMITS. In a space that includes others, a family whose own space sets a limit is
+    held to it where neither the command line nor the including space sets that one: `--space
+    all` trains the cnn recipe net as `--space cnn` does."""
     given = {k: v for k, v in (("max_params", req.max_params), ("max_mflops", req.max_mflops)) if v is not None}
-    req.max_params, req.max_mflops = _typed({**DEFAULT_LIMITS, **space.limits, **given})
-    req.family_limits = {family: dict(zip(("max_params", "max_mflops"),
-                                          _typed({**DEFAULT_LIMITS, **own, **space.limits, **given})))
-                         for family, own in space.family_limits.items()}
+    max_params, max_mflops = _typed({**DEFAULT_LIMITS, **space.limits, **given})
+    family_limits = {family: dict(zip(("max_params", "max_mflops"),
+                                      _typed({**DEFAULT_LIMITS, **own, **space.limits, **given})))
+                     for family, own in space.family_limits.items()}
+    return replace(req, max_params=max_params, max_mflops=max_mflops, family_limits=family_limits)
 
 
 def _typed(limits: dict) -> tuple[int, float]:

@@ -9,7 +9,7 @@ best-epoch checkpoint, or starts again if it had none. `--add-trials K` runs a n
 """
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -27,7 +27,8 @@ def stored_request(req: SearchRequest, meta: dict) -> SearchRequest:
     known = {f.name for f in fields(SearchRequest)} - set(RUNTIME_FIELDS)
     stored = {k: meta[k] for k in known if k in meta}
     stored["space"] = space_source(meta)
-    stored["trials"] = sum(r["trials"] for r in layout.rounds(meta))
+    counts = [r["trials"] for r in layout.rounds(meta)]
+    stored["trials"] = None if None in counts else sum(counts)  # None: a time limit ended its first round
     return SearchRequest(**stored, **{k: getattr(req, k) for k in RUNTIME_FIELDS})
 
 
@@ -44,7 +45,7 @@ def run(req: SearchRequest, echo: Callable[[str], None]) -> rounds.SearchOutcome
     chatter = (lambda line: None) if req.quiet else echo
     unfinished = meta.get("status") != "finished"
     if not unfinished and not req.add_trials:
-        raise UserError(f"experiment {folder.name!r} already finished its {stored.trials} trials; "
+        raise UserError(f"experiment {folder.name!r} already finished its {_asked(stored)}; "
                         f"pass --add-trials K to search K more")
     edited = space_changes(meta)
     if edited:  # the study's history and the starting points would describe another space
@@ -60,21 +61,26 @@ def run(req: SearchRequest, echo: Callable[[str], None]) -> rounds.SearchOutcome
     ledger, progress = rounds.watchers(stored, folder, chatter)
     if unfinished:
         refuse_cut_short(meta, folder)
-        chatter(f"resume: {ledger.done} of {stored.trials} trials had finished; running the rest")
+        chatter(f"resume: {ledger.done}{'' if stored.uncapped else f' of {stored.trials}'} trials had finished; "
+                "running the rest")
         study.expect_at(folder)  # Ray's pickled searcher then writes this folder's study, not the old place's
         if not layout.is_uri(meta["tune_root"]):
             moved_round.repoint(Path(round_path(meta, meta["rounds"][-1])))  # its new trials go here too
         _finish_round(stored, space, bundle, meta, ledger, progress, chatter)
         fail_orphans(folder)
-    if req.add_trials and ledger.done >= stored.trials:
+    if req.add_trials and (stored.uncapped or ledger.done >= stored.trials):
         meta["rounds"].append({"dir": f"{FIRST_ROUND}-{len(meta['rounds']) + 1}", "trials": req.add_trials})
-        stored.trials += req.add_trials
+        stored = replace(stored, trials=None if stored.uncapped else stored.trials + req.add_trials)
         meta["trials"] = progress.total = stored.trials
         meta["status"] = "running"
         experiments.write_meta(folder, meta)
         chatter(f"resume: {req.add_trials} more trials, continuing the study in {folder / STUDY_FILE}")
         rounds.tune_round(stored, space, bundle, meta, ledger, progress, chatter)
     return rounds.finish(stored, space, meta, ledger, echo, chatter)
+
+
+def _asked(stored: SearchRequest) -> str:
+    return "time-limited search" if stored.uncapped else f"{stored.trials} trials"
 
 
 def refuse_cut_short(meta: dict, folder: Path) -> None:

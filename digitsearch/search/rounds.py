@@ -120,7 +120,7 @@ def tune_round(req, space, bundle, meta: dict, ledger: Ledger, progress: SearchP
     callbacks = [ledger, progress, TrialBoard(folder, space), CSVLoggerCallback(), JsonLoggerCallback(),
                  *faults.injected(ledger)]
     path = round_path(meta, this_round)
-    how_many = f"{this_round['trials']} trials" if not req.uncapped or restore else \
+    how_many = f"{this_round['trials']} trials" if this_round["trials"] else \
         f"as many trials as fit in {shown(deadline.left())}" if deadline else "the trials"
     echo(f"search: {how_many} of space {space.name!r} ({req.search} + {req.scheduler}), "
          f"up to {req.max_epochs} epochs each, {slots} at a time -> {path}")
@@ -197,7 +197,8 @@ def _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=algorithms.scheduler(req, space.points_to_evaluate() if first else ()),
-            num_samples=this_round["trials"], max_concurrent_trials=slots, reuse_actors=True,
+            # -1 (a time limit alone ends the search): Tune samples until the searcher stops
+            num_samples=this_round["trials"] or -1, max_concurrent_trials=slots, reuse_actors=True,
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
         ),
         run_config=tune.RunConfig(

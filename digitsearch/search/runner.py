@@ -22,7 +22,7 @@ def run_search(req: SearchRequest, echo: Callable[[str], None] = print, earliest
     `earliest_stop_s` (a time-limited search with a retrain after it): seconds from now after
     which the planner (search.planner) may end the search, once more search gains less than
     more final training; None: the search takes all of req.time_limit."""
-    req.check()
+    req = req.checked()
     # the limit counts from here: loading the data and starting Ray are part of what the user waits for
     deadline = Deadline.after(req.time_limit) if req.time_limit else None
     if req.resume:

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -310,16 +311,18 @@ def start(address: str | None, verbose: bool):
     return ray
 
 
-def check_resources(req, families: tuple[str, ...] = (), echo: Callable[[str], None] = print) -> int:
-    """Ray up (started or joined), and the trials it can run at once; a trial bigger than the
-    machine or cluster is refused here, before an experiment folder is written. Without
-    --gpus-per-trial, the GPU share of a trial is decided here (gpu_share) and said in a line."""
+def check_resources(req, families: tuple[str, ...] = (), echo: Callable[[str], None] = print):
+    """Ray up (started or joined), and the request with a trial's GPU share settled: without
+    --gpus-per-trial it is decided here (gpu_share) and said in a line. A trial bigger than the
+    machine or cluster is refused here, before an experiment folder is written."""
     resources = start(req.address, req.verbose).cluster_resources()
     if req.gpus_per_trial is None:
-        req.gpus_per_trial, said = gpu_share(families, resources.get("GPU", 0))
+        share, said = gpu_share(families, resources.get("GPU", 0))
+        req = replace(req, gpus_per_trial=share)
         if said:
             echo(said)
-    return concurrency(req, resources.get("CPU", 1), resources.get("GPU", 0))
+    concurrency(req, resources.get("CPU", 1), resources.get("GPU", 0))
+    return req
 
 
 GPU_SHARES = {"transfer": 1.0}  # an ImageNet backbone (up to 224 px inputs) takes a GPU of its own
@@ -347,7 +350,7 @@ def concurrency(req, cpus: float, gpus: float, trials: int | None = None) -> int
             f"one trial needs {req.cpus_per_trial} CPUs and {req.gpus_per_trial} GPUs "
             f"but this machine has {cpus:g} CPUs and {gpus:g} GPUs; lower --cpus-per-trial/--gpus-per-trial"
         )
-    return max(1, min(req.max_concurrent or slots, slots, trials or req.trials))
+    return max(1, min(req.max_concurrent or slots, slots, trials or req.trials or slots))
 
 
 RESOURCE_UNIT = 10_000  # Ray keeps resource amounts in fixed point, to 1/10,000 of a unit

@@ -13,9 +13,9 @@ from pathlib import Path
 from digitsearch.errors import UserError
 from digitsearch.store.layout import BEST_FILE, EXPERIMENT_FILE, LEADERBOARD_FILE, relocate
 
-# with --time-limit and no --trials, the limit alone ends the search: experiment.json records
-# this many trials, never reached (the report then counts the trials that ran)
-UNCAPPED_TRIALS = 100_000
+# experiment.json's "trials" (and a round's) is null where the time limit alone ends the search;
+# files written before that held this count, never reached, instead (read_meta reads it as null)
+_OLD_UNCAPPED_TRIALS = 100_000
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
@@ -88,7 +88,17 @@ def write_json(path: Path, data: dict) -> None:
 def read_meta(folder: Path) -> dict:
     """experiment.json: the request, the data, the rounds, the status; its paths as seen from
     where the folder is now (layout.relocate: a copied or renamed experiment reads its own files)."""
-    return relocate(read_json(folder / EXPERIMENT_FILE), folder)
+    return relocate(_uncapped_as_null(read_json(folder / EXPERIMENT_FILE)), folder)
+
+
+def _uncapped_as_null(meta: dict) -> dict:
+    """A time-limited search without a trial count of its own, as experiment.json now says it."""
+    if meta.get("time_limit") and meta.get("trials") == _OLD_UNCAPPED_TRIALS:
+        meta["trials"] = None
+        for round_ in meta.get("rounds") or []:
+            if round_.get("trials") == _OLD_UNCAPPED_TRIALS:
+                round_["trials"] = None
+    return meta
 
 
 def write_meta(folder: Path, meta: dict) -> None:

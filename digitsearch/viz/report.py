@@ -351,7 +351,7 @@ def _sizes_md(sizes: dict) -> str:
 
 def _trials_md(meta: dict, ran: int) -> str:
     """'12 trials', or for a search the time limit alone ended: '47 trials in a 23m57s time limit'."""
-    if meta.get("time_limit") and meta["trials"] == experiments.UNCAPPED_TRIALS:
+    if meta.get("time_limit") and meta["trials"] is None:
         return f"{ran} trials in a {shown(meta['time_limit'])} time limit"
     return f"{meta['trials']} trials"
 
