@@ -217,6 +217,22 @@ def assert_one_line_error(stderr: str, *needles: str) -> str:
     return lines[0]
 
 
+def write_record(folder: Path, **fields) -> Path:
+    """experiment.json in `folder`: a finished 2-trial cnn search on the digits, with `fields` in
+    place of its own (store.record checks every read, so a test's experiment is a whole one)."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"name": folder.name, "study_name": folder.name, "created": 1.0, "status": "finished",
+              "space": "cnn", "dataset": "digits", "val_fraction": 0.1, "trials": 2, "max_epochs": 2,
+              "scheduler": "asha", "search": "optuna", "cpus_per_trial": 1.0, "seed": 0, "results": str(folder.parent),
+              "family": "cnn", "families": ["cnn"], "space_path": "cnn", "task": "image", "dataset_name": "digits",
+              "sizes": {"train": 1293, "val": 144, "test": 360}, "tune_root": str(folder),
+              "rounds": [{"dir": "tune", "trials": fields.get("trials", 2)}], **fields}
+    (folder / "experiment.json").write_text(json.dumps(record))
+    return folder
+
+
 def write_kaggle_csv(path: Path, images: np.ndarray, labels: np.ndarray | None) -> Path:
     table = pd.DataFrame(images.reshape(len(images), -1), columns=[f"pixel{i}" for i in range(images[0].size)])
     if labels is not None:

@@ -12,7 +12,7 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
-from conftest import assert_one_line_error, run_in_process
+from conftest import assert_one_line_error, run_in_process, write_record
 from digitsearch.bench import measure
 from digitsearch.bench import plan as bench_plan
 from digitsearch.bench import report as bench_report
@@ -67,9 +67,7 @@ def test_a_fixed_cost_without_handovers_is_not_measurable_not_a_number():
 
 def _trial_clocks(folder, spans: dict[str, tuple[float, float]]):
     """An experiment folder whose trials ran at these (started_at, ended_at) times."""
-    folder.mkdir()
-    (folder / "experiment.json").write_text(json.dumps({"name": folder.name, "tune_root": str(folder),
-                                                        "rounds": [{"dir": "tune", "trials": len(spans)}]}))
+    write_record(folder, trials=len(spans))
     for trial_id, (start, end) in spans.items():
         trial = folder / "tune" / f"trial_{trial_id}"
         trial.mkdir(parents=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import assert_one_line_error, run_in_process, write_kaggle_csv
+from conftest import assert_one_line_error, run_in_process, write_kaggle_csv, write_record
 from digitsearch.cli import app
 from digitsearch.data import idx
 
@@ -206,9 +206,7 @@ def test_resume_and_add_trials_misuse(results, args, needle):
 
 def test_a_half_written_experiment_is_one_line_not_a_traceback(results):
     """A driver killed before its first leaderboard leaves experiment.json alone (status running)."""
-    folder = results / "halfway"
-    folder.mkdir(parents=True)
-    (folder / "experiment.json").write_text(json.dumps({"created": 1, "status": "running"}))
+    write_record(results / "halfway", status="running")
     expect_error("best", "--results", str(results), "--trial", "abc", needles=("no leaderboard.csv yet", "--resume"))
     expect_error("report", "--results", str(results), needles=("no leaderboard.csv yet", "--name halfway --resume"))
 

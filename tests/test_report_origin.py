@@ -9,6 +9,7 @@ import optuna
 import pandas as pd
 import pytest
 
+from conftest import write_record
 from digitsearch import spaces
 from digitsearch.viz import report
 
@@ -71,8 +72,7 @@ def _old_experiment(tmp_path, space: str):
     for trial_id, config in (("a", keras), ("b", {"cnn.depth": 1, "lr": 0.01})):
         (folder / "tune" / f"trial_{trial_id}").mkdir(parents=True)
         (folder / "tune" / f"trial_{trial_id}" / "params.json").write_text(json.dumps(config))
-    (folder / "experiment.json").write_text(json.dumps({"name": "old", "space": space, "tune_root": str(folder),
-                                                        "trials": 2}))
+    write_record(folder, space=space, space_path=space)
     return folder, _table(("a", "", 0.98, "completed"), ("b", "", 0.97, "completed")).drop(columns="origin")
 
 

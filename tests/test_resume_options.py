@@ -2,12 +2,10 @@
 line naming them, before Ray starts or anything is written (no Ray needed here)."""
 from __future__ import annotations
 
-import json
-
 import pytest
 from typer.testing import CliRunner
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, write_record
 from digitsearch import api
 from digitsearch.cli import app
 from digitsearch.errors import UserError
@@ -24,10 +22,7 @@ def _invoke(*args: str):
 @pytest.fixture
 def stored(tmp_path):
     """An experiment folder as far as the option check looks: its experiment.json."""
-    folder = tmp_path / "results" / "old"
-    folder.mkdir(parents=True)
-    (folder / "experiment.json").write_text(json.dumps({"name": "old", "status": "finished", "trials": 2}))
-    return folder
+    return write_record(tmp_path / "results" / "old")
 
 
 @pytest.mark.parametrize("extra, named", [

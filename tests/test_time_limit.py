@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from clocks import FakeClock
 
-from conftest import RAN, run_cli, run_in_process
+from conftest import RAN, run_cli, run_in_process, write_record
 from digitsearch.core import engine
 from digitsearch.core.timebudget import Deadline, parse_duration, shown
 from digitsearch.errors import UserError
@@ -94,10 +94,8 @@ def test_a_checked_request_is_a_new_value_and_a_time_limit_alone_leaves_the_coun
     timed = SearchRequest(trials=None, time_limit=600).checked()
     assert timed.trials is None and timed.uncapped
     assert not SearchRequest(trials=20, time_limit=600).checked().uncapped
-    (tmp_path / "experiment.json").write_text(json.dumps(
-        {"name": "old", "time_limit": 600.0, "trials": 100_000, "rounds": [{"dir": "tune", "trials": 100_000}],
-         "tune_root": str(tmp_path)}))
-    meta = experiments.read_meta(tmp_path)
+    write_record(tmp_path / "old", time_limit=600.0, trials=100_000)
+    meta = experiments.read_meta(tmp_path / "old")
     assert meta["trials"] is None and meta["rounds"] == [{"dir": "tune", "trials": None}]
 
 

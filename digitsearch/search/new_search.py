@@ -20,7 +20,7 @@ from digitsearch.search.feasible import Budget
 from digitsearch.search.request import SearchRequest, resolve_limits
 from digitsearch.search.rounds import SearchOutcome
 from digitsearch.spaces import portfolio
-from digitsearch.store import experiments, trials
+from digitsearch.store import experiments, record, trials
 from digitsearch.store.layout import FIRST_ROUND, tune_root
 
 
@@ -109,8 +109,9 @@ def describe_run(req: SearchRequest, space, bundle, folder: Path) -> dict:
         return str(Path(path).resolve()) if path and Path(path).exists() else path
 
     return {
-        **asdict(req), "results": str(req.results), "name": folder.name, "created": time.time(),
-        "study_name": folder.name, "family": space.family, "families": list(space.families),
+        **{k: v for k, v in asdict(req).items() if k not in record.RUNTIME_KEYS},
+        "schema_version": record.SCHEMA_VERSION, "results": str(req.results), "name": folder.name,
+        "created": time.time(), "study_name": folder.name, "family": space.family, "families": list(space.families),
         "space_path": str(space.path), "task": bundle.task, "base": absolute(req.base),
         "dataset": absolute(req.dataset), "test": absolute(req.test), "data_dir": absolute(req.data_dir),
         "dataset_name": bundle.name, "dataset_notes": bundle.notes, "class_names": bundle.class_names,

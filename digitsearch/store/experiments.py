@@ -11,11 +11,9 @@ import time
 from pathlib import Path
 
 from digitsearch.errors import UserError
+from digitsearch.store import record
 from digitsearch.store.layout import BEST_FILE, EXPERIMENT_FILE, LEADERBOARD_FILE, relocate
 
-# experiment.json's "trials" (and a round's) is null where the time limit alone ends the search;
-# files written before that held this count, never reached, instead (read_meta reads it as null)
-_OLD_UNCAPPED_TRIALS = 100_000
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
@@ -88,21 +86,14 @@ def write_json(path: Path, data: dict) -> None:
 def read_meta(folder: Path) -> dict:
     """experiment.json: the request, the data, the rounds, the status; its paths as seen from
     where the folder is now (layout.relocate: a copied or renamed experiment reads its own files)."""
-    return relocate(_uncapped_as_null(read_json(folder / EXPERIMENT_FILE)), folder)
-
-
-def _uncapped_as_null(meta: dict) -> dict:
-    """A time-limited search without a trial count of its own, as experiment.json now says it."""
-    if meta.get("time_limit") and meta.get("trials") == _OLD_UNCAPPED_TRIALS:
-        meta["trials"] = None
-        for round_ in meta.get("rounds") or []:
-            if round_.get("trials") == _OLD_UNCAPPED_TRIALS:
-                round_["trials"] = None
-    return meta
+    path = folder / EXPERIMENT_FILE
+    return relocate(record.checked(record.migrate(read_json(path)), str(path)), folder)
 
 
 def write_meta(folder: Path, meta: dict) -> None:
-    write_json(folder / EXPERIMENT_FILE, meta)
+    """experiment.json, checked against the record's schema (store.record) before it is written."""
+    path = folder / EXPERIMENT_FILE
+    write_json(path, record.checked(meta, str(path)))
 
 
 def read_best(folder: Path) -> dict:

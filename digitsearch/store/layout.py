@@ -72,12 +72,10 @@ def relocate(meta: dict, folder: Path) -> dict:
     Without --storage the rounds live in the experiment folder, so `tune_root` is that folder,
     wherever it is now. A --storage URI stays as given; a --storage folder too, unless it is
     gone and the rounds were brought into the experiment folder. `name` becomes the folder's;
-    the study keeps the name it was created under (`study_name`; older experiments: the
-    folder's name when the search ran).
+    the study keeps the name it was created under (`study_name`).
     """
     meta = dict(meta)
     here = str(folder.resolve())
-    meta.setdefault("study_name", meta.get("name") or folder.name)
     meta["name"] = folder.name
     stored, storage = meta.get("tune_root"), meta.get("storage")
     if not stored or not storage:
@@ -89,8 +87,7 @@ def relocate(meta: dict, folder: Path) -> dict:
 
 def rounds(meta: dict) -> list[dict]:
     """The experiment's Tune rounds, first to last: [{"dir": "tune", "trials": 12}, ...]."""
-    # experiments written before rounds existed have one, in the experiment folder
-    return meta.get("rounds") or [{"dir": FIRST_ROUND, "trials": meta.get("trials", 0)}]
+    return meta["rounds"]
 
 
 def round_path(meta: dict, round_: dict) -> str:

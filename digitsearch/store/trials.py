@@ -55,9 +55,8 @@ def read_trial(folder: Path, trial_id: str) -> dict:
 
 
 def space_source(meta: dict) -> str:
-    """The experiment's space file: absolute in experiment.json, so any working directory finds it
-    (older experiments recorded only the name or path given to `tune --space`)."""
-    return meta.get("space_path") or meta.get("space", "cnn")
+    """The experiment's space file: absolute in experiment.json, so any working directory finds it."""
+    return meta["space_path"]
 
 
 def experiment_space(meta: dict) -> spaces.SearchSpace:

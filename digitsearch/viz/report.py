@@ -250,7 +250,7 @@ def _front_section(doc: ReportWriter, meta: dict, table: pd.DataFrame) -> None:
         return
     costs = [OBJECTIVES["latency"], OBJECTIVES["params"]]
     fronts = [pareto.front(table, (cost,)) for cost in costs]
-    objective = meta.get("objective", "accuracy")
+    objective = meta["objective"]
     threads = pd.to_numeric(table.get("cost_threads"), errors="coerce").dropna()
     cpu = next((c for c in table.get("cost_cpu", pd.Series(dtype=str)).dropna() if c), "this CPU")
     where = f"{int(threads.iloc[0])} thread(s) of {cpu}" if len(threads) else cpu
@@ -376,7 +376,7 @@ def write(results: Path, name: str | None, echo: Callable[[str], None] = print) 
     out.mkdir(exist_ok=True)
     doc = ReportWriter(out)
     doc.add(f"# Search report: {folder.name}",
-            f"Space `{meta['space']}` ({', '.join(meta.get('families', [meta['family']]))}) on dataset "
+            f"Space `{meta['space']}` ({', '.join(meta['families'])}) on dataset "
             f"`{meta['dataset_name']}`: {_sizes_md(meta['sizes'])}; {_trials_md(meta, len(table))}, up to "
             f"{meta['max_epochs']} epochs each ({meta['search']} + {meta['scheduler']}, seed {meta['seed']}). "
             f"Written by `digitsearch report --name {folder.name}`.", *filter(None, [origin_md(table, configs)]),
