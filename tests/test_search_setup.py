@@ -3,15 +3,17 @@ import logging
 import sys
 from types import SimpleNamespace
 
+import numpy as np
 import optuna
 import pytest
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from digitsearch.errors import UserError
 from digitsearch.search.algorithms import sampler as _sampler
 from digitsearch.search.algorithms import scheduler as _scheduler
 from digitsearch.search.mutation import LocalStepSampler
 from digitsearch.search.request import SearchRequest
+from digitsearch.search.schedulers import StartingPointsASHA
 from digitsearch.search.session import SYNC_LOGGER, TransientSyncErrorFilter, concurrency
 
 
@@ -49,7 +51,7 @@ def test_samplers_and_schedulers():
     assert isinstance(_sampler(SearchRequest(search="random")), optuna.samplers.RandomSampler)
     tpe_and_steps = _sampler(SearchRequest(search="optuna"))
     assert isinstance(tpe_and_steps, LocalStepSampler) and isinstance(tpe_and_steps.base, optuna.samplers.TPESampler)
-    assert isinstance(_scheduler(SearchRequest(max_epochs=12, grace_epochs=2)), ASHAScheduler)
+    assert isinstance(_scheduler(SearchRequest(max_epochs=12, grace_epochs=2)), StartingPointsASHA)
     assert type(_scheduler(SearchRequest(scheduler="fifo"))) is FIFOScheduler
 
 
@@ -185,3 +187,63 @@ def test_without_gpus_per_trial_a_gpu_machine_packs_small_nets_four_to_a_gpu():
     assert share == 0.25 and "4 share a GPU" in said and "--gpus-per-trial 0" in said
     assert gpu_share(("cnn", "transfer"), 2)[0] == 1.0  # an ImageNet backbone takes a GPU of its own
     assert concurrency(SearchRequest(trials=24), cpus=2, gpus=0) == 2  # unset: no GPU asked for
+
+
+def _curves(seed: int, count: int, epochs: int) -> list[list[float]]:
+    rng = np.random.default_rng(seed)
+    return [list(np.clip(rng.uniform(0.3, 0.9) + np.cumsum(rng.normal(0.01, 0.03, epochs)), 0, 1))
+            for _ in range(count)]
+
+
+def _run(scheduler, curves: list[list[float]], first: int = 0) -> dict[str, list[float]]:
+    """Each trial's curve up to where the scheduler stopped it, trials one after another."""
+    ran = {}
+    for k, curve in enumerate(curves, start=first):
+        stopped = _epoch_stopped(scheduler, f"t{k}", curve)
+        ran[f"t{k}"] = curve[:stopped or len(curve)]
+        trial = SimpleNamespace(trial_id=f"t{k}")
+        scheduler.on_trial_complete(None, trial, {"training_iteration": len(ran[f"t{k}"]), "val_acc": ran[f"t{k}"][-1]})
+    return ran
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_our_asha_stops_what_rays_asha_stops(seed):
+    """The rule is Ray's ASHAScheduler's with one bracket (now on Tune's public scheduler API)."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    curves = _curves(seed, 40, 16)
+    ours = _run(_scheduler(SearchRequest(max_epochs=16)), curves)
+    rays = _run(ASHAScheduler(time_attr="training_iteration", metric="val_acc", mode="max", max_t=16,
+                              grace_period=1, reduction_factor=4), curves)
+    assert {k: len(v) for k, v in ours.items()} == {k: len(v) for k, v in rays.items()}
+    assert any(len(v) < 16 for v in ours.values())
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_later_round_seeded_with_the_earlier_curves_stops_what_one_round_would_have(seed):
+    """A search extended by a new Tune round (--add-trials) stops the same trials as had it run
+    them all in one: the new round's rungs start from the study's curves."""
+    curves = _curves(seed, 30, 16)
+    request = SearchRequest(max_epochs=16)
+    whole = _run(_scheduler(request), curves)
+    earlier = _run(_scheduler(request), curves[:12])
+    later = _run(_scheduler(request, prior={k: dict(enumerate(v, start=1)) for k, v in earlier.items()}),
+                 curves[12:], first=12)
+    assert {**earlier, **later} == whole
+    unseeded = _run(_scheduler(request), curves[12:], first=12)
+    assert sum(map(len, unseeded.values())) > sum(map(len, later.values()))  # cold rungs stop fewer
+
+
+def test_the_earlier_curves_are_the_studys_trials_that_tune_ran():
+    from digitsearch.search.mutation import TUNE_TRIAL_ATTR
+    from digitsearch.search.schedulers import ran_curves
+
+    study = optuna.create_study(direction="maximize")
+    for tune_id, values in (("a1", [0.5, 0.6]), (None, [0.9]), ("b2", [])):
+        trial = study.ask()
+        if tune_id:
+            trial.set_user_attr(TUNE_TRIAL_ATTR, tune_id)
+        for epoch, value in enumerate(values, start=1):
+            trial.report(value, epoch)
+        study.tell(trial, values[-1] if values else 0.0)
+    assert ran_curves(study) == {"a1": {1: 0.5, 2: 0.6}}  # a skipped config (no Tune trial) and one with no epoch: none

@@ -74,7 +74,9 @@ def _first_points(req: SearchRequest, space: SearchSpace) -> list[dict] | None:
     return (points if req.uncapped else points[:req.trials]) or None
 
 
-def scheduler(req: SearchRequest, starting_points: Sequence[Mapping] = ()):
+def scheduler(req: SearchRequest, starting_points: Sequence[Mapping] = (),
+              prior: Mapping[str, Mapping[int, float]] | None = None):
+    """`prior`: the curves of the trials earlier rounds ran, which ASHA's rungs start from."""
     from ray.tune.schedulers import FIFOScheduler
 
     from digitsearch.search.schedulers import StartingPointsASHA
@@ -83,4 +85,4 @@ def scheduler(req: SearchRequest, starting_points: Sequence[Mapping] = ()):
         return FIFOScheduler()
     return StartingPointsASHA(starting_points, time_attr="training_iteration", metric="val_acc", mode="max",
                               max_t=req.max_epochs, grace_period=req.grace_epochs,
-                              reduction_factor=req.reduction_factor)
+                              reduction_factor=req.reduction_factor, prior=prior)

@@ -196,7 +196,8 @@ def _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=searcher,
-            scheduler=algorithms.scheduler(req, space.points_to_evaluate() if first else ()),
+            scheduler=algorithms.scheduler(req, space.points_to_evaluate() if first else (),
+                                           prior=None if first else _earlier_curves(folder)),
             # -1 (a time limit alone ends the search): Tune samples until the searcher stops
             num_samples=this_round["trials"] or -1, max_concurrent_trials=slots, reuse_actors=True,
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
@@ -210,6 +211,15 @@ def _new_tuner(req, space, folder, meta, trainable, callbacks, slots, trials_end
             failure_config=tune.FailureConfig(max_failures=1),
         ),
     )
+
+
+def _earlier_curves(folder: Path) -> dict[str, dict[int, float]]:
+    """The curves of the trials the experiment's earlier rounds ran, from its study: a later
+    round's ASHA starts from the rungs they left (search.schedulers)."""
+    from digitsearch.search.schedulers import ran_curves
+    from digitsearch.store import study
+
+    return ran_curves(study.load(folder))
 
 
 def load_results(meta: dict, ended: set[str] = frozenset()) -> list:
