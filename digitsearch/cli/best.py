@@ -77,7 +77,8 @@ def best(
         done = retrain_with_progress(folder, epochs, formats, trial, accept_changed_data, **options)
         if starting_points:  # on the best's budget, with the same test-time views
             budget = epochs or done.metrics["members"][0]["epochs"]
-            _retrain_starting_points(folder, budget, found["trial_id"], accept_changed_data, tta)
+            # the trial final/ holds: the retrain's pick, which may go before best.json's (final.plan)
+            _retrain_starting_points(folder, budget, done.metrics["trial_id"], accept_changed_data, tta)
 
 
 def _checked_retrain_options(retrain: bool, epochs: int | None, ensemble: int, tta: bool, time_limit: str | None,
