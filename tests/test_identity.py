@@ -130,7 +130,8 @@ def test_an_experiment_without_a_fingerprint_retrains_unchecked_and_says_so(copi
     old = tmp_path / "results" / "old"
     shutil.copytree(copied, old, ignore=shutil.ignore_patterns("report", "final*"))
     meta = json.loads((old / "experiment.json").read_text())
-    del meta["data_fingerprint"], meta["study_name"]  # as experiments written before either existed
+    # as experiments written before either existed (and before the record had a schema_version)
+    del meta["data_fingerprint"], meta["study_name"], meta["schema_version"]
     meta["name"] = copied.name  # ... whose study was named after the folder at the time
     (old / "experiment.json").write_text(json.dumps(meta))
     (old / "best.json").write_text((copied / "best.json").read_text())
