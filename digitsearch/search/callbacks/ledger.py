@@ -1,4 +1,5 @@
-"""The durable record of which trials ended and how: finished.txt, written as each trial ends.
+"""The durable record of which trials ended and how: finished.txt, one line
+`trial_id<TAB>outcome` per trial that ended on its own, appended as it ends.
 
 A Tune callback of its own, apart from the printer: `tune --resume` counts on from this file
 after a killed driver, so it must not depend on what the terminal shows (--quiet prints nothing).
@@ -12,7 +13,21 @@ from ray import tune
 
 from digitsearch.search.chance import AT_CHANCE_NOTE
 from digitsearch.search.deadline import TIME_LIMIT_NOTE
-from digitsearch.store import ledger
+
+OUTCOMES = ("done", "stopped", "errored", "not trained")
+
+
+def read(path: Path) -> dict[str, str]:
+    """trial_id -> outcome (lines written before outcomes were recorded read as done)."""
+    if not path.is_file():
+        return {}
+    pairs = (line.split("\t", 1) for line in path.read_text().splitlines() if line.strip())
+    return {pair[0]: (pair[1] if len(pair) > 1 else "done") for pair in pairs}
+
+
+def _append(path: Path, trial_id: str, outcome: str) -> None:
+    with open(path, "a") as ledger:
+        ledger.write(f"{trial_id}\t{outcome}\n")
 
 
 def outcome_of(trial, max_epochs: int) -> str:
@@ -32,7 +47,7 @@ class Ledger(tune.Callback):
 
     def __init__(self, path: Path | None, max_epochs: int):
         self.path, self.max_epochs = path, max_epochs
-        self.outcomes: dict[str, str] = ledger.read(path) if path else {}
+        self.outcomes: dict[str, str] = read(path) if path else {}
         self.resumed_with = len(self.outcomes)  # what earlier drivers recorded
         # trials that ended again here after an earlier driver had recorded them: Tune's
         # snapshot, up to a second older than this file, had them unfinished (search.reconcile)
@@ -60,5 +75,5 @@ class Ledger(tune.Callback):
             self.ended_again.add(trial_id)
             return
         if self.path:
-            ledger.append(self.path, trial_id, outcome)
+            _append(self.path, trial_id, outcome)
         self.outcomes[trial_id] = outcome
