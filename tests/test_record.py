@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT, assert_one_line_error, run_in_process, write_record
 from digitsearch.errors import UserError
 from digitsearch.store import experiments, record
+from digitsearch.store.layout import RUNTIME_KEYS
 
 EXAMPLES = sorted(p.parent for p in (ROOT / "results" / "examples").glob("*/experiment.json"))
 
@@ -19,7 +20,7 @@ def test_every_example_experiment_reads_in_the_current_schema():
         meta = experiments.read_meta(folder)
         assert meta["schema_version"] == record.SCHEMA_VERSION, folder
         assert meta["rounds"] and meta["study_name"] and meta["space_path"], folder
-        assert not set(record.RUNTIME_KEYS) & set(meta), folder  # how an old command ran is not the search's
+        assert not set(RUNTIME_KEYS) & set(meta), folder  # how an old command ran is not the search's
 
 
 def test_a_file_from_before_rounds_and_study_names_gets_both(tmp_path):

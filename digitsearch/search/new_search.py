@@ -21,7 +21,7 @@ from digitsearch.search.request import SearchRequest, resolve_limits
 from digitsearch.search.rounds import SearchOutcome
 from digitsearch.spaces import portfolio
 from digitsearch.store import experiments, record, trials
-from digitsearch.store.layout import FIRST_ROUND, tune_root
+from digitsearch.store.layout import FIRST_ROUND, RUNTIME_KEYS, tune_root
 
 
 def run(req: SearchRequest, deadline: Deadline | None, echo: Callable[[str], None],
@@ -109,7 +109,7 @@ def describe_run(req: SearchRequest, space, bundle, folder: Path) -> dict:
         return str(Path(path).resolve()) if path and Path(path).exists() else path
 
     return {
-        **{k: v for k, v in asdict(req).items() if k not in record.RUNTIME_KEYS},
+        **{k: v for k, v in asdict(req).items() if k not in RUNTIME_KEYS},
         "schema_version": record.SCHEMA_VERSION, "results": str(req.results), "name": folder.name,
         "created": time.time(), "study_name": folder.name, "family": space.family, "families": list(space.families),
         "space_path": str(space.path), "task": bundle.task, "base": absolute(req.base),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digitsearch.errors import UserError
+from digitsearch.store.layout import RUNTIME_KEYS
 from digitsearch.store.objectives import OBJECTIVES, parse_objective
 
 if TYPE_CHECKING:
@@ -28,9 +29,10 @@ DEFAULT_TRIALS = 12
 # search share trained only the starting points (results/README.md); on 12,000 an epoch is ~15 s
 # and sampled configs get most of the share. MNIST-10k (7,200 train) is below it: unchanged.
 TIME_LIMITED_SEARCH_EXAMPLES = 12_000
-# what `tune --resume` may change: how this run is shown, where it runs, which experiment, how
-# many trials more; everything else (the space, the data, the budget) is the stored search's
-RUNTIME_FIELDS = ("address", "verbose", "quiet", "resume", "add_trials", "results", "name")
+# what `tune --resume` may change: how this run is shown, where it runs, how many trials more
+# (RUNTIME_KEYS, which experiment.json does not keep), and which experiment; everything else
+# (the space, the data, the budget) is the stored search's
+RUNTIME_FIELDS = (*RUNTIME_KEYS, "results", "name")
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 

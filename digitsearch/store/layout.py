@@ -18,6 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 
 EXPERIMENT_FILE = "experiment.json"
+# options of how a command ran (the terminal, the cluster, --resume), not of what was searched:
+# experiment.json does not keep them (files written before dropped them: store.record.migrate)
+RUNTIME_KEYS = ("address", "verbose", "quiet", "resume", "add_trials")
 BEST_FILE = "best.json"
 LEADERBOARD_FILE = "leaderboard.csv"
 LEDGER_FILE = "finished.txt"

@@ -12,12 +12,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from digitsearch.errors import UserError
-from digitsearch.store.layout import FIRST_ROUND
+from digitsearch.store.layout import FIRST_ROUND, RUNTIME_KEYS
 
 SCHEMA_VERSION = 1
-# what an older file may hold that is not the search's: how its command ran (the terminal,
-# the cluster, --resume), not what was searched; read and dropped
-RUNTIME_KEYS = ("address", "verbose", "quiet", "resume", "add_trials")
 # a time-limited search without a trial count was written with this count, never reached
 OLD_UNCAPPED_TRIALS = 100_000
 
